@@ -1,0 +1,89 @@
+# Slipway developer entry points. `make help` lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# Every module of go.work, in dependency order.
+MODULES := proto pkg services/clusters services/registry services/catalog services/releases gateway tools
+SERVICES := gateway clusters registry catalog releases
+
+# Pinned generators, installed once per version into a cache shared by every
+# checkout (override SLIPWAY_CACHE to move it).
+SLIPWAY_CACHE ?= $(HOME)/.cache/slipway
+TOOLS := $(SLIPWAY_CACHE)/tools
+BUF_VERSION := v1.61.0
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+GRPC_GATEWAY_VERSION := v2.32.0
+BUF := $(TOOLS)/buf@$(BUF_VERSION)/buf
+GEN_PLUGINS := $(TOOLS)/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)/protoc-gen-go \
+	$(TOOLS)/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)/protoc-gen-go-grpc \
+	$(TOOLS)/protoc-gen-grpc-gateway@$(GRPC_GATEWAY_VERSION)/protoc-gen-grpc-gateway \
+	$(TOOLS)/protoc-gen-openapiv2@$(GRPC_GATEWAY_VERSION)/protoc-gen-openapiv2
+GEN_PATH := $(subst $(eval) ,:,$(dir $(GEN_PLUGINS))):$(PATH)
+
+# Local state of `make run` (SQLite files, keys, logs).
+STATE ?= $(CURDIR)/.state
+GO_TEST_FLAGS ?=
+
+.PHONY: help
+help: ## list targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+.PHONY: run
+run: ## run all five Slipway processes locally on embedded defaults (Ctrl-C stops them)
+	go run ./tools/devstack run --state $(STATE)
+
+.PHONY: test
+test: ## run the tests of every module (real PostgreSQL included)
+	@for m in $(MODULES); do echo "==> go test $$m"; (cd $$m && go test -count=1 $(GO_TEST_FLAGS) ./...) || exit 1; done
+
+.PHONY: bench
+bench: ## run every benchmark
+	@for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchmem ./...) || exit 1; done
+
+.PHONY: build
+build: ## build the five binaries into bin/
+	@mkdir -p bin
+	@for s in $(SERVICES); do \
+	  if [ $$s = gateway ]; then d=gateway; else d=services/$$s; fi; \
+	  (cd $$d && go build -trimpath -o $(CURDIR)/bin/ ./cmd/slipway-$$s); done
+
+.PHONY: tools
+tools: $(BUF) $(GEN_PLUGINS) ## install the pinned generators
+
+$(TOOLS)/%/buf $(TOOLS)/%/protoc-gen-go $(TOOLS)/%/protoc-gen-go-grpc $(TOOLS)/%/protoc-gen-grpc-gateway $(TOOLS)/%/protoc-gen-openapiv2:
+	@echo "==> installing $*"
+	@case "$*" in \
+	  buf@*) pkg=github.com/bufbuild/buf/cmd/buf ;; \
+	  protoc-gen-go@*) pkg=google.golang.org/protobuf/cmd/protoc-gen-go ;; \
+	  protoc-gen-go-grpc@*) pkg=google.golang.org/grpc/cmd/protoc-gen-go-grpc ;; \
+	  protoc-gen-grpc-gateway@*) pkg=github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway ;; \
+	  protoc-gen-openapiv2@*) pkg=github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2 ;; \
+	esac; GOWORK=off GOBIN=$(TOOLS)/$* go install $$pkg@$(lastword $(subst @, ,$*))
+
+.PHONY: generate
+generate: tools ## regenerate Go, grpc-gateway and OpenAPI code from the protos
+	cd proto && PATH=$(GEN_PATH) $(BUF) generate --path slipway
+	cp proto/openapi/slipway.swagger.json gateway/internal/edge/openapi.json
+
+.PHONY: lint
+lint: tools ## buf lint, gofmt, go vet, import boundaries, and generated code up to date
+	cd proto && $(BUF) lint
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@for m in $(MODULES); do echo "==> go vet $$m"; (cd $$m && go vet ./...) || exit 1; done
+	go run ./tools/cmd/importcheck $(MODULES)
+	@$(MAKE) --no-print-directory check-generated
+
+.PHONY: check-generated
+check-generated: tools ## fail if regenerating the protos would change committed code
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	cp -r proto $$tmp/proto; \
+	(cd $$tmp/proto && find . \( -name '*.pb.go' -o -name '*.pb.gw.go' -o -name '*.swagger.json' \) -delete && PATH=$(GEN_PATH) $(BUF) generate --path slipway); \
+	if ! diff -r -q proto $$tmp/proto; then echo "generated code is stale: run 'make generate' and commit"; exit 1; fi; \
+	if ! cmp -s proto/openapi/slipway.swagger.json gateway/internal/edge/openapi.json; then echo "gateway's OpenAPI copy is stale: run 'make generate'"; exit 1; fi
+	@echo "generated code is up to date"
+
+.PHONY: clean
+clean: ## remove build output and local state
+	rm -rf bin $(STATE)

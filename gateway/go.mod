@@ -1,0 +1,3 @@
+module github.com/slipwayhq/slipway/gateway
+
+go 1.26

@@ -1,0 +1,75 @@
+// Package grpcerr turns domain errors into gRPC statuses.
+//
+// Each service keeps one table (its errors.go) mapping its sentinel errors to
+// codes; ToStatus applies it, and handles what every service shares: field
+// validation errors, context errors and statuses that already are statuses.
+// Anything unmapped becomes Internal with a fixed message, so no internal
+// detail (SQL, file paths, secrets) ever reaches a caller.
+package grpcerr
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/slipwayhq/slipway/pkg/validate"
+)
+
+// Rule maps one sentinel error to a code.
+type Rule struct {
+	Err  error
+	Code codes.Code
+}
+
+// Table is one service's error table.
+type Table []Rule
+
+// InternalMessage is what callers see for an unexpected error.
+const InternalMessage = "internal error"
+
+// ToStatus returns err as a gRPC status error. The message of a mapped error
+// is err.Error(), so domain errors must be written to be shown to callers.
+func (t Table) ToStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if fe, ok := validate.AsFieldError(err); ok {
+		return FieldViolation(fe)
+	}
+	for _, r := range t {
+		if errors.Is(err, r.Err) {
+			return status.Error(r.Code, err.Error())
+		}
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "request cancelled")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	}
+	if s, ok := status.FromError(err); ok {
+		return s.Err()
+	}
+	return status.Error(codes.Internal, InternalMessage)
+}
+
+// IsInternal reports whether ToStatus would hide err behind InternalMessage;
+// callers log such errors in full.
+func (t Table) IsInternal(err error) bool {
+	return err != nil && status.Code(t.ToStatus(err)) == codes.Internal
+}
+
+// FieldViolation returns InvalidArgument naming the field, with a
+// google.rpc.BadRequest detail that clients can read field by field.
+func FieldViolation(fe *validate.FieldError) error {
+	s := status.New(codes.InvalidArgument, fe.Error())
+	if d, err := s.WithDetails(&errdetails.BadRequest{
+		FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: fe.Field, Description: fe.Reason}},
+	}); err == nil {
+		s = d
+	}
+	return s.Err()
+}

@@ -1,0 +1,208 @@
+package identity
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+const (
+	issuer   = "slipway-gateway"
+	audience = "slipway-internal"
+	// leeway absorbs clock skew between the gateway and the services.
+	leeway = 5 * time.Second
+	// DefaultTTL is how long a minted identity stays valid: long enough for
+	// one request and the calls it fans out to, short enough to be useless
+	// if it leaks.
+	DefaultTTL = 2 * time.Minute
+)
+
+// ErrInvalidToken is returned for every token that does not verify.
+var ErrInvalidToken = errors.New("invalid identity token")
+
+type claims struct {
+	Org       string `json:"org"`
+	Role      Role   `json:"role"`
+	RequestID string `json:"rid,omitempty"`
+	jwt.RegisteredClaims
+}
+
+// Signer mints identity tokens. Only the gateway holds one.
+type Signer struct {
+	key ed25519.PrivateKey
+	ttl time.Duration
+	now func() time.Time
+}
+
+// NewSigner returns a Signer minting tokens valid for ttl (DefaultTTL if 0).
+func NewSigner(key ed25519.PrivateKey, ttl time.Duration) *Signer {
+	if ttl <= 0 {
+		ttl = DefaultTTL
+	}
+	return &Signer{key: key, ttl: ttl, now: time.Now}
+}
+
+// Sign returns a signed token for id.
+func (s *Signer) Sign(id Identity) (string, error) {
+	if err := id.validate(); err != nil {
+		return "", fmt.Errorf("sign identity: %w", err)
+	}
+	now := s.now()
+	c := claims{
+		Org:       id.Org,
+		Role:      id.Role,
+		RequestID: id.RequestID,
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    issuer,
+			Subject:   id.Subject,
+			Audience:  jwt.ClaimStrings{audience},
+			IssuedAt:  jwt.NewNumericDate(now),
+			NotBefore: jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(s.ttl)),
+		},
+	}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c).SignedString(s.key)
+	if err != nil {
+		return "", fmt.Errorf("sign identity: %w", err)
+	}
+	return tok, nil
+}
+
+// Verifier checks identity tokens against one or more public keys (more than
+// one while keys rotate).
+type Verifier struct {
+	keys   []ed25519.PublicKey
+	parser *jwt.Parser
+}
+
+// NewVerifier returns a Verifier trusting keys.
+func NewVerifier(keys ...ed25519.PublicKey) (*Verifier, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("identity verifier needs at least one public key")
+	}
+	return &Verifier{
+		keys: keys,
+		parser: jwt.NewParser(
+			jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+			jwt.WithAudience(audience),
+			jwt.WithIssuer(issuer),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
+			jwt.WithLeeway(leeway),
+		),
+	}, nil
+}
+
+// Verify returns the identity in token, or ErrInvalidToken.
+func (v *Verifier) Verify(token string) (Identity, error) {
+	for _, k := range v.keys {
+		var c claims
+		if _, err := v.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return k, nil }); err != nil {
+			continue
+		}
+		id := Identity{Subject: c.Subject, Org: c.Org, Role: c.Role, RequestID: c.RequestID}
+		if id.validate() != nil {
+			return Identity{}, ErrInvalidToken
+		}
+		return id, nil
+	}
+	return Identity{}, ErrInvalidToken
+}
+
+// GenerateKey returns a new signing key.
+func GenerateKey() (ed25519.PrivateKey, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate identity key: %w", err)
+	}
+	return priv, nil
+}
+
+// LoadOrCreateKeyPair reads the PEM private key at privPath, creating it (and
+// the public key beside it at pubPath) when it does not exist yet. It is meant
+// for local runs; production keys come from a mounted secret.
+func LoadOrCreateKeyPair(privPath, pubPath string) (ed25519.PrivateKey, error) {
+	if _, err := os.Stat(privPath); err == nil {
+		return LoadPrivateKey(privPath)
+	}
+	priv, err := GenerateKey()
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, fmt.Errorf("encode identity key: %w", err)
+	}
+	pubDER, err := x509.MarshalPKIXPublicKey(priv.Public())
+	if err != nil {
+		return nil, fmt.Errorf("encode identity public key: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(privPath), 0o700); err != nil {
+		return nil, fmt.Errorf("create identity key folder: %w", err)
+	}
+	if err := os.WriteFile(privPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		return nil, fmt.Errorf("write identity key: %w", err)
+	}
+	if err := os.WriteFile(pubPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644); err != nil {
+		return nil, fmt.Errorf("write identity public key: %w", err)
+	}
+	return priv, nil
+}
+
+// LoadPrivateKey reads a PEM (PKCS #8) Ed25519 private key.
+func LoadPrivateKey(path string) (ed25519.PrivateKey, error) {
+	der, err := readPEM(path, "PRIVATE KEY")
+	if err != nil {
+		return nil, err
+	}
+	k, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("parse identity key %s: %w", path, err)
+	}
+	priv, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("identity key %s is %T, want ed25519", path, k)
+	}
+	return priv, nil
+}
+
+// LoadPublicKeys reads PEM (PKIX) Ed25519 public keys from each path.
+func LoadPublicKeys(paths ...string) ([]ed25519.PublicKey, error) {
+	keys := make([]ed25519.PublicKey, 0, len(paths))
+	for _, p := range paths {
+		der, err := readPEM(p, "PUBLIC KEY")
+		if err != nil {
+			return nil, err
+		}
+		k, err := x509.ParsePKIXPublicKey(der)
+		if err != nil {
+			return nil, fmt.Errorf("parse identity public key %s: %w", p, err)
+		}
+		pub, ok := k.(ed25519.PublicKey)
+		if !ok {
+			return nil, fmt.Errorf("identity public key %s is %T, want ed25519", p, k)
+		}
+		keys = append(keys, pub)
+	}
+	return keys, nil
+}
+
+func readPEM(path, typ string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read identity key: %w", err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != typ {
+		return nil, fmt.Errorf("identity key %s: no PEM %q block", path, typ)
+	}
+	return blk.Bytes, nil
+}

@@ -1,0 +1,47 @@
+package sqldb
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+)
+
+// Migrate applies the goose SQL migrations at the root of migrations (use
+// fs.Sub for a directory of an embed.FS) that the database has not seen yet.
+// The files must be portable between the engines: TEXT, BIGINT, no
+// autoincrement.
+//
+// On Postgres a session advisory lock makes replicas that start together
+// migrate once: the others wait for it and then find nothing to do. SQLite
+// has no such lock; a SQLite file belongs to a single process.
+func (d *DB) Migrate(ctx context.Context, migrations fs.FS) error {
+	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
+	var dialect goose.Dialect
+	switch d.Dialect {
+	case SQLite:
+		dialect = goose.DialectSQLite3
+	case Postgres:
+		dialect = goose.DialectPostgres
+		// Poll every second, for up to 5 minutes, so a waiting replica
+		// starts soon after the first one is done.
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
+		if err != nil {
+			return fmt.Errorf("create migration lock: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	default:
+		return fmt.Errorf("migrate: unsupported dialect %s", d.Dialect)
+	}
+	p, err := goose.NewProvider(dialect, d.DB, migrations, opts...)
+	if err != nil {
+		return fmt.Errorf("load migrations: %w", err)
+	}
+	// p.Close would close d's pool; there is nothing else to release.
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("apply %s migrations: %w", d.Dialect, err)
+	}
+	return nil
+}

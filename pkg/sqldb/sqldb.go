@@ -1,0 +1,153 @@
+// Package sqldb opens the SQL database a Slipway service stores its state in.
+//
+// One DSN picks the engine: SQLite (pure Go, modernc.org/sqlite) is the embedded
+// default, PostgreSQL (pgx) serves production and several replicas. Stores write
+// portable SQL with '?' placeholders and pass it through [DB.Rebind]; one set of
+// goose migrations, applied by [DB.Migrate], works on both engines.
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Dialect is the SQL engine behind a [DB].
+type Dialect int
+
+// The engines Open supports. The zero Dialect is none of them.
+const (
+	SQLite Dialect = iota + 1
+	Postgres
+)
+
+// String returns the engine's lower-case name.
+func (d Dialect) String() string {
+	switch d {
+	case SQLite:
+		return "sqlite"
+	case Postgres:
+		return "postgres"
+	default:
+		return fmt.Sprintf("Dialect(%d)", int(d))
+	}
+}
+
+// DB is a connection pool together with the engine it talks to.
+type DB struct {
+	*sql.DB
+	Dialect Dialect
+}
+
+// Open connects to the database named by dsn and pings it.
+//
+// Accepted forms:
+//
+//	sqlite:///abs/path/file.db   absolute path
+//	sqlite:relative/path.db      path relative to the working directory
+//	sqlite::memory:              private in-memory database
+//	file:...                     SQLite URI, handed to SQLite as is
+//	postgres://... postgresql://...
+//
+// SQLite databases get WAL, busy_timeout(5000), foreign_keys(1) and
+// synchronous(NORMAL); a query parameter such as _pragma=synchronous(FULL)
+// overrides the default of the same name. Missing parent directories of a
+// SQLite file are created. Errors never contain the password.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"), strings.HasPrefix(dsn, "file:"):
+		return openSQLite(ctx, dsn)
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return openPostgres(ctx, dsn)
+	default:
+		return nil, fmt.Errorf("open database %s: unsupported dsn, want sqlite:, file:, postgres:// or postgresql://", redact(dsn))
+	}
+}
+
+func openPostgres(ctx context.Context, dsn string) (*DB, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		// pgconn redacts the password in ParseConfigError.
+		return nil, fmt.Errorf("parse postgres dsn: %w", err)
+	}
+	db := stdlib.OpenDB(*cfg)
+	if err := db.PingContext(ctx); err != nil {
+		return nil, errors.Join(fmt.Errorf("ping postgres database %s: %w", redact(dsn), err), db.Close())
+	}
+	return &DB{DB: db, Dialect: Postgres}, nil
+}
+
+// redact hides the password of a URL-shaped dsn, in the user info and in the
+// password and sslpassword query parameters pgx accepts.
+func redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		scheme, _, _ := strings.Cut(dsn, ":")
+		return scheme + ":(unparseable dsn)"
+	}
+	q := u.Query()
+	changed := false
+	for _, k := range []string{"password", "sslpassword"} {
+		if q.Has(k) {
+			q.Set(k, "xxxxx")
+			changed = true
+		}
+	}
+	if changed {
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
+}
+
+// IsUniqueViolation reports whether err is a unique or primary key constraint
+// violation on either engine.
+func IsUniqueViolation(err error) bool {
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok {
+		return pgErr.Code == "23505" // unique_violation
+	}
+	if sqliteErr, ok := errors.AsType[*sqlite.Error](err); ok {
+		code := sqliteErr.Code()
+		return code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+// InTx runs fn in a transaction and commits it when fn returns nil. When fn
+// fails or panics the transaction is rolled back and fn's error (or panic) is
+// passed on unchanged, so callers can still match their sentinel errors.
+//
+// On SQLite, fn must use tx rather than the DB: an in-memory database has a
+// single connection, which the transaction holds.
+func (d *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
+	tx, err := d.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	committed := false
+	defer func() {
+		if committed {
+			return
+		}
+		// ErrTxDone: the driver already rolled back, for example because ctx ended.
+		if rbErr := tx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) && err != nil {
+			err = errors.Join(err, fmt.Errorf("roll back transaction: %w", rbErr))
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	committed = true
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit transaction: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,3 @@
+module github.com/slipwayhq/slipway/services/catalog
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/slipwayhq/slipway/services/clusters
+
+go 1.26

@@ -1,0 +1,64 @@
+package registry
+
+import (
+	"context"
+
+	"github.com/go-kit/kit/endpoint"
+)
+
+// Endpoints collects one go-kit endpoint per Service method.
+type Endpoints struct {
+	CreateImage endpoint.Endpoint
+	GetImage    endpoint.Endpoint
+	ListImages  endpoint.Endpoint
+	DeleteImage endpoint.Endpoint
+}
+
+// MakeEndpoints returns the endpoints of s.
+func MakeEndpoints(s Service) Endpoints {
+	return Endpoints{
+		CreateImage: makeCreateImageEndpoint(s),
+		GetImage:    makeGetImageEndpoint(s),
+		ListImages:  makeListImagesEndpoint(s),
+		DeleteImage: makeDeleteImageEndpoint(s),
+	}
+}
+
+type createImageRequest struct{ Image NewImage }
+
+type imageKey struct{ Name, Version string }
+
+type listImagesRequest struct {
+	Filter ImageFilter
+	Page   PageRequest
+}
+
+type deleteImageResponse struct{}
+
+func makeCreateImageEndpoint(s Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		req := request.(createImageRequest)
+		return s.CreateImage(ctx, req.Image)
+	}
+}
+
+func makeGetImageEndpoint(s Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		req := request.(imageKey)
+		return s.GetImage(ctx, req.Name, req.Version)
+	}
+}
+
+func makeListImagesEndpoint(s Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		req := request.(listImagesRequest)
+		return s.ListImages(ctx, req.Filter, req.Page)
+	}
+}
+
+func makeDeleteImageEndpoint(s Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		req := request.(imageKey)
+		return deleteImageResponse{}, s.DeleteImage(ctx, req.Name, req.Version)
+	}
+}

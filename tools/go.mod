@@ -1,0 +1,3 @@
+module github.com/slipwayhq/slipway/tools
+
+go 1.26
