@@ -7,8 +7,8 @@ import (
 	grpctransport "github.com/go-kit/kit/transport/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	registryv1 "github.com/slipwayhq/slipway/proto/slipway/registry/v1"
 	"github.com/slipwayhq/slipway/pkg/validate"
+	registryv1 "github.com/slipwayhq/slipway/proto/slipway/registry/v1"
 )
 
 type grpcServer struct {

@@ -339,4 +339,3 @@ func badRequestField(err error) string {
 	}
 	return ""
 }
-
