@@ -2,7 +2,12 @@
 
 package sqltest
 
-import "os/exec"
+import (
+	"errors"
+	"os/exec"
+)
+
+var errUnsupported = errors.New("the postgres test server needs a unix system")
 
 func serverUser() (*osUser, error) { return nil, errUnsupported }
 
