@@ -9,6 +9,7 @@ import (
 	"context"
 	_ "embed"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -23,7 +24,10 @@ import (
 	"github.com/slipwayhq/slipway/pkg/identity"
 	"github.com/slipwayhq/slipway/pkg/requestid"
 	"github.com/slipwayhq/slipway/pkg/validate"
+	catalogv1 "github.com/slipwayhq/slipway/proto/slipway/catalog/v1"
+	clustersv1 "github.com/slipwayhq/slipway/proto/slipway/clusters/v1"
 	registryv1 "github.com/slipwayhq/slipway/proto/slipway/registry/v1"
+	releasesv1 "github.com/slipwayhq/slipway/proto/slipway/releases/v1"
 )
 
 //go:embed openapi.json
@@ -93,9 +97,23 @@ func NewHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 			return md
 		}),
 	)
-	if c := cfg.Conns.Registry; c != nil {
-		if err := registryv1.RegisterRegistryServiceHandler(ctx, mux, c); err != nil {
-			return nil, err
+	type registration struct {
+		conn     *grpc.ClientConn
+		register func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
+	}
+	for _, r := range []registration{
+		{cfg.Conns.Clusters, clustersv1.RegisterClustersServiceHandler},
+		{cfg.Conns.Clusters, clustersv1.RegisterCredentialsServiceHandler},
+		{cfg.Conns.Registry, registryv1.RegisterRegistryServiceHandler},
+		{cfg.Conns.Catalog, catalogv1.RegisterCatalogServiceHandler},
+		{cfg.Conns.Releases, releasesv1.RegisterReleasesServiceHandler},
+		{cfg.Conns.Releases, releasesv1.RegisterOperationsServiceHandler},
+	} {
+		if r.conn == nil {
+			continue
+		}
+		if err := r.register(ctx, mux, r.conn); err != nil {
+			return nil, fmt.Errorf("register REST routes: %w", err)
 		}
 	}
 	e := &edge{cfg: cfg, mux: mux}

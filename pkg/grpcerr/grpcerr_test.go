@@ -1,0 +1,195 @@
+package grpcerr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/slipwayhq/slipway/pkg/validate"
+)
+
+var (
+	errNotFound = errors.New("release not found")
+	errExists   = errors.New("release already exists")
+	errLocked   = errors.New("release is locked")
+)
+
+var table = Table{
+	{Err: errNotFound, Code: codes.NotFound},
+	{Err: errExists, Code: codes.AlreadyExists},
+	{Err: errLocked, Code: codes.FailedPrecondition},
+}
+
+func TestToStatus(t *testing.T) {
+	tests := []struct {
+		name     string
+		err      error
+		wantCode codes.Code
+		wantMsg  string
+	}{
+		{name: "sentinel", err: errNotFound, wantCode: codes.NotFound, wantMsg: "release not found"},
+		{
+			name:     "wrapped sentinel",
+			err:      fmt.Errorf("release %q: %w", "web", errExists),
+			wantCode: codes.AlreadyExists,
+			wantMsg:  `release "web": release already exists`,
+		},
+		{
+			name:     "wrapped twice",
+			err:      fmt.Errorf("upgrade: %w", fmt.Errorf("release web: %w", errLocked)),
+			wantCode: codes.FailedPrecondition,
+			wantMsg:  "upgrade: release web: release is locked",
+		},
+		{name: "canceled", err: context.Canceled, wantCode: codes.Canceled, wantMsg: "request cancelled"},
+		{name: "wrapped canceled", err: fmt.Errorf("query /var/db: %w", context.Canceled), wantCode: codes.Canceled, wantMsg: "request cancelled"},
+		{name: "deadline", err: fmt.Errorf("dial 10.0.0.7: %w", context.DeadlineExceeded), wantCode: codes.DeadlineExceeded, wantMsg: "deadline exceeded"},
+		{name: "status passes through", err: status.Error(codes.PermissionDenied, "role deployer required"), wantCode: codes.PermissionDenied, wantMsg: "role deployer required"},
+		{name: "unknown", err: errors.New(`pq: relation "secrets" does not exist at /srv/db password=hunter2`), wantCode: codes.Internal, wantMsg: InternalMessage},
+		{name: "wrapped unknown", err: fmt.Errorf("load chart /charts/web: %w", errors.New("EOF")), wantCode: codes.Internal, wantMsg: InternalMessage},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := table.ToStatus(tc.err)
+			s, ok := status.FromError(got)
+			if !ok {
+				t.Fatalf("ToStatus(%v) = %v, not a status", tc.err, got)
+			}
+			if s.Code() != tc.wantCode || s.Message() != tc.wantMsg {
+				t.Errorf("ToStatus(%v) = %v %q, want %v %q", tc.err, s.Code(), s.Message(), tc.wantCode, tc.wantMsg)
+			}
+		})
+	}
+}
+
+func TestToStatusNil(t *testing.T) {
+	if err := table.ToStatus(nil); err != nil {
+		t.Fatalf("ToStatus(nil) = %v, want nil", err)
+	}
+	if err := Table(nil).ToStatus(nil); err != nil {
+		t.Fatalf("empty Table.ToStatus(nil) = %v, want nil", err)
+	}
+}
+
+func TestToStatusHidesInternalDetail(t *testing.T) {
+	secret := "postgres://slipway:hunter2@db:5432"
+	err := table.ToStatus(fmt.Errorf("connect %s: %w", secret, errors.New("refused")))
+	s := status.Convert(err)
+	if s.Code() != codes.Internal {
+		t.Fatalf("code = %v, want Internal", s.Code())
+	}
+	if strings.Contains(s.Message(), "hunter2") || strings.Contains(fmt.Sprint(s.Proto()), "hunter2") {
+		t.Fatalf("status %v leaks the original error", s.Proto())
+	}
+	if len(s.Details()) != 0 {
+		t.Errorf("Internal status has details %v, want none", s.Details())
+	}
+}
+
+func TestToStatusFieldError(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+	}{
+		{name: "direct", err: validate.Field("image.reference", "must have a tag")},
+		{name: "wrapped", err: fmt.Errorf("create release: %w", validate.Field("image.reference", "must have a tag"))},
+		// A field error wins over a table entry that also matches.
+		{name: "joined with sentinel", err: errors.Join(errNotFound, validate.Field("image.reference", "must have a tag"))},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := status.Convert(table.ToStatus(tc.err))
+			if s.Code() != codes.InvalidArgument {
+				t.Fatalf("code = %v, want InvalidArgument", s.Code())
+			}
+			if want := "image.reference: must have a tag"; s.Message() != want {
+				t.Errorf("message = %q, want %q", s.Message(), want)
+			}
+			assertViolation(t, s, "image.reference", "must have a tag")
+		})
+	}
+}
+
+func TestFieldViolation(t *testing.T) {
+	fe := &validate.FieldError{Field: "page_size", Reason: "must be positive"}
+	s := status.Convert(FieldViolation(fe))
+	if s.Code() != codes.InvalidArgument || s.Message() != "page_size: must be positive" {
+		t.Fatalf("FieldViolation = %v %q", s.Code(), s.Message())
+	}
+	assertViolation(t, s, "page_size", "must be positive")
+}
+
+func assertViolation(t *testing.T, s *status.Status, field, desc string) {
+	t.Helper()
+	var brs []*errdetails.BadRequest
+	for _, d := range s.Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok {
+			brs = append(brs, br)
+		}
+	}
+	if len(brs) != 1 {
+		t.Fatalf("details = %v, want one BadRequest", s.Details())
+	}
+	fv := brs[0].GetFieldViolations()
+	if len(fv) != 1 || fv[0].GetField() != field || fv[0].GetDescription() != desc {
+		t.Fatalf("field violations = %v, want [%s: %s]", fv, field, desc)
+	}
+}
+
+func TestIsInternal(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{name: "nil", err: nil, want: false},
+		{name: "sentinel", err: fmt.Errorf("x: %w", errNotFound), want: false},
+		{name: "field error", err: validate.Field("org", "required"), want: false},
+		{name: "canceled", err: context.Canceled, want: false},
+		{name: "status", err: status.Error(codes.Unavailable, "catalog down"), want: false},
+		{name: "internal status", err: status.Error(codes.Internal, "boom"), want: true},
+		{name: "unknown", err: errors.New("disk full"), want: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := table.IsInternal(tc.err); got != tc.want {
+				t.Errorf("IsInternal(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestToStatusKeepsStatus(t *testing.T) {
+	withDetail, err := status.New(codes.FailedPrecondition, "cluster unreachable").WithDetails(&errdetails.ErrorInfo{Reason: "CLUSTER_UNREACHABLE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		err  error
+	}{
+		{name: "bare", err: withDetail.Err()},
+		// A downstream status wrapped on its way up keeps its code.
+		{name: "wrapped", err: fmt.Errorf("call clusters: %w", withDetail.Err())},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := status.Convert(table.ToStatus(tc.err))
+			if s.Code() != codes.FailedPrecondition {
+				t.Fatalf("code = %v, want FailedPrecondition", s.Code())
+			}
+			d := s.Details()
+			if len(d) != 1 {
+				t.Fatalf("details = %v, want the ErrorInfo kept", d)
+			}
+			if ei, ok := d[0].(*errdetails.ErrorInfo); !ok || ei.GetReason() != "CLUSTER_UNREACHABLE" {
+				t.Errorf("detail = %v, want the ErrorInfo kept", d[0])
+			}
+		})
+	}
+}

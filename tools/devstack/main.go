@@ -1,0 +1,126 @@
+// Command devstack runs Slipway on one machine for development and tests.
+//
+//	devstack run [--state DIR] [--base-port N]   build and run all five processes until Ctrl-C
+//	devstack token --org ORG [--role ROLE]       print an internal identity token for direct gRPC calls
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/slipwayhq/slipway/pkg/identity"
+	"github.com/slipwayhq/slipway/tools/internal/localrun"
+)
+
+const usage = `devstack runs Slipway on one machine.
+
+Commands:
+  run     build and run all five Slipway processes on embedded defaults until Ctrl-C
+  token   print an internal identity token (what the gateway mints) for direct gRPC calls
+
+Run "devstack COMMAND --help" for a command's flags.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "run":
+		err = runCmd(os.Args[2:])
+	case "token":
+		err = tokenCmd(os.Args[2:])
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		err = fmt.Errorf("unknown command %q\n\n%s", os.Args[1], usage)
+	}
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "devstack:", err)
+		os.Exit(1)
+	}
+}
+
+func runCmd(args []string) error {
+	fs := flag.NewFlagSet("devstack run", flag.ContinueOnError)
+	state := fs.String("state", ".state", "state `folder` for binaries, SQLite files and keys")
+	base := fs.Int("base-port", 8000, "base `port`: REST on base+80, services' gRPC on base+1101..1104")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fmt.Fprintln(os.Stderr, "building and starting Slipway...")
+	if err := os.MkdirAll(*state, 0o755); err != nil {
+		return err
+	}
+	logs, err := os.OpenFile(filepath.Join(*state, "slipway.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logs.Close()
+	s, err := localrun.Start(ctx, localrun.Options{State: *state, BasePort: *base, Output: logs})
+	if err != nil {
+		return fmt.Errorf("%w (logs: %s)", err, logs.Name())
+	}
+	defer s.Stop()
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROCESS\tLISTENS ON\tADMIN (/healthz /readyz /metrics)")
+	for _, c := range s.Components {
+		proto := "grpc"
+		if c.Name == "gateway" {
+			proto = "http"
+		}
+		fmt.Fprintf(tw, "slipway-%s\t%s://%s\thttp://%s\n", c.Name, proto, c.Addr, c.AdminAddr)
+	}
+	_ = tw.Flush()
+	fmt.Printf("\nlogs: %s\nidentity key: %s (mint tokens with: go run ./tools/devstack token --state %s --org ORG)\nCtrl-C stops everything.\n", logs.Name(), s.IdentityKey, *state)
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(os.Stderr, "\nstopping Slipway...")
+		s.Stop()
+		return nil
+	case err := <-s.Exited():
+		s.Stop()
+		return fmt.Errorf("%w (logs: %s)", err, logs.Name())
+	}
+}
+
+func tokenCmd(args []string) error {
+	fs := flag.NewFlagSet("devstack token", flag.ContinueOnError)
+	state := fs.String("state", ".state", "state `folder` of a running devstack")
+	org := fs.String("org", "", "organization to act in (required)")
+	role := fs.String("role", "owner", "`role` in the organization: viewer, deployer, admin or owner")
+	subject := fs.String("subject", "user:dev", "`subject` the token names")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *org == "" {
+		return errors.New("--org is required")
+	}
+	r, err := identity.ParseRole(*role)
+	if err != nil {
+		return err
+	}
+	priv, _ := localrun.KeyPaths(*state)
+	key, err := identity.LoadPrivateKey(priv)
+	if err != nil {
+		return fmt.Errorf("%w (start Slipway with `make run` first)", err)
+	}
+	tok, err := identity.NewSigner(key, identity.DefaultTTL).Sign(identity.Identity{Subject: *subject, Org: *org, Role: r})
+	if err != nil {
+		return err
+	}
+	fmt.Println(tok)
+	return nil
+}

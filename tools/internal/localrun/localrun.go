@@ -1,0 +1,231 @@
+// Package localrun builds Slipway's five binaries and runs them together on
+// one machine, on embedded defaults: SQLite files and identity keys in one
+// state folder. `make run` uses it through tools/devstack, and so do tests
+// that need the processes as users run them.
+package localrun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/slipwayhq/slipway/pkg/identity"
+)
+
+// Component is one Slipway process.
+type Component struct {
+	Name      string // "registry"
+	Package   string // Go package of its main
+	Addr      string // gRPC address (REST for the gateway)
+	AdminAddr string // /healthz, /readyz, /metrics
+}
+
+// Components returns the five processes with addresses from base: the
+// gateway serves REST on base+80 and admin on base+1200; service i
+// (clusters=1, registry=2, catalog=3, releases=4) serves gRPC on base+1100+i
+// and admin on base+1200+i. The default base 8000 gives 8080, 9101...9104.
+func Components(base int) []Component {
+	addr := func(off int) string { return "127.0.0.1:" + strconv.Itoa(base+off) }
+	const mod = "github.com/slipwayhq/slipway/"
+	return []Component{
+		{Name: "clusters", Package: mod + "services/clusters/cmd/slipway-clusters", Addr: addr(1101), AdminAddr: addr(1201)},
+		{Name: "registry", Package: mod + "services/registry/cmd/slipway-registry", Addr: addr(1102), AdminAddr: addr(1202)},
+		{Name: "catalog", Package: mod + "services/catalog/cmd/slipway-catalog", Addr: addr(1103), AdminAddr: addr(1203)},
+		{Name: "releases", Package: mod + "services/releases/cmd/slipway-releases", Addr: addr(1104), AdminAddr: addr(1204)},
+		{Name: "gateway", Package: mod + "gateway/cmd/slipway-gateway", Addr: addr(80), AdminAddr: addr(1200)},
+	}
+}
+
+// Options configure a local run.
+type Options struct {
+	State    string    // state folder: bin/, data/, keys/, logs
+	BasePort int       // see Components; 0 means 8000
+	Output   io.Writer // where the processes' logs go
+}
+
+// Stack is a running set of Slipway processes.
+type Stack struct {
+	Components []Component
+	// IdentityKey signs identities the services accept (the gateway's key).
+	IdentityKey string
+	procs       []*exec.Cmd
+	exited      chan error
+	running     sync.WaitGroup
+	stopOnce    sync.Once
+}
+
+// KeyPaths returns the identity key pair paths in a state folder.
+func KeyPaths(state string) (priv, pub string) {
+	return filepath.Join(state, "keys", "identity.pem"), filepath.Join(state, "keys", "identity.pub.pem")
+}
+
+// Build compiles the five binaries into state/bin.
+func Build(ctx context.Context, state string, out io.Writer) error {
+	bin := filepath.Join(state, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", bin, err)
+	}
+	args := []string{"build", "-o", bin + string(filepath.Separator)}
+	for _, c := range Components(8000) {
+		args = append(args, c.Package)
+	}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("build slipway binaries: %w", err)
+	}
+	return nil
+}
+
+// Start builds and starts every process, and returns once all are ready
+// (each /readyz answers 200), or with an error after stopping what started.
+func Start(ctx context.Context, o Options) (*Stack, error) {
+	if o.BasePort == 0 {
+		o.BasePort = 8000
+	}
+	if o.Output == nil {
+		o.Output = os.Stderr
+	}
+	state, err := filepath.Abs(o.State)
+	if err != nil {
+		return nil, err
+	}
+	if err := Build(ctx, state, o.Output); err != nil {
+		return nil, err
+	}
+	priv, pub := KeyPaths(state)
+	if _, err := identity.LoadOrCreateKeyPair(priv, pub); err != nil {
+		return nil, err
+	}
+	data := filepath.Join(state, "data")
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", data, err)
+	}
+	s := &Stack{Components: Components(o.BasePort), IdentityKey: priv, exited: make(chan error, 5)}
+	byName := map[string]Component{}
+	for _, c := range s.Components {
+		byName[c.Name] = c
+	}
+	for _, c := range s.Components {
+		args := []string{"--listen-admin", c.AdminAddr}
+		if c.Name == "gateway" {
+			args = append(args, "--listen-http", c.Addr, "--identity-private-key", priv)
+			for _, svc := range []string{"clusters", "registry", "catalog", "releases"} {
+				args = append(args, "--"+svc+"-addr", byName[svc].Addr)
+			}
+		} else {
+			args = append(args, "--listen-grpc", c.Addr, "--identity-public-keys", pub)
+		}
+		if c.Name == "registry" {
+			args = append(args, "--database", "sqlite:"+filepath.Join(data, c.Name+".db"))
+		}
+		cmd := exec.Command(filepath.Join(state, "bin", "slipway-"+c.Name), args...)
+		cmd.Stdout, cmd.Stderr = o.Output, o.Output
+		// Own process group: the stack, not the terminal, decides when they stop.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			s.Stop()
+			return nil, fmt.Errorf("start slipway-%s: %w", c.Name, err)
+		}
+		s.procs = append(s.procs, cmd)
+		s.running.Add(1)
+		go func(name string) {
+			defer s.running.Done()
+			s.exited <- fmt.Errorf("slipway-%s exited: %w", name, cmd.Wait())
+		}(c.Name)
+	}
+	if err := s.waitReady(ctx); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Stack) waitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	hc := &http.Client{Timeout: time.Second}
+	for _, c := range s.Components {
+		for {
+			resp, err := hc.Get("http://" + c.AdminAddr + "/readyz")
+			if err == nil {
+				_ = resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			select {
+			case err := <-s.exited:
+				return err
+			case <-ctx.Done():
+				return fmt.Errorf("slipway-%s not ready on %s: %w", c.Name, c.AdminAddr, ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// Exited returns a channel that receives when any process exits on its own.
+func (s *Stack) Exited() <-chan error { return s.exited }
+
+// Stop sends SIGTERM to every process and waits for them to exit, killing
+// any still running after 20 seconds.
+func (s *Stack) Stop() {
+	s.stopOnce.Do(func() {
+		for _, p := range s.procs {
+			_ = p.Process.Signal(syscall.SIGTERM) // fails only for one already gone
+		}
+		done := make(chan struct{})
+		go func() { s.running.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			for _, p := range s.procs {
+				_ = p.Process.Kill()
+			}
+			<-done
+		}
+	})
+}
+
+// FreeBasePort finds a base port whose ten addresses are all free, for tests.
+func FreeBasePort() (int, error) {
+	for try := 0; try < 50; try++ {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		p := lis.Addr().(*net.TCPAddr).Port
+		_ = lis.Close()
+		base := p - p%10 - 1300
+		if base < 1024 {
+			continue
+		}
+		ok := true
+		for _, c := range Components(base) {
+			for _, a := range []string{c.Addr, c.AdminAddr} {
+				l, err := net.Listen("tcp", a)
+				if err != nil {
+					ok = false
+					break
+				}
+				_ = l.Close()
+			}
+		}
+		if ok {
+			return base, nil
+		}
+	}
+	return 0, errors.New("no free port range")
+}

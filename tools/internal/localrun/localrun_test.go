@@ -1,0 +1,106 @@
+package localrun
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"sync"
+	"testing"
+
+	"go.opentelemetry.io/otel/trace/noop"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/slipwayhq/slipway/pkg/client"
+	"github.com/slipwayhq/slipway/pkg/identity"
+	clustersv1 "github.com/slipwayhq/slipway/proto/slipway/clusters/v1"
+	registryv1 "github.com/slipwayhq/slipway/proto/slipway/registry/v1"
+)
+
+// TestStack is what `make run` promises: the five processes start on
+// embedded defaults, a gRPC client creates and lists an image, a duplicate
+// create answers AlreadyExists, and services not built yet answer
+// Unimplemented.
+func TestStack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the five binaries")
+	}
+	ctx := context.Background()
+	base, err := FreeBasePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	s, err := Start(ctx, Options{State: t.TempDir(), BasePort: base, Output: &syncWriter{w: &logs}})
+	if err != nil {
+		t.Fatalf("start: %v\n%s", err, logs.String())
+	}
+	t.Cleanup(func() {
+		s.Stop()
+		if t.Failed() {
+			os.Stderr.WriteString(logs.String())
+		}
+	})
+
+	key, err := identity.LoadPrivateKey(s.IdentityKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := identity.NewSigner(key, 0).Sign(identity.Identity{Subject: "user:dev", Org: "acme", Role: identity.RoleOwner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	callCtx := identity.OutgoingContext(ctx, tok)
+	addr := map[string]string{}
+	for _, c := range s.Components {
+		addr[c.Name] = c.Addr
+	}
+
+	conn, err := client.Dial(addr["registry"], client.Config{TracerProvider: noop.NewTracerProvider()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	reg := registryv1.NewRegistryServiceClient(conn)
+	img := &registryv1.Image{Name: "api", Version: "1.0.0", Reference: "ghcr.io/acme/api:1.0.0"}
+	if _, err := reg.CreateImage(callCtx, &registryv1.CreateImageRequest{Org: "acme", Image: img}); err != nil {
+		t.Fatalf("CreateImage: %v", err)
+	}
+	_, err = reg.CreateImage(callCtx, &registryv1.CreateImageRequest{Org: "acme", Image: img})
+	if status.Code(err) != codes.AlreadyExists {
+		t.Fatalf("duplicate CreateImage = %v, want AlreadyExists", err)
+	}
+	list, err := reg.ListImages(callCtx, &registryv1.ListImagesRequest{Org: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.GetImages()) != 1 || list.GetImages()[0].GetReference() != "ghcr.io/acme/api:1.0.0" {
+		t.Errorf("ListImages = %v, want the one image", list.GetImages())
+	}
+
+	cconn, err := client.Dial(addr["clusters"], client.Config{TracerProvider: noop.NewTracerProvider()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cconn.Close()
+	if _, err := clustersv1.NewClustersServiceClient(cconn).ListClusters(callCtx, &clustersv1.ListClustersRequest{Org: "acme"}); status.Code(err) != codes.Unimplemented {
+		t.Errorf("ListClusters = %v, want Unimplemented", err)
+	}
+	hc, err := healthpb.NewHealthClient(cconn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || hc.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("clusters health = %v, %v; want SERVING", hc, err)
+	}
+}
+
+// syncWriter serialises writes from the five processes' output copiers.
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
