@@ -81,9 +81,12 @@ func (g *Group) Run(ctx context.Context) error {
 	g.g.Add(run.SignalHandler(ctx, syscall.SIGINT, syscall.SIGTERM))
 	g.g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel() })
 	err := g.g.Run()
-	var sig run.SignalError
-	if errors.As(err, &sig) {
+	var sig *run.SignalError
+	switch {
+	case errors.As(err, &sig):
 		g.log.Info("shutting down", "signal", sig.Signal.String())
+		return nil
+	case errors.Is(err, context.Canceled):
 		return nil
 	}
 	return err

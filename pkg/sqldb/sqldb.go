@@ -125,8 +125,9 @@ func IsUniqueViolation(err error) bool {
 // fails or panics the transaction is rolled back and fn's error (or panic) is
 // passed on unchanged, so callers can still match their sentinel errors.
 //
-// On SQLite, fn must use tx rather than the DB: an in-memory database has a
-// single connection, which the transaction holds.
+// fn must use tx, not d: on SQLite the transaction holds the write lock (and,
+// for an in-memory database, the only connection), so a statement on d would
+// wait for it.
 func (d *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
 	tx, err := d.BeginTx(ctx, nil)
 	if err != nil {

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
@@ -132,7 +134,6 @@ func TestOpenSQLiteDSNs(t *testing.T) {
 		{name: "file uri", dsn: "file:" + dir + "/uri/f.db?cache=private", file: dir + "/uri/f.db"},
 		{name: "file uri with authority", dsn: "file://" + dir + "/uri2/f.db", file: dir + "/uri2/f.db"},
 		{name: "file uri memory", dsn: "file::memory:", memory: true},
-		{name: "pragma override", dsn: "sqlite:override.db?_pragma=synchronous(FULL)", file: dir + "/override.db"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -159,7 +160,7 @@ func TestOpenSQLiteDSNs(t *testing.T) {
 	}
 
 	t.Run("override wins", func(t *testing.T) {
-		db := open(t, "sqlite:override2.db?_pragma=synchronous(FULL)")
+		db := open(t, "sqlite:override.db?_pragma=synchronous(FULL)")
 		var got int
 		if err := db.QueryRowContext(t.Context(), "PRAGMA synchronous").Scan(&got); err != nil || got != 2 {
 			t.Errorf("PRAGMA synchronous = %d, %v; want 2 (FULL)", got, err)
@@ -226,6 +227,18 @@ func TestMigrateNoMigrations(t *testing.T) {
 // database; the advisory lock must let exactly one apply each migration.
 func TestMigrateConcurrent(t *testing.T) {
 	dsn := sqltest.Postgres(t)
+	first := fstest.MapFS{
+		"00001_widgets.sql": {Data: []byte("-- +goose Up\nCREATE TABLE widgets (id TEXT PRIMARY KEY);\n")},
+	}
+	// Version 1 is in place, so both replicas go straight for version 2,
+	// which is slow enough that without the lock they would both run it and
+	// one would fail on the existing table.
+	if err := open(t, dsn).Migrate(t.Context(), first); err != nil {
+		t.Fatalf("Migrate version 1: %v", err)
+	}
+	both := maps.Clone(first)
+	both["00002_gadgets.sql"] = &fstest.MapFile{Data: []byte("-- +goose Up\nSELECT pg_sleep(0.5);\nCREATE TABLE gadgets (id TEXT PRIMARY KEY);\n")}
+
 	const replicas = 2
 	dbs := make([]*sqldb.DB, replicas)
 	for i := range dbs {
@@ -234,7 +247,7 @@ func TestMigrateConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, replicas)
 	for i, db := range dbs {
-		wg.Go(func() { errs[i] = db.Migrate(t.Context(), migrations(t)) })
+		wg.Go(func() { errs[i] = db.Migrate(t.Context(), both) })
 	}
 	wg.Wait()
 	for i, err := range errs {
