@@ -60,7 +60,9 @@ type DB struct {
 //
 // SQLite databases get WAL, busy_timeout(5000), foreign_keys(1) and
 // synchronous(NORMAL); a query parameter such as _pragma=synchronous(FULL)
-// overrides the default of the same name. Missing parent directories of a
+// overrides the default of the same name. Their transactions begin
+// IMMEDIATE (_txlock), taking the write lock up front: read outside
+// transactions when you can. Missing parent directories of a
 // SQLite file are created. Errors never contain the password.
 func Open(ctx context.Context, dsn string) (*DB, error) {
 	switch {

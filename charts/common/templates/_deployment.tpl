@@ -56,7 +56,7 @@ spec:
             - name: {{ $prefix }}_{{ $keyFlag }}
               value: {{ printf "%s/%s" (include "common.identityDir" $) $.Values.identity.key | quote }}
             {{- with .env }}
-            {{- . | nindent 12 }}
+            {{- . | trim | nindent 12 }}
             {{- end }}
             {{- with $.Values.extraEnv }}
             {{- toYaml . | nindent 12 }}
@@ -79,7 +79,7 @@ spec:
             - name: tmp
               mountPath: /tmp
             {{- with .volumeMounts }}
-            {{- . | nindent 12 }}
+            {{- . | trim | nindent 12 }}
             {{- end }}
       volumes:
         # Only this chart's key is projected: services never see the gateway's private key.
@@ -93,7 +93,7 @@ spec:
         - name: tmp
           emptyDir: {}
         {{- with .volumes }}
-        {{- . | nindent 8 }}
+        {{- . | trim | nindent 8 }}
         {{- end }}
       {{- with $.Values.nodeSelector }}
       nodeSelector:

@@ -25,7 +25,7 @@ func TestStoreConformance(t *testing.T) {
 	})
 }
 
-func testImage(t *testing.T, org, name, version string) Image {
+func testImage(t testing.TB, org, name, version string) Image {
 	t.Helper()
 	id, err := uuid.NewV7()
 	if err != nil {
