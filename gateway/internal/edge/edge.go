@@ -7,7 +7,6 @@ package edge
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,14 +23,12 @@ import (
 	"github.com/slipwayhq/slipway/pkg/identity"
 	"github.com/slipwayhq/slipway/pkg/requestid"
 	"github.com/slipwayhq/slipway/pkg/validate"
+	"github.com/slipwayhq/slipway/proto/openapi"
 	catalogv1 "github.com/slipwayhq/slipway/proto/slipway/catalog/v1"
 	clustersv1 "github.com/slipwayhq/slipway/proto/slipway/clusters/v1"
 	registryv1 "github.com/slipwayhq/slipway/proto/slipway/registry/v1"
 	releasesv1 "github.com/slipwayhq/slipway/proto/slipway/releases/v1"
 )
-
-//go:embed openapi.json
-var openAPI []byte
 
 // OpenAPIPath is where the gateway serves the OpenAPI document.
 const OpenAPIPath = "/api/v1/openapi.json"
@@ -145,7 +142,7 @@ func (e *edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	if r.URL.Path == OpenAPIPath && r.Method == http.MethodGet {
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(openAPI)
+		_, _ = w.Write(openapi.Document())
 		return
 	}
 	org, ok := orgOf(r.URL.Path)
