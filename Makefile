@@ -15,7 +15,9 @@ BUF_VERSION := v1.61.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GRPC_GATEWAY_VERSION := v2.32.0
+HELM_VERSION := v3.22.0
 BUF := $(TOOLS)/buf@$(BUF_VERSION)/buf
+HELM := $(TOOLS)/helm@$(HELM_VERSION)/helm
 GEN_PLUGINS := $(TOOLS)/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)/protoc-gen-go \
 	$(TOOLS)/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)/protoc-gen-go-grpc \
 	$(TOOLS)/protoc-gen-grpc-gateway@$(GRPC_GATEWAY_VERSION)/protoc-gen-grpc-gateway \
@@ -50,12 +52,13 @@ build: ## build the five binaries into bin/
 	  (cd $$d && go build -trimpath -o $(CURDIR)/bin/ ./cmd/slipway-$$s); done
 
 .PHONY: tools
-tools: $(BUF) $(GEN_PLUGINS) ## install the pinned generators
+tools: $(BUF) $(GEN_PLUGINS) $(HELM) ## install the pinned generators and helm
 
-$(TOOLS)/%/buf $(TOOLS)/%/protoc-gen-go $(TOOLS)/%/protoc-gen-go-grpc $(TOOLS)/%/protoc-gen-grpc-gateway $(TOOLS)/%/protoc-gen-openapiv2:
+$(TOOLS)/%/helm $(TOOLS)/%/buf $(TOOLS)/%/protoc-gen-go $(TOOLS)/%/protoc-gen-go-grpc $(TOOLS)/%/protoc-gen-grpc-gateway $(TOOLS)/%/protoc-gen-openapiv2:
 	@echo "==> installing $*"
 	@case "$*" in \
 	  buf@*) pkg=github.com/bufbuild/buf/cmd/buf ;; \
+	  helm@*) pkg=helm.sh/helm/v3/cmd/helm ;; \
 	  protoc-gen-go@*) pkg=google.golang.org/protobuf/cmd/protoc-gen-go ;; \
 	  protoc-gen-go-grpc@*) pkg=google.golang.org/grpc/cmd/protoc-gen-go-grpc ;; \
 	  protoc-gen-grpc-gateway@*) pkg=github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway ;; \
@@ -73,6 +76,17 @@ lint: tools ## buf lint, gofmt, go vet, import boundaries, and generated code up
 	@for m in $(MODULES); do echo "==> go vet $$m"; (cd $$m && go vet ./...) || exit 1; done
 	go run ./tools/cmd/importcheck $(MODULES)
 	@$(MAKE) --no-print-directory check-generated
+	@$(MAKE) --no-print-directory lint-charts
+
+CHARTS := gateway clusters registry catalog releases
+.PHONY: lint-charts
+lint-charts: $(HELM) ## helm lint every chart and check the umbrella renders to valid YAML
+	@for c in $(CHARTS) slipway; do $(HELM) dependency build charts/$$c >/dev/null; done
+	$(HELM) lint --strict charts/common
+	@for c in $(CHARTS); do $(HELM) lint --strict --quiet charts/$$c --set identity.existingSecret=lint-identity; done
+	$(HELM) lint --strict --quiet --with-subcharts charts/slipway
+	$(HELM) template slipway charts/slipway --namespace slipway > /dev/null
+	@echo "charts lint and render"
 
 .PHONY: check-generated
 check-generated: tools ## fail if regenerating the protos would change committed code
