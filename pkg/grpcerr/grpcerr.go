@@ -50,8 +50,11 @@ func (t Table) ToStatus(err error) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	}
-	if s, ok := status.FromError(err); ok {
-		return s.Err()
+	// A status from a downstream call keeps its code, message and details,
+	// but not the text of whatever wrapped it on the way (addresses, ...).
+	var se interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &se) && se.GRPCStatus() != nil {
+		return se.GRPCStatus().Err()
 	}
 	return status.Error(codes.Internal, InternalMessage)
 }

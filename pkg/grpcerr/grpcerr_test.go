@@ -193,3 +193,13 @@ func TestToStatusKeepsStatus(t *testing.T) {
 		})
 	}
 }
+
+// A downstream status wrapped with internal context keeps its own code and
+// message; the wrapping text (here an address) never reaches the caller.
+func TestToStatusUnwrapsDownstreamStatus(t *testing.T) {
+	down := status.Error(codes.NotFound, "cluster not found")
+	err := Table{}.ToStatus(fmt.Errorf("call clusters at 10.0.0.7:9090: %w", down))
+	if status.Code(err) != codes.NotFound || status.Convert(err).Message() != "cluster not found" {
+		t.Fatalf("ToStatus = %v, want NotFound %q", err, "cluster not found")
+	}
+}

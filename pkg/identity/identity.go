@@ -33,7 +33,7 @@ var rank = map[Role]int{RoleViewer: 1, RoleDeployer: 2, RoleAdmin: 3, RoleOwner:
 func (r Role) Valid() bool { return rank[r] > 0 }
 
 // AtLeast reports whether r grants everything min grants.
-func (r Role) AtLeast(min Role) bool { return r.Valid() && rank[r] >= rank[min] }
+func (r Role) AtLeast(min Role) bool { return r.Valid() && min.Valid() && rank[r] >= rank[min] }
 
 // ParseRole parses a role name.
 func ParseRole(s string) (Role, error) {

@@ -397,12 +397,15 @@ func TestRoleAtLeast(t *testing.T) {
 			})
 		}
 	}
+	// An unknown role grants nothing, whatever it is compared with.
 	for _, r := range []Role{"", "root", "Owner", "OWNER"} {
-		t.Run("invalid "+string(r), func(t *testing.T) {
-			if r.AtLeast(RoleViewer) {
-				t.Errorf("invalid role %q is AtLeast(viewer)", r)
-			}
-		})
+		for _, min := range []Role{RoleViewer, r, "root"} {
+			t.Run("invalid "+string(r)+">="+string(min), func(t *testing.T) {
+				if r.AtLeast(min) {
+					t.Errorf("invalid role %q is AtLeast(%q)", r, min)
+				}
+			})
+		}
 	}
 }
 
@@ -464,4 +467,12 @@ func tamperSignature(t *testing.T, tok string) string {
 	}
 	sig[0] ^= 1
 	return tok[:i+1] + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+func TestAtLeastRefusesInvalidMinimum(t *testing.T) {
+	for _, min := range []Role{"", "root"} {
+		if RoleOwner.AtLeast(min) {
+			t.Errorf("RoleOwner.AtLeast(%q) = true, want false for an unknown minimum", min)
+		}
+	}
 }

@@ -75,8 +75,8 @@ func (g *Group) ServeHTTP(name, addr string, h http.Handler) (net.Addr, error) {
 
 // Run runs every actor until the first returns, ctx ends, or the process
 // receives SIGINT or SIGTERM. A signal or a cancelled ctx is a clean stop.
-func (g *Group) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
+func (g *Group) Run(parent context.Context) error {
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	g.g.Add(run.SignalHandler(ctx, syscall.SIGINT, syscall.SIGTERM))
 	g.g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel() })
@@ -86,7 +86,7 @@ func (g *Group) Run(ctx context.Context) error {
 	case errors.As(err, &sig):
 		g.log.Info("shutting down", "signal", sig.Signal.String())
 		return nil
-	case errors.Is(err, context.Canceled):
+	case errors.Is(err, context.Canceled) && parent.Err() != nil:
 		return nil
 	}
 	return err

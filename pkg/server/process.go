@@ -54,7 +54,13 @@ func NewProcess(ctx context.Context, name, version string, f *Flags) (*Process, 
 	if f.IdentityKeys == "" {
 		return nil, errors.New("--identity-public-keys is required: services serve only callers the gateway vouches for")
 	}
-	keys, err := identity.LoadPublicKeys(strings.Split(f.IdentityKeys, ",")...)
+	var paths []string
+	for _, p := range strings.Split(f.IdentityKeys, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			paths = append(paths, p)
+		}
+	}
+	keys, err := identity.LoadPublicKeys(paths...)
 	if err != nil {
 		return nil, err
 	}
