@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"testing"
+	"testing/slogtest"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -156,4 +157,40 @@ func decode(t *testing.T, buf *bytes.Buffer) map[string]any {
 		t.Fatalf("more than one record logged")
 	}
 	return rec
+}
+
+func TestContextFieldsStayTopLevelInGroups(t *testing.T) {
+	var buf bytes.Buffer
+	log := New(&buf, slog.LevelInfo, "registry").WithGroup("req").With("org", "acme")
+	log.InfoContext(requestid.NewContext(context.Background(), "rid-1"), "done", "n", 1)
+	var got map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["request_id"] != "rid-1" || got["service"] != "registry" {
+		t.Errorf("top-level fields = %v, want request_id and service at the top", got)
+	}
+	req, _ := got["req"].(map[string]any)
+	if req["org"] != "acme" || req["n"] != float64(1) {
+		t.Errorf("group req = %v, want org and n inside it", req)
+	}
+}
+
+func TestHandlerConformsToSlog(t *testing.T) {
+	var buf bytes.Buffer
+	err := slogtest.TestHandler(New(&buf, slog.LevelDebug, "x").Handler(), func() []map[string]any {
+		var out []map[string]any
+		for _, line := range bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n")) {
+			var m map[string]any
+			if err := json.Unmarshal(line, &m); err != nil {
+				t.Fatal(err)
+			}
+			delete(m, "service")
+			out = append(out, m)
+		}
+		return out
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
