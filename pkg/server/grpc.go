@@ -45,7 +45,8 @@ type GRPC struct {
 }
 
 // NewGRPC returns a server whose interceptors run in this order: request id,
-// panic recovery, metrics, identity, logging. Tracing is an otelgrpc stats
+// panic recovery, metrics, identity, logging (and recovery once more, around
+// the handler alone). Tracing is an otelgrpc stats
 // handler, so spans cover the whole chain. Register the service
 // implementations, then call Ready.
 func NewGRPC(cfg GRPCConfig, opts ...grpc.ServerOption) *GRPC {
@@ -67,6 +68,9 @@ func NewGRPC(cfg GRPCConfig, opts ...grpc.ServerOption) *GRPC {
 			metrics.UnaryServerInterceptor(),
 			identity.UnaryServerInterceptor(cfg.Verifier),
 			logging.UnaryServerInterceptor(slogAdapter(cfg.Logger), logOpts...),
+			// Again innermost, so a handler's panic is counted and logged
+			// as the Internal error the caller sees.
+			recovery.UnaryServerInterceptor(recover),
 		),
 		grpc.ChainStreamInterceptor(
 			streamRequestID,
@@ -74,6 +78,7 @@ func NewGRPC(cfg GRPCConfig, opts ...grpc.ServerOption) *GRPC {
 			metrics.StreamServerInterceptor(),
 			identity.StreamServerInterceptor(cfg.Verifier),
 			logging.StreamServerInterceptor(slogAdapter(cfg.Logger), logOpts...),
+			recovery.StreamServerInterceptor(recover),
 		),
 	}
 	s := grpc.NewServer(append(base, opts...)...)

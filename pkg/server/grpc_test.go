@@ -365,6 +365,8 @@ func TestGRPCMetrics(t *testing.T) {
 	}
 	// Rejected calls are counted too: metrics run before identity.
 	_ = f.conn.Invoke(testContext(t), requestIDMethod, new(wrapperspb.StringValue), new(wrapperspb.StringValue))
+	// A handler's panic is counted as the Internal error the caller got.
+	_ = f.conn.Invoke(f.authed(testContext(t)), panicMethod, new(wrapperspb.StringValue), new(wrapperspb.StringValue))
 
 	families, err := f.reg.Gather()
 	if err != nil {
@@ -391,6 +393,7 @@ func TestGRPCMetrics(t *testing.T) {
 		{series: probeService + "/RequestID Unauthenticated", want: 1},
 		// Ready initialises every registered method at zero.
 		{series: probeService + "/Panic OK", want: 0},
+		{series: probeService + "/Panic Internal", want: 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.series, func(t *testing.T) {
