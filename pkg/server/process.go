@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/slipwayhq/slipway/pkg/cli"
 	"github.com/slipwayhq/slipway/pkg/identity"
 	"github.com/slipwayhq/slipway/pkg/logging"
 	"github.com/slipwayhq/slipway/pkg/telemetry"
@@ -96,4 +97,51 @@ func (p *Process) Run(ctx context.Context, checks ...Check) error {
 	}
 	p.Log.Info("stopped")
 	return nil
+}
+
+// Service describes a service binary for Main.
+type Service struct {
+	Name      string // "registry": logs, metrics, env prefix SLIPWAY_REGISTRY_
+	Summary   string // first line of --help
+	Version   string
+	GRPCAddr  string // default --listen-grpc
+	AdminAddr string // default --listen-admin
+	// Flags adds the service's own flags (optional).
+	Flags func(fs *flag.FlagSet)
+	// Setup builds the service and registers its APIs on p.GRPC. It returns
+	// the readiness checks and a cleanup run after shutdown (may be nil).
+	Setup func(ctx context.Context, p *Process) (ready []Check, cleanup func() error, err error)
+}
+
+// Main parses args (flags with environment fallbacks), sets up the process,
+// calls Setup, and serves until SIGINT/SIGTERM. --help prints the flags and
+// returns nil.
+func (s Service) Main(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("slipway-"+s.Name, flag.ContinueOnError)
+	common := RegisterFlags(fs, s.GRPCAddr, s.AdminAddr)
+	if s.Flags != nil {
+		s.Flags(fs)
+	}
+	if err := cli.Parse(fs, args, "SLIPWAY_"+strings.ToUpper(s.Name), s.Summary); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	p, err := NewProcess(ctx, s.Name, s.Version, common)
+	if err != nil {
+		return err
+	}
+	ready, cleanup, err := s.Setup(ctx, p)
+	if err != nil {
+		return err
+	}
+	if cleanup != nil {
+		defer func() {
+			if err := cleanup(); err != nil {
+				p.Log.Warn("cleanup failed", "error", err)
+			}
+		}()
+	}
+	return p.Run(ctx, ready...)
 }

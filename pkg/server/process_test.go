@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"net"
 	"path/filepath"
@@ -114,4 +115,56 @@ func TestProcessRunTakenPort(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), taken.Addr().String()) {
 		t.Fatalf("Run with a taken admin port = %v, want an error naming %s", err, taken.Addr())
 	}
+}
+
+func TestServiceMain(t *testing.T) {
+	dir := t.TempDir()
+	pub := filepath.Join(dir, "id.pub.pem")
+	if _, err := identity.LoadOrCreateKeyPair(filepath.Join(dir, "id.pem"), pub); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--identity-public-keys", pub, "--listen-grpc", "127.0.0.1:0", "--listen-admin", "127.0.0.1:0"}
+
+	t.Run("runs setup, serves, cleans up", func(t *testing.T) {
+		var extra string
+		cleaned := false
+		ctx, cancel := context.WithCancel(context.Background())
+		svc := Service{
+			Name: "probe", Summary: "probe", Version: "test",
+			Flags: func(fs *flag.FlagSet) { fs.StringVar(&extra, "extra", "", "") },
+			Setup: func(_ context.Context, p *Process) ([]Check, func() error, error) {
+				if p.Name != "probe" || p.GRPC == nil {
+					t.Errorf("Setup got process %+v", p)
+				}
+				cancel() // stop as soon as it runs
+				return nil, func() error { cleaned = true; return nil }, nil
+			},
+		}
+		t.Setenv("SLIPWAY_PROBE_EXTRA", "from-env")
+		if err := svc.Main(ctx, args); err != nil {
+			t.Fatalf("Main = %v", err)
+		}
+		if extra != "from-env" || !cleaned {
+			t.Errorf("extra = %q (want from-env), cleaned = %v (want true)", extra, cleaned)
+		}
+	})
+	t.Run("setup error is returned", func(t *testing.T) {
+		boom := errors.New("open store: boom")
+		err := Service{Name: "probe", Setup: func(context.Context, *Process) ([]Check, func() error, error) {
+			return nil, nil, boom
+		}}.Main(context.Background(), args)
+		if !errors.Is(err, boom) {
+			t.Fatalf("Main = %v, want the setup error", err)
+		}
+	})
+	t.Run("help is not an error", func(t *testing.T) {
+		called := false
+		err := Service{Name: "probe", Setup: func(context.Context, *Process) ([]Check, func() error, error) {
+			called = true
+			return nil, nil, nil
+		}}.Main(context.Background(), []string{"--help"})
+		if err != nil || called {
+			t.Fatalf("Main(--help) = %v, setup called %v; want nil and not called", err, called)
+		}
+	})
 }
