@@ -34,7 +34,8 @@ help: ## list targets
 
 .PHONY: run
 run: ## run all five Slipway processes locally on embedded defaults (Ctrl-C stops them)
-	go run ./tools/devstack run --state $(STATE)
+	@mkdir -p $(STATE)/bin && go build -o $(STATE)/bin/devstack ./tools/devstack
+	$(STATE)/bin/devstack run --state $(STATE)
 
 .PHONY: test
 test: ## run the tests of every module (real PostgreSQL included)
