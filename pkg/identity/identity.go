@@ -51,6 +51,8 @@ type Identity struct {
 	Org string
 	// Role is the caller's role in Org.
 	Role Role
+	// TokenID is the API token the caller authenticated with, if any.
+	TokenID string
 	// RequestID is the id of the request at the REST edge.
 	RequestID string
 }

@@ -32,6 +32,7 @@ type claims struct {
 	Org       string `json:"org"`
 	Role      Role   `json:"role"`
 	RequestID string `json:"rid,omitempty"`
+	TokenID   string `json:"tid,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -60,6 +61,7 @@ func (s *Signer) Sign(id Identity) (string, error) {
 		Org:       id.Org,
 		Role:      id.Role,
 		RequestID: id.RequestID,
+		TokenID:   id.TokenID,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    issuer,
 			Subject:   id.Subject,
@@ -108,7 +110,7 @@ func (v *Verifier) Verify(token string) (Identity, error) {
 		if _, err := v.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return k, nil }); err != nil {
 			continue
 		}
-		id := Identity{Subject: c.Subject, Org: c.Org, Role: c.Role, RequestID: c.RequestID}
+		id := Identity{Subject: c.Subject, Org: c.Org, Role: c.Role, RequestID: c.RequestID, TokenID: c.TokenID}
 		if id.validate() != nil {
 			return Identity{}, ErrInvalidToken
 		}

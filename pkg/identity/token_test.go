@@ -19,7 +19,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-var alice = Identity{Subject: "user:alice", Org: "acme", Role: RoleDeployer, RequestID: "req-1"}
+var alice = Identity{Subject: "user:alice", Org: "acme", Role: RoleDeployer, RequestID: "req-1", TokenID: "tok-1"}
 
 func newKey(t *testing.T) ed25519.PrivateKey {
 	t.Helper()

@@ -1,8 +1,9 @@
-// Package edge is Slipway's REST edge: it serves /api/v1/orgs/{org}/...,
-// decides who the caller is and what they may do in that org, mints the
-// internal identity, and forwards the call over gRPC to the owning service
-// through the grpc-gateway handlers generated from the protos. Every error
-// is answered as application/problem+json with a stable code.
+// Package edge is Slipway's REST edge: it serves /api/v1/orgs/..., decides
+// who the caller is and what they may do in the organization a request
+// names, mints the internal identity, and forwards the call over gRPC to the
+// owning service (or to the gateway's own services, in process) through the
+// grpc-gateway handlers generated from the protos. Every error is answered
+// as application/problem+json with a stable code.
 package edge
 
 import (
@@ -10,16 +11,27 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/slipwayhq/slipway/gateway/internal/authn"
+	"github.com/slipwayhq/slipway/gateway/internal/authz"
+	"github.com/slipwayhq/slipway/gateway/internal/ratelimit"
+	"github.com/slipwayhq/slipway/gateway/internal/store"
 	"github.com/slipwayhq/slipway/pkg/identity"
 	"github.com/slipwayhq/slipway/pkg/requestid"
 	"github.com/slipwayhq/slipway/pkg/validate"
@@ -30,26 +42,32 @@ import (
 	releasesv1 "github.com/slipwayhq/slipway/proto/slipway/releases/v1"
 )
 
-// OpenAPIPath is where the gateway serves the OpenAPI document.
-const OpenAPIPath = "/api/v1/openapi.json"
-
-const orgsPrefix = "/api/v1/orgs/"
+// Paths the gateway serves besides the API routes.
+const (
+	OpenAPIPath = "/api/v1/openapi.json"
+	DocsPath    = "/api/v1/docs"
+	orgsPath    = "/api/v1/orgs"
+	orgsPrefix  = orgsPath + "/"
+)
 
 // MaxBodyBytes bounds a request body.
 const MaxBodyBytes = 4 << 20
 
-// Errors an Authorizer returns.
-var (
-	// ErrUnauthenticated: no credentials, or credentials that do not verify.
-	ErrUnauthenticated = errors.New("authentication required")
-	// ErrNoSuchOrg: the org does not exist or the caller is not a member;
-	// both answer 404 so organizations cannot be enumerated.
-	ErrNoSuchOrg = errors.New("organization not found")
-)
+// maxIdempotencyKeyLen bounds the Idempotency-Key header.
+const maxIdempotencyKeyLen = 255
 
-// Authorizer decides who calls and with which role in org.
-type Authorizer interface {
-	Authorize(r *http.Request, org string) (identity.Identity, error)
+// IdempotencyKeyMetadata carries the Idempotency-Key header to services.
+const IdempotencyKeyMetadata = "idempotency-key"
+
+// Authenticator authenticates callers and resolves their role in an org.
+type Authenticator interface {
+	Authenticate(ctx context.Context, r *http.Request) (authn.Principal, error)
+	Resolve(ctx context.Context, p authn.Principal, org string) (identity.Identity, store.Org, error)
+}
+
+// AuditLog records mutating calls.
+type AuditLog interface {
+	AppendAudit(ctx context.Context, e store.AuditEvent) error
 }
 
 // Conns are the connections to the services; a nil one is not routed.
@@ -60,36 +78,77 @@ type Conns struct {
 	Releases *grpc.ClientConn
 }
 
+// Limits are the request rate limits: per client IP before authentication,
+// per caller (token or user) after. Zero rates disable a limit.
+type Limits struct {
+	PerIP             float64
+	PerIPBurst        int
+	PerCaller         float64
+	PerCallerBurst    int
+	TrustForwardedFor bool // take the client IP from X-Forwarded-For (behind a trusted proxy)
+}
+
+// Register adds in-process handlers (the gateway's own services) to the mux.
+type Register func(ctx context.Context, mux *runtime.ServeMux) error
+
 // Config configures the edge.
 type Config struct {
 	Log    *slog.Logger
 	Signer *identity.Signer
-	// Authorizer authenticates callers. While it is nil the org-scoped API
-	// answers 501: Slipway never serves tenant data to anonymous callers.
-	Authorizer Authorizer
-	Conns      Conns
+	// Authn authenticates callers. While it is nil the API answers 501:
+	// Slipway never serves tenant data to anonymous callers.
+	Authn       Authenticator
+	Audit       AuditLog
+	Conns       Conns
+	InProcess   []Register
+	Limits      Limits
+	CORSOrigins []string
 }
 
-type tokenKey struct{}
+type routeKey struct{}
+
+// route is filled in by the router middleware once a route matched.
+type route struct {
+	op  authz.Operation
+	org store.Org
+}
 
 // NewHandler returns the REST edge.
 func NewHandler(ctx context.Context, cfg Config) (http.Handler, error) {
+	routes, err := authz.Routes()
+	if err != nil {
+		return nil, err
+	}
+	e := &edge{
+		cfg:       cfg,
+		routes:    routes,
+		ipLimit:   ratelimit.New(cfg.Limits.PerIP, cfg.Limits.PerIPBurst),
+		callLimit: ratelimit.New(cfg.Limits.PerCaller, cfg.Limits.PerCallerBurst),
+	}
+	jsonPB := &runtime.JSONPb{
+		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+	}
+	yamlPB := &yamlMarshaler{json: jsonPB}
 	mux := runtime.NewServeMux(
 		runtime.WithErrorHandler(errorHandler),
 		runtime.WithRoutingErrorHandler(routingErrorHandler),
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
-			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
-			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, jsonPB),
+		runtime.WithMarshalerOption("application/json", jsonPB),
+		runtime.WithMarshalerOption("application/yaml", yamlPB),
+		runtime.WithMarshalerOption("application/x-yaml", yamlPB),
 		// Nothing from the HTTP request reaches the services but what the
 		// edge puts there: never the caller's Authorization header.
 		runtime.WithIncomingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
-		runtime.WithMiddlewares(nameSpan),
-		runtime.WithMetadata(func(ctx context.Context, _ *http.Request) metadata.MD {
+		runtime.WithMiddlewares(e.authorizeRoute),
+		runtime.WithMetadata(func(ctx context.Context, r *http.Request) metadata.MD {
 			md := metadata.Pairs(requestid.MetadataKey, requestid.FromContext(ctx))
-			if tok, ok := ctx.Value(tokenKey{}).(string); ok {
+			if tok, ok := identity.TokenFromContext(ctx); ok {
 				md.Set(identity.MetadataKey, tok)
+			}
+			if k := r.Header.Get("Idempotency-Key"); k != "" {
+				md.Set(IdempotencyKeyMetadata, k)
 			}
 			return md
 		}),
@@ -113,95 +172,200 @@ func NewHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 			return nil, fmt.Errorf("register REST routes: %w", err)
 		}
 	}
-	e := &edge{cfg: cfg, mux: mux}
-	return otelhttp.NewHandler(e, "rest"), nil
-}
-
-// nameSpan names the request's span by its route template
-// ("POST /api/v1/orgs/{org}/images"), never by the raw path, so span names
-// stay few and carry no tenant data.
-func nameSpan(next runtime.HandlerFunc) runtime.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
-		if pattern, ok := runtime.HTTPPathPattern(r.Context()); ok {
-			trace.SpanFromContext(r.Context()).SetName(r.Method + " " + pattern)
+	for _, reg := range cfg.InProcess {
+		if err := reg(ctx, mux); err != nil {
+			return nil, fmt.Errorf("register gateway routes: %w", err)
 		}
-		next(w, r, params)
 	}
+	e.mux = mux
+	return otelhttp.NewHandler(withCORS(cfg.CORSOrigins, e), "rest"), nil
 }
 
 type edge struct {
-	cfg Config
-	mux *runtime.ServeMux
+	cfg       Config
+	mux       *runtime.ServeMux
+	routes    map[string]authz.Operation
+	ipLimit   *ratelimit.Limiter
+	callLimit *ratelimit.Limiter
 }
 
 func (e *edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rid := requestid.Sanitize(r.Header.Get("X-Request-Id"))
 	w.Header().Set("X-Request-Id", rid)
 	ctx := requestid.NewContext(r.Context(), rid)
+	// W3C trace context out, so a client can find its request's trace.
+	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(w.Header()))
 	r = r.WithContext(ctx)
 
-	if r.URL.Path == OpenAPIPath && r.Method == http.MethodGet {
+	switch {
+	case r.URL.Path == OpenAPIPath && r.Method == http.MethodGet:
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapi.Document())
 		return
-	}
-	org, ok := orgOf(r.URL.Path)
-	if !ok {
+	case r.URL.Path == DocsPath && r.Method == http.MethodGet:
+		serveDocs(w)
+		return
+	case r.URL.Path != orgsPath && !strings.HasPrefix(r.URL.Path, orgsPrefix):
 		routingErrorHandler(ctx, e.mux, nil, w, r, http.StatusNotFound)
 		return
-	}
-	if e.cfg.Authorizer == nil {
+	case e.cfg.Authn == nil:
 		WriteProblem(w, Problem{Status: http.StatusNotImplemented, Code: "unimplemented", RequestID: rid,
-			Detail: "the organization API needs caller authentication, which this gateway does not have configured yet"})
+			Detail: "the organization API needs caller authentication, which this gateway does not have configured"})
 		return
 	}
-	id, err := e.authorize(r, org)
+	if !e.allow(w, e.ipLimit, "ip:"+e.clientIP(r), rid) {
+		return
+	}
+	p, err := e.cfg.Authn.Authenticate(ctx, r)
 	if err != nil {
-		e.deny(w, r, org, err)
+		e.deny(w, r, "", err)
 		return
 	}
-	id.RequestID = rid
-	tok, err := e.cfg.Signer.Sign(id)
-	if err != nil {
-		e.cfg.Log.ErrorContext(ctx, "mint identity failed", "error", err)
-		WriteProblem(w, Problem{Status: http.StatusInternalServerError, Code: "internal", Detail: "internal error", RequestID: rid})
+	if !e.allow(w, e.callLimit, p.Subject(), rid) {
 		return
 	}
-	fwd := r.Clone(context.WithValue(ctx, tokenKey{}, tok))
+	ctx = authn.NewContext(ctx, p)
+	rt := &route{}
+	ctx = context.WithValue(ctx, routeKey{}, rt)
+
+	var id identity.Identity
+	if org, ok := orgOf(r.URL.Path); ok {
+		if validate.DNSLabel("org", org) != nil {
+			e.deny(w, r, org, authn.ErrNoSuchOrg)
+			return
+		}
+		id, rt.org, err = e.cfg.Authn.Resolve(ctx, p, org)
+		if err != nil {
+			e.deny(w, r, org, err)
+			return
+		}
+		id.RequestID = rid
+		tok, err := e.cfg.Signer.Sign(id)
+		if err != nil {
+			e.cfg.Log.ErrorContext(ctx, "mint identity failed", "error", err)
+			WriteProblem(w, Problem{Status: http.StatusInternalServerError, Code: "internal", Detail: "internal error", RequestID: rid})
+			return
+		}
+		// The gateway's own services read the identity back with
+		// identity.FromContext; remote services get the token.
+		ctx = identity.NewContext(ctx, id, tok)
+	}
+
+	fwd := r.Clone(ctx)
 	// grpc-gateway forwards Authorization to the service whatever the header
 	// matcher says; the caller's credentials must stop here.
 	fwd.Header.Del("Authorization")
+	if len(fwd.Header.Get("Idempotency-Key")) > maxIdempotencyKeyLen {
+		WriteProblem(w, Problem{Status: http.StatusBadRequest, Code: "invalid_argument", RequestID: rid,
+			Detail: fmt.Sprintf("Idempotency-Key: must be at most %d characters", maxIdempotencyKeyLen)})
+		return
+	}
 	fwd.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-	e.mux.ServeHTTP(w, fwd)
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	e.mux.ServeHTTP(sw, fwd)
+	e.audit(ctx, r, p, id, rt, sw.status)
 }
 
-func (e *edge) authorize(r *http.Request, org string) (identity.Identity, error) {
-	if validate.DNSLabel("org", org) != nil {
-		return identity.Identity{}, ErrNoSuchOrg
+// authorizeRoute runs once the router matched a route: it names the span
+// after the route template and refuses a caller whose role is below the
+// operation's in the permission table.
+func (e *edge) authorizeRoute(next runtime.HandlerFunc) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+		ctx := r.Context()
+		pattern := ""
+		if p, ok := runtime.HTTPPattern(ctx); ok {
+			pattern = template(p)
+		}
+		trace.SpanFromContext(ctx).SetName(r.Method + " " + pattern)
+		op, ok := e.routes[r.Method+" "+pattern]
+		if rt, _ := ctx.Value(routeKey{}).(*route); rt != nil {
+			rt.op = op
+		}
+		id, scoped := identity.FromContext(ctx)
+		if !ok || (!scoped && authz.Table[op.ID] != authz.Any) || !authz.Allowed(op.ID, id.Role) {
+			WriteProblem(w, Problem{Status: http.StatusForbidden, Code: "permission_denied", RequestID: requestid.FromContext(ctx),
+				Detail: fmt.Sprintf("role %q may not %s %s", id.Role, r.Method, pattern)})
+			return
+		}
+		next(w, r, params)
 	}
-	id, err := e.cfg.Authorizer.Authorize(r, org)
+}
+
+// audit appends a mutating call on an org to the org's audit log: who, what,
+// on which path, with which result. Never a body, a query or a header.
+func (e *edge) audit(ctx context.Context, r *http.Request, p authn.Principal, id identity.Identity, rt *route, status int) {
+	switch r.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+	default:
+		return
+	}
+	if e.cfg.Audit == nil || rt.org.ID == "" || rt.op.ID == "" {
+		return
+	}
+	if rt.op.ID == "OrganizationsService_DeleteOrganization" && status < 300 {
+		return // the log went with the org
+	}
+	evID, err := uuid.NewV7()
 	if err != nil {
-		return identity.Identity{}, err
+		e.cfg.Log.ErrorContext(ctx, "append audit event failed", "error", err)
+		return
 	}
-	if id.Org != org {
-		// An authorizer must never widen a caller's reach to another org.
-		return identity.Identity{}, ErrNoSuchOrg
+	ev := store.AuditEvent{
+		ID: evID.String(), OrgID: rt.org.ID, Time: time.Now().UTC(), Actor: p.Subject(), TokenID: p.TokenID,
+		Action: rt.op.RPC(), Target: r.URL.Path, Result: status, RequestID: id.RequestID,
 	}
-	return id, nil
+	if err := e.cfg.Audit.AppendAudit(context.WithoutCancel(ctx), ev); err != nil {
+		e.cfg.Log.ErrorContext(ctx, "append audit event failed", "error", err, "action", ev.Action)
+	}
+}
+
+func (e *edge) allow(w http.ResponseWriter, l *ratelimit.Limiter, key, rid string) bool {
+	ok, wait := l.Allow(key, time.Now())
+	if ok {
+		return true
+	}
+	secs := int(wait/time.Second) + 1
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	WriteProblem(w, Problem{Status: http.StatusTooManyRequests, Code: "resource_exhausted",
+		Detail: fmt.Sprintf("rate limit exceeded; retry in %d s", secs), RequestID: rid})
+	return false
+}
+
+func (e *edge) clientIP(r *http.Request) string {
+	if e.cfg.Limits.TrustForwardedFor {
+		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+			first, _, _ := strings.Cut(xff, ",")
+			return strings.TrimSpace(first)
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 func (e *edge) deny(w http.ResponseWriter, r *http.Request, org string, err error) {
 	rid := requestid.FromContext(r.Context())
 	switch {
-	case errors.Is(err, ErrUnauthenticated):
+	case errors.Is(err, authn.ErrUnauthenticated):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="slipway"`)
 		WriteProblem(w, Problem{Status: http.StatusUnauthorized, Code: "unauthenticated", Detail: "authentication required", RequestID: rid})
-	case errors.Is(err, ErrNoSuchOrg):
+	case errors.Is(err, authn.ErrNoSuchOrg):
 		WriteProblem(w, Problem{Status: http.StatusNotFound, Code: "not_found", Detail: "organization " + quote(org) + " not found", RequestID: rid})
 	default:
-		e.cfg.Log.ErrorContext(r.Context(), "authorize failed", "error", err)
-		WriteProblem(w, Problem{Status: http.StatusInternalServerError, Code: "internal", Detail: "internal error", RequestID: rid})
+		e.cfg.Log.ErrorContext(r.Context(), "authenticate failed", "error", err)
+		WriteProblem(w, Problem{Status: http.StatusServiceUnavailable, Code: "unavailable", Detail: "authentication is unavailable; retry", RequestID: rid})
 	}
+}
+
+// captureAll matches the "{name=*}" captures of a rendered route pattern.
+var captureAll = regexp.MustCompile(`\{([^=}]+)=\*\}`)
+
+// template renders a matched route the way the OpenAPI document names it:
+// "/api/v1/orgs/{org}/images".
+func template(p runtime.Pattern) string {
+	return captureAll.ReplaceAllString(p.String(), "{$1}")
 }
 
 // orgOf returns the {org} of an org-scoped path.
@@ -220,3 +384,23 @@ func quote(s string) string {
 	}
 	return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"`
 }
+
+// statusWriter remembers the status written, for the audit log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Flush keeps streaming responses (SSE, watch) streaming.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,142 +1,18 @@
 package edge
 
 import (
-	"context"
-	"crypto/ed25519"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/slipwayhq/slipway/pkg/client"
 	"github.com/slipwayhq/slipway/pkg/grpcerr"
 	"github.com/slipwayhq/slipway/pkg/identity"
 	"github.com/slipwayhq/slipway/pkg/validate"
-	registryv1 "github.com/slipwayhq/slipway/proto/slipway/registry/v1"
 )
-
-// recordingRegistry answers CreateImage with a programmed error and records
-// the metadata and identity each call arrived with.
-type recordingRegistry struct {
-	registryv1.UnimplementedRegistryServiceServer
-	verifier *identity.Verifier
-	err      error
-
-	mu  sync.Mutex
-	md  metadata.MD
-	ids []identity.Identity
-}
-
-func (s *recordingRegistry) CreateImage(ctx context.Context, req *registryv1.CreateImageRequest) (*registryv1.CreateImageResponse, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.md = md
-	if v := md.Get(identity.MetadataKey); len(v) == 1 {
-		if id, err := s.verifier.Verify(v[0]); err == nil {
-			s.ids = append(s.ids, id)
-		}
-	}
-	if s.err != nil {
-		return nil, s.err
-	}
-	img := req.GetImage()
-	return &registryv1.CreateImageResponse{Image: &registryv1.Image{Org: req.GetOrg(), Name: img.GetName(), Version: img.GetVersion(), Reference: img.GetReference()}}, nil
-}
-
-// staticAuthorizer knows one bearer token, a member of acme.
-type staticAuthorizer struct{}
-
-func (staticAuthorizer) Authorize(r *http.Request, org string) (identity.Identity, error) {
-	if r.Header.Get("Authorization") != "Bearer slp_good" {
-		return identity.Identity{}, ErrUnauthenticated
-	}
-	if org != "acme" {
-		return identity.Identity{}, ErrNoSuchOrg
-	}
-	return identity.Identity{Subject: "user:alice", Org: "acme", Role: identity.RoleDeployer}, nil
-}
-
-func newEdge(t *testing.T, reg *recordingRegistry, authz Authorizer) *httptest.Server {
-	t.Helper()
-	key, err := identity.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg.verifier, err = identity.NewVerifier(key.Public().(ed25519.PublicKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	registryv1.RegisterRegistryServiceServer(srv, reg)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	conn, err := client.Dial(lis.Addr().String(), client.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	h, err := NewHandler(context.Background(), Config{
-		Log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Signer:     identity.NewSigner(key, 0),
-		Authorizer: authz,
-		Conns:      Conns{Registry: conn},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(h)
-	t.Cleanup(ts.Close)
-	return ts
-}
-
-func do(t *testing.T, ts *httptest.Server, method, path, token, body string) (*http.Response, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	req.Header.Set("X-Request-Id", "req-123")
-	resp, err := ts.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, b
-}
-
-func decodeProblem(t *testing.T, resp *http.Response, body []byte) Problem {
-	t.Helper()
-	if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
-		t.Fatalf("Content-Type = %q, want application/problem+json; body %s", ct, body)
-	}
-	var p Problem
-	if err := json.Unmarshal(body, &p); err != nil {
-		t.Fatalf("problem body %s: %v", body, err)
-	}
-	return p
-}
 
 const imageBody = `{"name":"api","version":"1.0.0","reference":"ghcr.io/acme/api:1.0.0"}`
 
@@ -157,7 +33,8 @@ func TestEdgeErrorsAreProblems(t *testing.T) {
 		{name: "field error is 400 naming the field", err: bad, wantStatus: 400, wantCode: "invalid_argument", wantField: "reference"},
 		{name: "internal stays generic", err: status.Error(codes.Internal, "internal error"), wantStatus: 500, wantCode: "internal"},
 		{name: "no token is 401", token: "-", wantStatus: 401, wantCode: "unauthenticated"},
-		{name: "other org is 404", path: "/api/v1/orgs/globex/images", wantStatus: 404, wantCode: "not_found"},
+		{name: "unknown token is 401", token: "slp_nope", wantStatus: 401, wantCode: "unauthenticated"},
+		{name: "unknown org is 404", path: "/api/v1/orgs/globex/images", wantStatus: 404, wantCode: "not_found"},
 		{name: "invalid org is 404", path: "/api/v1/orgs/Not_An_Org/images", wantStatus: 404, wantCode: "not_found"},
 		{name: "unknown route is 404", path: "/api/v1/orgs/acme/nothing-here", wantStatus: 404, wantCode: "not_found"},
 		{name: "outside the API is 404", path: "/etc/passwd", wantStatus: 404, wantCode: "not_found"},
@@ -166,10 +43,13 @@ func TestEdgeErrorsAreProblems(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ts := newEdge(t, &recordingRegistry{err: tc.err}, staticAuthorizer{})
-			token, path, body := "slp_good", "/api/v1/orgs/acme/images", imageBody
+			h := newHarness(t, harnessOptions{})
+			h.up.err = tc.err
+			token, path, body := h.owner, "/api/v1/orgs/acme/images", imageBody
 			if tc.token == "-" {
 				token = ""
+			} else if tc.token != "" {
+				token = tc.token
 			}
 			if tc.path != "" {
 				path = tc.path
@@ -177,11 +57,11 @@ func TestEdgeErrorsAreProblems(t *testing.T) {
 			if tc.body != "" {
 				body = tc.body
 			}
-			resp, b := do(t, ts, http.MethodPost, path, token, body)
-			if resp.StatusCode != tc.wantStatus {
-				t.Fatalf("status = %d, want %d; body %s", resp.StatusCode, tc.wantStatus, b)
+			r := h.do(http.MethodPost, path, token, body)
+			if r.status != tc.wantStatus {
+				t.Fatalf("status = %d, want %d; body %s", r.status, tc.wantStatus, r.body)
 			}
-			p := decodeProblem(t, resp, b)
+			p := r.problem(t)
 			if p.Code != tc.wantCode || p.Status != tc.wantStatus || p.RequestID != "req-123" || p.Type != ProblemTypeBase+tc.wantCode {
 				t.Errorf("problem = %+v, want code %q status %d request id req-123", p, tc.wantCode, tc.wantStatus)
 			}
@@ -193,63 +73,159 @@ func TestEdgeErrorsAreProblems(t *testing.T) {
 }
 
 func TestEdgeForwardsIdentityNotCredentials(t *testing.T) {
-	reg := &recordingRegistry{}
-	ts := newEdge(t, reg, staticAuthorizer{})
-	resp, b := do(t, ts, http.MethodPost, "/api/v1/orgs/acme/images", "slp_good", imageBody)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("status = %d: %s", resp.StatusCode, b)
+	h := newHarness(t, harnessOptions{})
+	r := h.do(http.MethodPost, "/api/v1/orgs/acme/images", h.owner, imageBody, "Idempotency-Key: build-42")
+	if r.status != http.StatusOK {
+		t.Fatalf("status = %d: %s", r.status, r.body)
 	}
-	var got map[string]any
-	if err := json.Unmarshal(b, &got); err != nil {
-		t.Fatal(err)
+	img, _ := r.json(t)["image"].(map[string]any)
+	if img["reference"] != "ghcr.io/acme/api:1.0.0" {
+		t.Errorf("response = %s", r.body)
 	}
-	if img, _ := got["image"].(map[string]any); img["reference"] != "ghcr.io/acme/api:1.0.0" || img["create_time"] != nil && img["create_time"] != "" {
-		// create_time is unset by the fake; snake_case names prove UseProtoNames.
-		t.Errorf("response = %s", b)
+	if _, ok := img["create_time"]; !ok {
+		t.Errorf("response lacks snake_case create_time (UseProtoNames): %s", r.body)
 	}
-	if resp.Header.Get("X-Request-Id") != "req-123" {
-		t.Errorf("X-Request-Id = %q, want the caller's", resp.Header.Get("X-Request-Id"))
+	if r.header.Get("X-Request-Id") != "req-123" {
+		t.Errorf("X-Request-Id = %q, want the caller's", r.header.Get("X-Request-Id"))
 	}
-	reg.mu.Lock()
-	defer reg.mu.Unlock()
-	if len(reg.ids) != 1 || reg.ids[0] != (identity.Identity{Subject: "user:alice", Org: "acme", Role: identity.RoleDeployer, RequestID: "req-123"}) {
-		t.Errorf("service saw identities %+v", reg.ids)
+	ids := h.up.identities()
+	if len(ids) != 1 || ids[0].Org != "acme" || ids[0].Role != identity.RoleOwner || ids[0].RequestID != "req-123" ||
+		ids[0].TokenID == "" || ids[0].Subject != "token:"+ids[0].TokenID {
+		t.Errorf("service saw identities %+v", ids)
 	}
-	for k, v := range reg.md {
-		if strings.Contains(strings.ToLower(k), "authorization") || strings.Contains(strings.Join(v, ","), "slp_good") {
+	md := h.up.lastMetadata()
+	for k, v := range md {
+		if strings.Contains(strings.ToLower(k), "authorization") || strings.Contains(strings.Join(v, ","), h.owner) {
 			t.Errorf("caller credentials reached the service in metadata %q", k)
 		}
 	}
-	if v := reg.md.Get("x-request-id"); len(v) != 1 || v[0] != "req-123" {
+	if v := md.Get("x-request-id"); len(v) != 1 || v[0] != "req-123" {
 		t.Errorf("x-request-id metadata = %v", v)
+	}
+	if v := md.Get(IdempotencyKeyMetadata); len(v) != 1 || v[0] != "build-42" {
+		t.Errorf("idempotency-key metadata = %v", v)
 	}
 }
 
-func TestEdgeWithoutAuthorizerServesNoTenantData(t *testing.T) {
-	reg := &recordingRegistry{}
-	ts := newEdge(t, reg, nil)
-	resp, b := do(t, ts, http.MethodPost, "/api/v1/orgs/acme/images", "slp_good", imageBody)
-	if p := decodeProblem(t, resp, b); resp.StatusCode != http.StatusNotImplemented || p.Code != "unimplemented" {
-		t.Fatalf("status %d problem %+v, want 501 unimplemented", resp.StatusCode, p)
+func TestEdgeWithoutAuthnServesNoTenantData(t *testing.T) {
+	h := newHarness(t, harnessOptions{noAuthn: true})
+	r := h.do(http.MethodPost, "/api/v1/orgs/acme/images", h.owner, imageBody)
+	if p := r.problem(t); r.status != http.StatusNotImplemented || p.Code != "unimplemented" {
+		t.Fatalf("status %d problem %+v, want 501 unimplemented", r.status, p)
 	}
-	if reg.md != nil {
+	if len(h.up.identities()) != 0 {
 		t.Error("the request reached the service")
 	}
 }
 
-func TestEdgeServesOpenAPI(t *testing.T) {
-	ts := newEdge(t, &recordingRegistry{}, nil)
-	resp, b := do(t, ts, http.MethodGet, OpenAPIPath, "", "")
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("status = %d", resp.StatusCode)
-	}
+func TestEdgeServesOpenAPIAndDocs(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	r := h.do(http.MethodGet, OpenAPIPath, "", "")
 	var doc struct {
 		Paths map[string]any `json:"paths"`
 	}
-	if err := json.Unmarshal(b, &doc); err != nil {
+	if err := json.Unmarshal(r.body, &doc); err != nil || r.status != http.StatusOK {
+		t.Fatalf("OpenAPI: status %d, %v", r.status, err)
+	}
+	for _, p := range []string{"/api/v1/orgs/{org}/images", "/api/v1/orgs/{org}/tokens", "/api/v1/orgs"} {
+		if _, ok := doc.Paths[p]; !ok {
+			t.Errorf("OpenAPI document lacks %s", p)
+		}
+	}
+	r = h.do(http.MethodGet, DocsPath, "", "")
+	if r.status != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") || !strings.Contains(string(r.body), "openapi.json") {
+		t.Errorf("docs page: status %d type %q", r.status, r.header.Get("Content-Type"))
+	}
+}
+
+func TestEdgeAcceptsYAML(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	body := "name: api\nversion: \"2.0\"\nreference: ghcr.io/acme/api:2.0\n"
+	r := h.do(http.MethodPost, "/api/v1/orgs/acme/images", h.owner, body, "Content-Type: application/yaml", "Accept: application/json")
+	if r.status != http.StatusOK {
+		t.Fatalf("YAML create: status %d: %s", r.status, r.body)
+	}
+	if img, _ := r.json(t)["image"].(map[string]any); img["version"] != "2.0" {
+		t.Errorf("YAML body decoded to %s", r.body)
+	}
+	r = h.do(http.MethodGet, "/api/v1/orgs/acme/images", h.owner, "", "Accept: application/yaml")
+	if r.status != http.StatusOK || !strings.Contains(string(r.body), "reference: ghcr.io/acme/api:2.0") {
+		t.Errorf("YAML answer: status %d body %s", r.status, r.body)
+	}
+}
+
+func TestEdgeRateLimits(t *testing.T) {
+	h := newHarness(t, harnessOptions{limits: Limits{PerCaller: 1, PerCallerBurst: 2}})
+	for i := range 2 {
+		if r := h.do(http.MethodGet, "/api/v1/orgs/acme/images", h.owner, ""); r.status != http.StatusOK {
+			t.Fatalf("request %d: status %d", i+1, r.status)
+		}
+	}
+	r := h.do(http.MethodGet, "/api/v1/orgs/acme/images", h.owner, "")
+	if r.status != http.StatusTooManyRequests || r.problem(t).Code != "resource_exhausted" || r.header.Get("Retry-After") == "" {
+		t.Fatalf("third request: status %d Retry-After %q, want 429 with Retry-After", r.status, r.header.Get("Retry-After"))
+	}
+	// Another caller has its own bucket.
+	_, other := h.member("acme", identity.RoleViewer)
+	if r := h.do(http.MethodGet, "/api/v1/orgs/acme/images", other, ""); r.status != http.StatusOK {
+		t.Errorf("another caller: status %d", r.status)
+	}
+
+	ip := newHarness(t, harnessOptions{limits: Limits{PerIP: 1, PerIPBurst: 1}})
+	ip.do(http.MethodGet, "/api/v1/orgs/acme/images", "", "")
+	if r := ip.do(http.MethodGet, "/api/v1/orgs/acme/images", ip.owner, ""); r.status != http.StatusTooManyRequests {
+		t.Errorf("per-IP limit: status %d, want 429 (limited before authentication)", r.status)
+	}
+}
+
+func TestEdgeCORS(t *testing.T) {
+	h := newHarness(t, harnessOptions{cors: []string{"https://console.example.com"}})
+	r := h.do(http.MethodOptions, "/api/v1/orgs/acme/images", "", "",
+		"Origin: https://console.example.com", "Access-Control-Request-Method: POST", "Access-Control-Request-Headers: authorization,content-type")
+	if got := r.header.Get("Access-Control-Allow-Origin"); got != "https://console.example.com" {
+		t.Errorf("allowed origin preflight: Access-Control-Allow-Origin = %q", got)
+	}
+	r = h.do(http.MethodOptions, "/api/v1/orgs/acme/images", "", "", "Origin: https://evil.example.com", "Access-Control-Request-Method: POST")
+	if got := r.header.Get("Access-Control-Allow-Origin"); got != "" {
+		t.Errorf("other origin preflight: Access-Control-Allow-Origin = %q, want none", got)
+	}
+}
+
+func TestEdgeAuditsMutations(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	h.do(http.MethodPost, "/api/v1/orgs/acme/images", h.owner, imageBody)
+	h.do(http.MethodGet, "/api/v1/orgs/acme/images", h.owner, "")
+	h.up.err = status.Error(codes.AlreadyExists, "exists")
+	h.do(http.MethodPost, "/api/v1/orgs/acme/images", h.owner, `{"name":"api","version":"1.0.0","reference":"ghcr.io/acme/api:1.0.0"}`)
+
+	r := h.do(http.MethodGet, "/api/v1/orgs/acme/audit?action=RegistryService/CreateImage", h.owner, "")
+	if r.status != http.StatusOK {
+		t.Fatalf("audit: status %d: %s", r.status, r.body)
+	}
+	var got struct {
+		Events []struct {
+			Actor, Action, Target string
+			RequestID             string `json:"request_id"`
+			TokenID               string `json:"token_id"`
+			Result                int
+		}
+	}
+	if err := json.Unmarshal(r.body, &got); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := doc.Paths["/api/v1/orgs/{org}/images"]; !ok {
-		t.Errorf("OpenAPI document lacks the images route; paths: %d", len(doc.Paths))
+	if len(got.Events) != 2 {
+		t.Fatalf("audit has %d CreateImage events, want 2 (the GET is not audited): %s", len(got.Events), r.body)
+	}
+	// Newest first: the refused create, then the accepted one.
+	if got.Events[0].Result != http.StatusConflict || got.Events[1].Result != http.StatusOK {
+		t.Errorf("results = %d, %d; want 409 then 200", got.Events[0].Result, got.Events[1].Result)
+	}
+	for _, e := range got.Events {
+		if e.Target != "/api/v1/orgs/acme/images" || !strings.HasPrefix(e.Actor, "token:") || e.TokenID == "" {
+			t.Errorf("event %+v", e)
+		}
+	}
+	if strings.Contains(string(r.body), "ghcr.io") || strings.Contains(string(r.body), h.owner) {
+		t.Error("the audit log holds a request body or a secret")
 	}
 }
