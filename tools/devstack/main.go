@@ -84,7 +84,14 @@ func runCmd(args []string) error {
 		fmt.Fprintf(tw, "slipway-%s\t%s://%s\thttp://%s\n", c.Name, proto, c.Addr, c.AdminAddr)
 	}
 	_ = tw.Flush()
-	fmt.Printf("\nlogs: %s\nidentity key: %s (mint tokens with: go run ./tools/devstack token --state %s --org ORG)\nCtrl-C stops everything.\n", logs.Name(), s.IdentityKey, *state)
+	tok, err := s.BootstrapToken()
+	if err != nil {
+		return err
+	}
+	gw := s.Components[len(s.Components)-1].Addr
+	fmt.Printf("\norganization %q, owner API token (also in %s):\n  %s\ntry: curl -H \"Authorization: Bearer %s\" http://%s/api/v1/orgs/%s/images\n",
+		localrun.BootstrapOrg, s.BootstrapTokenFile, tok, tok, gw, localrun.BootstrapOrg)
+	fmt.Printf("\nlogs: %s\nAPI docs: http://%s/api/v1/docs\nCtrl-C stops everything.\n", logs.Name(), gw)
 	select {
 	case <-ctx.Done():
 		fmt.Fprintln(os.Stderr, "\nstopping Slipway...")

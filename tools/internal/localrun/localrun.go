@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -46,6 +47,18 @@ func Components(base int) []Component {
 	}
 }
 
+// BootstrapOrg is the organization the gateway creates on first start.
+const BootstrapOrg = "default"
+
+// BootstrapToken returns the owner API token of BootstrapOrg.
+func (s *Stack) BootstrapToken() (string, error) {
+	b, err := os.ReadFile(s.BootstrapTokenFile)
+	if err != nil {
+		return "", fmt.Errorf("read bootstrap token: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
 // Options configure a local run.
 type Options struct {
 	State    string    // state folder: bin/, data/, keys/, logs
@@ -58,10 +71,12 @@ type Stack struct {
 	Components []Component
 	// IdentityKey signs identities the services accept (the gateway's key).
 	IdentityKey string
-	procs       []*exec.Cmd
-	exited      chan error
-	running     sync.WaitGroup
-	stopOnce    sync.Once
+	// BootstrapTokenFile holds the owner API token of the first org.
+	BootstrapTokenFile string
+	procs              []*exec.Cmd
+	exited             chan error
+	running            sync.WaitGroup
+	stopOnce           sync.Once
 }
 
 // KeyPaths returns the identity key pair paths in a state folder.
@@ -111,7 +126,12 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", data, err)
 	}
-	s := &Stack{Components: Components(o.BasePort), IdentityKey: priv, exited: make(chan error, 5)}
+	s := &Stack{
+		Components:         Components(o.BasePort),
+		IdentityKey:        priv,
+		BootstrapTokenFile: filepath.Join(state, "bootstrap-token"),
+		exited:             make(chan error, 5),
+	}
 	byName := map[string]Component{}
 	for _, c := range s.Components {
 		byName[c.Name] = c
@@ -119,14 +139,15 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	for _, c := range s.Components {
 		args := []string{"--listen-admin", c.AdminAddr}
 		if c.Name == "gateway" {
-			args = append(args, "--listen-http", c.Addr, "--identity-private-key", priv)
+			args = append(args, "--listen-http", c.Addr, "--identity-private-key", priv,
+				"--bootstrap-org", BootstrapOrg, "--bootstrap-token-file", s.BootstrapTokenFile)
 			for _, svc := range []string{"clusters", "registry", "catalog", "releases"} {
 				args = append(args, "--"+svc+"-addr", byName[svc].Addr)
 			}
 		} else {
 			args = append(args, "--listen-grpc", c.Addr, "--identity-public-keys", pub)
 		}
-		if c.Name == "registry" {
+		if c.Name == "registry" || c.Name == "gateway" {
 			args = append(args, "--database", "sqlite:"+filepath.Join(data, c.Name+".db"))
 		}
 		cmd := exec.Command(filepath.Join(state, "bin", "slipway-"+c.Name), args...)

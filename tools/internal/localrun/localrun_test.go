@@ -3,7 +3,10 @@ package localrun
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
@@ -47,7 +50,7 @@ func TestStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := identity.NewSigner(key, 0).Sign(identity.Identity{Subject: "user:dev", Org: "acme", Role: identity.RoleOwner})
+	tok, err := identity.NewSigner(key, 0).Sign(identity.Identity{Subject: "user:dev", Org: BootstrapOrg, Role: identity.RoleOwner})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,19 +66,19 @@ func TestStack(t *testing.T) {
 	}
 	defer conn.Close()
 	reg := registryv1.NewRegistryServiceClient(conn)
-	img := &registryv1.Image{Name: "api", Version: "1.0.0", Reference: "ghcr.io/acme/api:1.0.0"}
-	if _, err := reg.CreateImage(callCtx, &registryv1.CreateImageRequest{Org: "acme", Image: img}); err != nil {
+	img := &registryv1.Image{Name: "api", Version: "1.0.0", Reference: "ghcr.io/example/api:1.0.0"}
+	if _, err := reg.CreateImage(callCtx, &registryv1.CreateImageRequest{Org: BootstrapOrg, Image: img}); err != nil {
 		t.Fatalf("CreateImage: %v", err)
 	}
-	_, err = reg.CreateImage(callCtx, &registryv1.CreateImageRequest{Org: "acme", Image: img})
+	_, err = reg.CreateImage(callCtx, &registryv1.CreateImageRequest{Org: BootstrapOrg, Image: img})
 	if status.Code(err) != codes.AlreadyExists {
 		t.Fatalf("duplicate CreateImage = %v, want AlreadyExists", err)
 	}
-	list, err := reg.ListImages(callCtx, &registryv1.ListImagesRequest{Org: "acme"})
+	list, err := reg.ListImages(callCtx, &registryv1.ListImagesRequest{Org: BootstrapOrg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list.GetImages()) != 1 || list.GetImages()[0].GetReference() != "ghcr.io/acme/api:1.0.0" {
+	if len(list.GetImages()) != 1 || list.GetImages()[0].GetReference() != "ghcr.io/example/api:1.0.0" {
 		t.Errorf("ListImages = %v, want the one image", list.GetImages())
 	}
 
@@ -84,13 +87,53 @@ func TestStack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cconn.Close()
-	if _, err := clustersv1.NewClustersServiceClient(cconn).ListClusters(callCtx, &clustersv1.ListClustersRequest{Org: "acme"}); status.Code(err) != codes.Unimplemented {
+	if _, err := clustersv1.NewClustersServiceClient(cconn).ListClusters(callCtx, &clustersv1.ListClustersRequest{Org: BootstrapOrg}); status.Code(err) != codes.Unimplemented {
 		t.Errorf("ListClusters = %v, want Unimplemented", err)
 	}
 	hc, err := healthpb.NewHealthClient(cconn).Check(ctx, &healthpb.HealthCheckRequest{})
 	if err != nil || hc.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Errorf("clusters health = %v, %v; want SERVING", hc, err)
 	}
+
+	// Through REST, as the README's curl does: the bootstrap owner token
+	// creates a member token, which lists the image.
+	owner, err := s.BootstrapToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := "http://" + addr["gateway"] + "/api/v1/orgs/" + BootstrapOrg
+	var created struct{ Secret string }
+	if code := rest(t, http.MethodPost, api+"/tokens", owner, `{"name":"ci","role":"ROLE_DEPLOYER"}`, &created); code != http.StatusOK || !strings.HasPrefix(created.Secret, "slp_") {
+		t.Fatalf("create token: status %d, secret %q", code, created.Secret)
+	}
+	var listed struct {
+		Images []struct{ Reference string }
+	}
+	if code := rest(t, http.MethodGet, api+"/images", created.Secret, "", &listed); code != http.StatusOK || len(listed.Images) != 1 || listed.Images[0].Reference != "ghcr.io/example/api:1.0.0" {
+		t.Errorf("list images over REST: status %d, %+v", code, listed)
+	}
+	var problem struct{ Code string }
+	if code := rest(t, http.MethodPost, api+"/images", created.Secret, `{"name":"api","version":"1.0.0","reference":"ghcr.io/example/api:1.0.0"}`, &problem); code != http.StatusConflict || problem.Code != "already_exists" {
+		t.Errorf("duplicate over REST: status %d code %q, want 409 already_exists", code, problem.Code)
+	}
+}
+
+func rest(t *testing.T, method, url, token, body string, out any) int {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatalf("%s %s: decode: %v", method, url, err)
+	}
+	return resp.StatusCode
 }
 
 // syncWriter serialises writes from the five processes' output copiers.
