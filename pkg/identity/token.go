@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -51,6 +52,9 @@ func NewSigner(key ed25519.PrivateKey, ttl time.Duration) *Signer {
 	return &Signer{key: key, ttl: ttl, now: time.Now}
 }
 
+// TTL is how long the tokens this Signer mints stay valid.
+func (s *Signer) TTL() time.Duration { return s.ttl }
+
 // Sign returns a signed token for id.
 func (s *Signer) Sign(id Identity) (string, error) {
 	if err := id.validate(); err != nil {
@@ -83,28 +87,50 @@ func (s *Signer) Sign(id Identity) (string, error) {
 type Verifier struct {
 	keys   []ed25519.PublicKey
 	parser *jwt.Parser
+	now    func() time.Time
+
+	// verified caches tokens already checked, until they expire: the
+	// gateway reuses a caller's token for a while, and an EdDSA check
+	// costs more than the rest of a small read.
+	mu       sync.Mutex
+	verified map[string]verifiedToken
 }
+
+type verifiedToken struct {
+	id  Identity
+	exp time.Time
+}
+
+// maxVerified bounds the cache; past it, the cache starts over.
+const maxVerified = 10_000
 
 // NewVerifier returns a Verifier trusting keys.
 func NewVerifier(keys ...ed25519.PublicKey) (*Verifier, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("identity verifier needs at least one public key")
 	}
-	return &Verifier{
-		keys: keys,
-		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
-			jwt.WithAudience(audience),
-			jwt.WithIssuer(issuer),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithLeeway(leeway),
-		),
-	}, nil
+	v := &Verifier{keys: keys, now: time.Now, verified: map[string]verifiedToken{}}
+	v.parser = jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+		jwt.WithAudience(audience),
+		jwt.WithIssuer(issuer),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(leeway),
+		jwt.WithTimeFunc(func() time.Time { return v.now() }),
+	)
+	return v, nil
 }
 
 // Verify returns the identity in token, or ErrInvalidToken.
 func (v *Verifier) Verify(token string) (Identity, error) {
+	now := v.now()
+	v.mu.Lock()
+	hit, ok := v.verified[token]
+	v.mu.Unlock()
+	if ok && now.Before(hit.exp) {
+		return hit.id, nil
+	}
 	for _, k := range v.keys {
 		var c claims
 		if _, err := v.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return k, nil }); err != nil {
@@ -114,6 +140,13 @@ func (v *Verifier) Verify(token string) (Identity, error) {
 		if id.validate() != nil {
 			return Identity{}, ErrInvalidToken
 		}
+		v.mu.Lock()
+		if len(v.verified) >= maxVerified {
+			clear(v.verified)
+		}
+		// Not past the token's own expiry (the parser's leeway is not cached).
+		v.verified[token] = verifiedToken{id: id, exp: c.ExpiresAt.Time}
+		v.mu.Unlock()
 		return id, nil
 	}
 	return Identity{}, ErrInvalidToken

@@ -476,3 +476,31 @@ func TestAtLeastRefusesInvalidMinimum(t *testing.T) {
 		}
 	}
 }
+
+func TestVerifyCacheHonoursExpiry(t *testing.T) {
+	key, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := NewVerifier(key.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := NewSigner(key, time.Minute).Sign(alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second call is served from the cache
+		if got, err := v.Verify(tok); err != nil || got != alice {
+			t.Fatalf("Verify = %+v, %v", got, err)
+		}
+	}
+	if len(v.verified) != 1 {
+		t.Fatalf("cache holds %d tokens, want 1", len(v.verified))
+	}
+	// Past expiry plus leeway, the cached entry must not keep it alive.
+	v.now = func() time.Time { return time.Now().Add(time.Minute + 2*leeway) }
+	if _, err := v.Verify(tok); err == nil {
+		t.Fatal("an expired token verified from the cache")
+	}
+}

@@ -46,6 +46,7 @@ func (d Dialect) String() string {
 type DB struct {
 	*sql.DB
 	Dialect Dialect
+	stmts   stmtCache
 }
 
 // Open connects to the database named by dsn and pings it.

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -97,11 +98,19 @@ type Authenticator struct {
 	oidc  OIDCVerifier // nil: OIDC is off
 	log   *slog.Logger
 	now   func() time.Time
+
+	// touched remembers when this process last recorded each token's use,
+	// so a busy token costs one write a minute, not one per request.
+	mu      sync.Mutex
+	touched map[string]time.Time
 }
+
+// touchEvery is how coarse a token's last-used time is.
+const touchEvery = time.Minute
 
 // New returns an Authenticator; oidcVerifier may be nil.
 func New(s store.Store, oidcVerifier OIDCVerifier, log *slog.Logger) *Authenticator {
-	return &Authenticator{store: s, oidc: oidcVerifier, log: log, now: time.Now}
+	return &Authenticator{store: s, oidc: oidcVerifier, log: log, now: time.Now, touched: map[string]time.Time{}}
 }
 
 // Authenticate returns the caller of r, or ErrUnauthenticated.
@@ -135,10 +144,27 @@ func (a *Authenticator) apiToken(ctx context.Context, secret string) (Principal,
 		!t.Expires.IsZero() && !now.Before(t.Expires):
 		return Principal{}, ErrUnauthenticated
 	}
-	if err := a.store.TouchToken(ctx, t.ID, now); err != nil {
-		a.log.WarnContext(ctx, "record token use failed", "token", t.ID, "error", err)
-	}
+	a.touch(ctx, t.ID, now)
 	return Principal{UserID: t.Creator, TokenID: t.ID, TokenOrgID: t.OrgID, TokenRole: t.Role}, nil
+}
+
+func (a *Authenticator) touch(ctx context.Context, tokenID string, now time.Time) {
+	a.mu.Lock()
+	last, ok := a.touched[tokenID]
+	due := !ok || now.Sub(last) >= touchEvery
+	if due {
+		if len(a.touched) > 100_000 {
+			clear(a.touched) // bounded: forgetting only costs a write
+		}
+		a.touched[tokenID] = now
+	}
+	a.mu.Unlock()
+	if !due {
+		return
+	}
+	if err := a.store.TouchToken(ctx, tokenID, now); err != nil {
+		a.log.WarnContext(ctx, "record token use failed", "token", tokenID, "error", err)
+	}
 }
 
 // oidcUser maps a verified JWT to a user: by subject, else by a verified

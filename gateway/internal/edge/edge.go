@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -124,6 +125,7 @@ func NewHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 		routes:    routes,
 		ipLimit:   ratelimit.New(cfg.Limits.PerIP, cfg.Limits.PerIPBurst),
 		callLimit: ratelimit.New(cfg.Limits.PerCaller, cfg.Limits.PerCallerBurst),
+		minted:    map[identity.Identity]mintedToken{},
 	}
 	jsonPB := &runtime.JSONPb{
 		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
@@ -187,6 +189,41 @@ type edge struct {
 	routes    map[string]authz.Operation
 	ipLimit   *ratelimit.Limiter
 	callLimit *ratelimit.Limiter
+
+	// minted reuses a caller's identity token for half its lifetime: an
+	// EdDSA signature per request would cost more than the request.
+	mu     sync.Mutex
+	minted map[identity.Identity]mintedToken
+}
+
+type mintedToken struct {
+	token string
+	renew time.Time
+}
+
+// maxMinted bounds the token cache; past it, the cache starts over.
+const maxMinted = 10_000
+
+// mint returns a token for id (whose RequestID must be empty: the request
+// id travels in its own metadata, so one token serves many requests).
+func (e *edge) mint(id identity.Identity, now time.Time) (string, error) {
+	e.mu.Lock()
+	m, ok := e.minted[id]
+	e.mu.Unlock()
+	if ok && now.Before(m.renew) {
+		return m.token, nil
+	}
+	tok, err := e.cfg.Signer.Sign(id)
+	if err != nil {
+		return "", err
+	}
+	e.mu.Lock()
+	if len(e.minted) >= maxMinted {
+		clear(e.minted)
+	}
+	e.minted[id] = mintedToken{token: tok, renew: now.Add(e.cfg.Signer.TTL() / 2)}
+	e.mu.Unlock()
+	return tok, nil
 }
 
 func (e *edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -239,8 +276,7 @@ func (e *edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			e.deny(w, r, org, err)
 			return
 		}
-		id.RequestID = rid
-		tok, err := e.cfg.Signer.Sign(id)
+		tok, err := e.mint(id, time.Now())
 		if err != nil {
 			e.cfg.Log.ErrorContext(ctx, "mint identity failed", "error", err)
 			WriteProblem(w, Problem{Status: http.StatusInternalServerError, Code: "internal", Detail: "internal error", RequestID: rid})
@@ -263,7 +299,7 @@ func (e *edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fwd.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	e.mux.ServeHTTP(sw, fwd)
-	e.audit(ctx, r, p, id, rt, sw.status)
+	e.audit(ctx, r, p, rt, sw.status)
 }
 
 // authorizeRoute runs once the router matched a route: it names the span
@@ -293,7 +329,7 @@ func (e *edge) authorizeRoute(next runtime.HandlerFunc) runtime.HandlerFunc {
 
 // audit appends a mutating call on an org to the org's audit log: who, what,
 // on which path, with which result. Never a body, a query or a header.
-func (e *edge) audit(ctx context.Context, r *http.Request, p authn.Principal, id identity.Identity, rt *route, status int) {
+func (e *edge) audit(ctx context.Context, r *http.Request, p authn.Principal, rt *route, status int) {
 	switch r.Method {
 	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
 	default:
@@ -312,7 +348,7 @@ func (e *edge) audit(ctx context.Context, r *http.Request, p authn.Principal, id
 	}
 	ev := store.AuditEvent{
 		ID: evID.String(), OrgID: rt.org.ID, Time: time.Now().UTC(), Actor: p.Subject(), TokenID: p.TokenID,
-		Action: rt.op.RPC(), Target: r.URL.Path, Result: status, RequestID: id.RequestID,
+		Action: rt.op.RPC(), Target: r.URL.Path, Result: status, RequestID: requestid.FromContext(ctx),
 	}
 	if err := e.cfg.Audit.AppendAudit(context.WithoutCancel(ctx), ev); err != nil {
 		e.cfg.Log.ErrorContext(ctx, "append audit event failed", "error", err, "action", ev.Action)

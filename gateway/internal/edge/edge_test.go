@@ -89,7 +89,7 @@ func TestEdgeForwardsIdentityNotCredentials(t *testing.T) {
 		t.Errorf("X-Request-Id = %q, want the caller's", r.header.Get("X-Request-Id"))
 	}
 	ids := h.up.identities()
-	if len(ids) != 1 || ids[0].Org != "acme" || ids[0].Role != identity.RoleOwner || ids[0].RequestID != "req-123" ||
+	if len(ids) != 1 || ids[0].Org != "acme" || ids[0].Role != identity.RoleOwner ||
 		ids[0].TokenID == "" || ids[0].Subject != "token:"+ids[0].TokenID {
 		t.Errorf("service saw identities %+v", ids)
 	}

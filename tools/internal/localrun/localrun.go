@@ -64,6 +64,8 @@ type Options struct {
 	State    string    // state folder: bin/, data/, keys/, logs
 	BasePort int       // see Components; 0 means 8000
 	Output   io.Writer // where the processes' logs go
+	// Env is added to every process's environment ("SLIPWAY_GATEWAY_RATE_PER_CALLER=0").
+	Env []string
 }
 
 // Stack is a running set of Slipway processes.
@@ -152,6 +154,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		}
 		cmd := exec.Command(filepath.Join(state, "bin", "slipway-"+c.Name), args...)
 		cmd.Stdout, cmd.Stderr = o.Output, o.Output
+		cmd.Env = append(os.Environ(), o.Env...)
 		// Own process group: the stack, not the terminal, decides when they stop.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err != nil {
