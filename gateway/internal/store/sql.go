@@ -60,6 +60,13 @@ func (s *SQLStore) CreateOrg(ctx context.Context, org Org, owner string) error {
 		if err := s.mustExist(ctx, tx, `SELECT 1 FROM users WHERE id = ?`, owner); err != nil {
 			return err
 		}
+		var retired int
+		switch err := tx.QueryRowContext(ctx, s.db.Rebind(`SELECT 1 FROM retired_org_names WHERE name = ?`), org.Name).Scan(&retired); {
+		case err == nil:
+			return ErrExists
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO orgs (`+orgColumns+`) VALUES (?, ?, ?, ?, ?)`),
 			org.ID, org.Name, org.DisplayName, micros(org.Created), micros(org.Updated)); err != nil {
 			return err
@@ -69,7 +76,7 @@ func (s *SQLStore) CreateOrg(ctx context.Context, org Org, owner string) error {
 		return err
 	})
 	switch {
-	case sqldb.IsUniqueViolation(err):
+	case sqldb.IsUniqueViolation(err), errors.Is(err, ErrExists):
 		return ErrExists
 	case errors.Is(err, ErrNotFound):
 		return ErrNotFound
@@ -114,6 +121,10 @@ func (s *SQLStore) DeleteOrg(ctx context.Context, orgID string) error {
 			if _, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM `+table+` WHERE org_id = ?`), orgID); err != nil {
 				return fmt.Errorf("delete %s: %w", table, err)
 			}
+		}
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO retired_org_names (name, retired_at)
+			SELECT name, ? FROM orgs WHERE id = ?`), micros(time.Now()), orgID); err != nil {
+			return fmt.Errorf("retire org name: %w", err)
 		}
 		res, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM orgs WHERE id = ?`), orgID)
 		if err != nil {

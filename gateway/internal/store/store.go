@@ -82,7 +82,8 @@ type AuditFilter struct {
 // after the key `after` ("" for the first page) in the documented order.
 type Store interface {
 	// CreateOrg creates org and makes owner its first owner, atomically.
-	// ErrExists when the name is taken.
+	// ErrExists when the name is taken, or was taken by a deleted org:
+	// names are never reused, since services key their data by them.
 	CreateOrg(ctx context.Context, org Org, owner string) error
 	GetOrgByName(ctx context.Context, name string) (Org, error)
 	// UpdateOrgDisplayName sets the display name and the update time.

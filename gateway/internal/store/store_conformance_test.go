@@ -883,8 +883,12 @@ func testDeleteOrg(t *testing.T, s Store) {
 	wantErr(t, "DeleteOrg(again)", s.DeleteOrg(ctx, doomed.ID), ErrNotFound)
 	wantErr(t, "DeleteOrg(unknown)", s.DeleteOrg(ctx, newID(t)), ErrNotFound)
 
-	// The name and the token's hash are free again.
-	reborn := mustOrg(t, s, "doomed", member)
+	// The name is retired for good: services key their data by org name,
+	// so a new "doomed" would inherit the old one's images.
+	err = s.CreateOrg(ctx, Org{ID: newID(t), Name: "doomed", Created: base, Updated: base}, member.ID)
+	wantErr(t, "CreateOrg(retired name)", err, ErrExists)
+	// The token's hash is free again.
+	reborn := mustOrg(t, s, "reborn", member)
 	again := doomedTok
 	again.ID, again.OrgID = newID(t), reborn.ID
 	if err := s.CreateToken(ctx, again); err != nil {
