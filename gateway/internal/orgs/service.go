@@ -118,20 +118,32 @@ func (s *Service) ListOrgs(ctx context.Context, size int32, token string) ([]sto
 	if err != nil {
 		return nil, "", err
 	}
+	if p.TokenID != "" {
+		// A token sees its own org at most: one item, one page.
+		return s.tokenOrg(ctx, p)
+	}
 	orgs, err := s.store.ListUserOrgs(ctx, p.UserID, after, n+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("list orgs: %w", err)
 	}
-	if p.TokenID != "" {
-		kept := orgs[:0]
-		for _, o := range orgs {
-			if o.ID == p.TokenOrgID {
-				kept = append(kept, o)
-			}
-		}
-		orgs = kept
-	}
 	return page(orgs, n, fp, func(o store.Org) string { return o.Name })
+}
+
+func (s *Service) tokenOrg(ctx context.Context, p authn.Principal) ([]store.Org, string, error) {
+	org, err := s.store.GetOrg(ctx, p.TokenOrgID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("get org: %w", err)
+	}
+	if _, err := s.store.GetMember(ctx, org.ID, p.UserID); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, "", nil // its creator left: the token sees nothing
+		}
+		return nil, "", fmt.Errorf("get member: %w", err)
+	}
+	return []store.Org{org}, "", nil
 }
 
 // GetOrg returns the caller's org.
@@ -356,6 +368,15 @@ func (s *Service) RevokeToken(ctx context.Context, id identity.Identity, tokenID
 	org, err := s.caller(ctx, id)
 	if err != nil {
 		return err
+	}
+	t, err := s.store.GetToken(ctx, org.ID, tokenID)
+	if err != nil {
+		return err
+	}
+	// Like members: nobody acts on a token ranked above them (an admin
+	// revoking the owner's only token would lock the owner out).
+	if !id.Role.AtLeast(t.Role) {
+		return fmt.Errorf("%w: the token's role %s is above yours", ErrForbidden, t.Role)
 	}
 	return s.store.RevokeToken(ctx, org.ID, tokenID, s.now().UTC())
 }

@@ -98,6 +98,18 @@ func (s *SQLStore) GetOrgByName(ctx context.Context, name string) (Org, error) {
 	return org, nil
 }
 
+func (s *SQLStore) GetOrg(ctx context.Context, id string) (Org, error) {
+	row := s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT `+orgColumns+` FROM orgs WHERE id = ?`), id)
+	org, err := scanOrg(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Org{}, ErrNotFound
+	}
+	if err != nil {
+		return Org{}, fmt.Errorf("get org: %w", err)
+	}
+	return org, nil
+}
+
 func (s *SQLStore) UpdateOrgDisplayName(ctx context.Context, orgID, displayName string, now time.Time) (Org, error) {
 	// RETURNING is spoken by PostgreSQL and by SQLite since 3.35.
 	row := s.db.QueryRowContext(ctx, s.db.Rebind(`UPDATE orgs SET display_name = ?, updated_at = ? WHERE id = ? RETURNING `+orgColumns),

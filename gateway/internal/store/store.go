@@ -86,6 +86,7 @@ type Store interface {
 	// names are never reused, since services key their data by them.
 	CreateOrg(ctx context.Context, org Org, owner string) error
 	GetOrgByName(ctx context.Context, name string) (Org, error)
+	GetOrg(ctx context.Context, id string) (Org, error)
 	// UpdateOrgDisplayName sets the display name and the update time.
 	UpdateOrgDisplayName(ctx context.Context, orgID, displayName string, now time.Time) (Org, error)
 	// DeleteOrg removes the org with its memberships, tokens and audit log.

@@ -288,6 +288,12 @@ func testOrgs(t *testing.T, s Store) {
 	if got.Updated.Location() != time.UTC {
 		t.Errorf("Updated in %v, want UTC", got.Updated.Location())
 	}
+	if byID, err := s.GetOrg(ctx, acme.ID); err != nil || !cmp.Equal(got, byID) {
+		t.Errorf("GetOrg = %+v, %v; want %+v", byID, err, got)
+	}
+	if _, err := s.GetOrg(ctx, newID(t)); !errors.Is(err, ErrNotFound) {
+		t.Errorf("GetOrg(unknown) error = %v, want ErrNotFound", err)
+	}
 	owner, err := s.GetMember(ctx, acme.ID, alice.ID)
 	if err != nil {
 		t.Fatalf("the creator is not a member: %v", err)
