@@ -45,3 +45,22 @@ func (d *DB) Migrate(ctx context.Context, migrations fs.FS) error {
 	}
 	return nil
 }
+
+// OpenMigrated opens the database at dsn and applies the *.sql migrations
+// found in dir of fsys (typically an embed.FS and "migrations"): what every
+// store's Open does.
+func OpenMigrated(ctx context.Context, dsn string, fsys fs.FS, dir string) (*DB, error) {
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		return nil, fmt.Errorf("migrations %s: %w", dir, err)
+	}
+	db, err := Open(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx, sub); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return db, nil
+}

@@ -397,3 +397,20 @@ func TestSQLiteConcurrentWriters(t *testing.T) {
 		t.Fatalf("%d widgets, want %d", n, writers*each)
 	}
 }
+
+func TestOpenMigrated(t *testing.T) {
+	sqltest.Backends(t, func(t *testing.T, dsn string) {
+		fsys := fstest.MapFS{"m/00001_t.sql": {Data: []byte("-- +goose Up\nCREATE TABLE t (id TEXT PRIMARY KEY);\n-- +goose Down\nDROP TABLE t;\n")}}
+		db, err := sqldb.OpenMigrated(context.Background(), dsn, fsys, "m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.ExecContext(context.Background(), db.Rebind(`INSERT INTO t (id) VALUES (?)`), "x"); err != nil {
+			t.Errorf("migrated table missing: %v", err)
+		}
+		if _, err := sqldb.OpenMigrated(context.Background(), dsn, fsys, "../nope"); err == nil {
+			t.Error("OpenMigrated accepted an invalid migrations folder")
+		}
+	})
+}

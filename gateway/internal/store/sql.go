@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"time"
 
@@ -25,18 +24,9 @@ var _ Store = (*SQLStore)(nil)
 
 // Open opens the database at dsn and brings its schema up to date.
 func Open(ctx context.Context, dsn string) (*SQLStore, error) {
-	db, err := sqldb.Open(ctx, dsn)
+	db, err := sqldb.OpenMigrated(ctx, dsn, migrations, "migrations")
 	if err != nil {
-		return nil, err
-	}
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("gateway migrations: %w", err)
-	}
-	if err := db.Migrate(ctx, sub); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("migrate gateway database: %w", err)
+		return nil, fmt.Errorf("open gateway database: %w", err)
 	}
 	return &SQLStore{db: db}, nil
 }

@@ -6,7 +6,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"time"
 
@@ -37,18 +36,9 @@ var _ Store = (*SQLStore)(nil)
 
 // OpenStore opens the database at dsn and brings its schema up to date.
 func OpenStore(ctx context.Context, dsn string) (*SQLStore, error) {
-	db, err := sqldb.Open(ctx, dsn)
+	db, err := sqldb.OpenMigrated(ctx, dsn, migrations, "migrations")
 	if err != nil {
-		return nil, err
-	}
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("registry migrations: %w", err)
-	}
-	if err := db.Migrate(ctx, sub); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("migrate registry database: %w", err)
+		return nil, fmt.Errorf("open registry database: %w", err)
 	}
 	return &SQLStore{db: db}, nil
 }
