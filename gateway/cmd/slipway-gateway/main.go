@@ -147,6 +147,7 @@ func run(ctx context.Context, args []string) error {
 		InProcess:   []edge.Register{orgs.NewServer(svc, log).Register},
 		Limits:      f.limits,
 		CORSOrigins: splitList(f.corsOrigins),
+		Metrics:     tel.Registry,
 	})
 	if err != nil {
 		return err

@@ -21,6 +21,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
@@ -104,6 +105,32 @@ type Config struct {
 	InProcess   []Register
 	Limits      Limits
 	CORSOrigins []string
+	// Metrics receives the request metrics (nil: a private registry).
+	Metrics prometheus.Registerer
+}
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m := metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "slipway", Subsystem: "gateway", Name: "requests_total",
+			Help: "REST requests by operation (OpenAPI operation id, or none when no route matched) and HTTP status.",
+		}, []string{"operation", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "slipway", Subsystem: "gateway", Name: "request_duration_seconds",
+			Help:    "REST request latency by operation.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"operation"}),
+	}
+	reg.MustRegister(m.requests, m.duration)
+	return m
 }
 
 type routeKey struct{}
@@ -126,6 +153,7 @@ func NewHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 		ipLimit:   ratelimit.New(cfg.Limits.PerIP, cfg.Limits.PerIPBurst),
 		callLimit: ratelimit.New(cfg.Limits.PerCaller, cfg.Limits.PerCallerBurst),
 		minted:    map[identity.Identity]mintedToken{},
+		metrics:   newMetrics(cfg.Metrics),
 	}
 	jsonPB := &runtime.JSONPb{
 		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
@@ -190,6 +218,8 @@ type edge struct {
 	ipLimit   *ratelimit.Limiter
 	callLimit *ratelimit.Limiter
 
+	metrics metrics
+
 	// minted reuses a caller's identity token for half its lifetime: an
 	// EdDSA signature per request would cost more than the request.
 	mu     sync.Mutex
@@ -226,7 +256,22 @@ func (e *edge) mint(id identity.Identity, now time.Time) (string, error) {
 	return tok, nil
 }
 
+// ServeHTTP serves one request and records it in the request metrics, by
+// operation (never by raw path: paths name tenants).
 func (e *edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rt := &route{}
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	e.serve(sw, r.WithContext(context.WithValue(r.Context(), routeKey{}, rt)), rt)
+	op := rt.op.ID
+	if op == "" {
+		op = "none"
+	}
+	e.metrics.requests.WithLabelValues(op, strconv.Itoa(sw.status)).Inc()
+	e.metrics.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
+}
+
+func (e *edge) serve(w *statusWriter, r *http.Request, rt *route) {
 	rid := requestid.Sanitize(r.Header.Get("X-Request-Id"))
 	w.Header().Set("X-Request-Id", rid)
 	ctx := requestid.NewContext(r.Context(), rid)
@@ -262,8 +307,6 @@ func (e *edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx = authn.NewContext(ctx, p)
-	rt := &route{}
-	ctx = context.WithValue(ctx, routeKey{}, rt)
 
 	var id identity.Identity
 	if org, ok := orgOf(r.URL.Path); ok {
@@ -297,9 +340,8 @@ func (e *edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fwd.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-	e.mux.ServeHTTP(sw, fwd)
-	e.audit(ctx, r, p, rt, sw.status)
+	e.mux.ServeHTTP(w, fwd)
+	e.audit(ctx, r, p, rt, w.status)
 }
 
 // authorizeRoute runs once the router matched a route: it names the span

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -228,4 +229,61 @@ func TestEdgeAuditsMutations(t *testing.T) {
 	if strings.Contains(string(r.body), "ghcr.io") || strings.Contains(string(r.body), h.owner) {
 		t.Error("the audit log holds a request body or a secret")
 	}
+}
+
+func TestEdgeRequestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := newHarness(t, harnessOptions{metrics: reg})
+	h.do(http.MethodGet, "/api/v1/orgs/acme/images", h.owner, "")
+	h.do(http.MethodGet, "/api/v1/orgs/acme/images", h.owner, "")
+	h.do(http.MethodGet, "/api/v1/orgs/acme/images", "", "")
+	h.do(http.MethodGet, "/api/v1/orgs/acme/nothing", h.owner, "")
+	count := func(op, code string) float64 { return requestCount(t, reg, op, code) }
+	if got := count("RegistryService_ListImages", "200"); got != 2 {
+		t.Errorf("ListImages 200 = %v, want 2", got)
+	}
+	if got := count("none", "401"); got != 1 {
+		t.Errorf("unauthenticated = %v, want 1 (counted with no operation)", got)
+	}
+	if got := count("none", "404"); got != 1 {
+		t.Errorf("unknown route = %v, want 1", got)
+	}
+	// No label carries a tenant or a raw path.
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range families {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if strings.Contains(l.GetValue(), "acme") || strings.Contains(l.GetValue(), "/") {
+					t.Errorf("metric %s label %s=%q names a tenant or path", mf.GetName(), l.GetName(), l.GetValue())
+				}
+			}
+		}
+	}
+}
+
+// requestCount reads slipway_gateway_requests_total{operation, code}.
+func requestCount(t *testing.T, reg *prometheus.Registry, op, code string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range families {
+		if mf.GetName() != "slipway_gateway_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["operation"] == op && labels["code"] == code {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
@@ -111,6 +112,7 @@ type harnessOptions struct {
 	limits  Limits
 	cors    []string
 	oidc    authn.OIDCVerifier
+	metrics *prometheus.Registry
 }
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
@@ -164,6 +166,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		InProcess:   []Register{orgs.NewServer(svc, log).Register},
 		Limits:      o.limits,
 		CORSOrigins: o.cors,
+		Metrics:     o.metrics,
 	}
 	if o.noAuthn {
 		cfg.Authn = nil
