@@ -166,7 +166,9 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		InProcess:   []Register{orgs.NewServer(svc, log).Register},
 		Limits:      o.limits,
 		CORSOrigins: o.cors,
-		Metrics:     o.metrics,
+	}
+	if o.metrics != nil {
+		cfg.Metrics = o.metrics
 	}
 	if o.noAuthn {
 		cfg.Authn = nil
