@@ -3,6 +3,9 @@ common.deployment renders a Slipway service's Deployment. Call it with a dict:
   ctx           the chart's root context (required)
   identity      "private" (the gateway: mounts the signing key) or "public"
                 (a service: mounts the verification key); required
+  database      true for a chart that owns a database (database.* values; see
+                _database.tpl): the DSN env, the SQLite volume, and the
+                replicaCount check (optional)
   env           extra container env, a YAML list rendered by the chart (optional)
   volumes       extra pod volumes, a YAML list (optional)
   volumeMounts  extra container volume mounts, a YAML list (optional)
@@ -15,6 +18,7 @@ serves the probes.
 {{- $ := .ctx -}}
 {{- $prefix := include "common.envPrefix" $ -}}
 {{- $keyFlag := ternary "IDENTITY_PRIVATE_KEY" "IDENTITY_PUBLIC_KEYS" (eq (required "common.deployment: identity must be private or public" .identity) "private") -}}
+{{- if .database }}{{ include "common.database.check" $ }}{{ end -}}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -55,6 +59,9 @@ spec:
               value: {{ $.Values.logLevel | quote }}
             - name: {{ $prefix }}_{{ $keyFlag }}
               value: {{ printf "%s/%s" (include "common.identityDir" $) $.Values.identity.key | quote }}
+            {{- if .database }}
+            {{- include "common.database.env" $ | nindent 12 }}
+            {{- end }}
             {{- with .env }}
             {{- . | trim | nindent 12 }}
             {{- end }}
@@ -78,6 +85,9 @@ spec:
               readOnly: true
             - name: tmp
               mountPath: /tmp
+            {{- if and .database (not $.Values.database.existingSecret) }}
+            {{- include "common.database.volumeMounts" $ | nindent 12 }}
+            {{- end }}
             {{- with .volumeMounts }}
             {{- . | trim | nindent 12 }}
             {{- end }}
@@ -92,6 +102,9 @@ spec:
                 path: {{ $.Values.identity.key }}
         - name: tmp
           emptyDir: {}
+        {{- if and .database (not $.Values.database.existingSecret) }}
+        {{- include "common.database.volumes" $ | nindent 8 }}
+        {{- end }}
         {{- with .volumes }}
         {{- . | trim | nindent 8 }}
         {{- end }}

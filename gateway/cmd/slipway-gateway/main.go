@@ -66,7 +66,7 @@ func parse(args []string) (*flags, error) {
 	fs.IntVar(&f.limits.PerIPBurst, "rate-per-ip-burst", 200, "burst of requests per client IP")
 	fs.Float64Var(&f.limits.PerCaller, "rate-per-caller", 50, "requests per second per token or user (0: unlimited)")
 	fs.IntVar(&f.limits.PerCallerBurst, "rate-per-caller-burst", 100, "burst of requests per token or user")
-	fs.BoolVar(&f.limits.TrustForwardedFor, "trust-forwarded-for", false, "take the client IP from X-Forwarded-For (only behind a proxy that sets it)")
+	fs.BoolVar(&f.limits.TrustForwardedFor, "trust-forwarded-for", false, "take the client IP from the rightmost X-Forwarded-For address (only behind a proxy that appends it)")
 	f.addrs = map[string]*string{
 		"clusters": fs.String("clusters-addr", "127.0.0.1:9101", "gRPC `target` of the clusters service"),
 		"registry": fs.String("registry-addr", "127.0.0.1:9102", "gRPC `target` of the registry service"),

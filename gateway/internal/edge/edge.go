@@ -411,9 +411,16 @@ func (e *edge) allow(w http.ResponseWriter, l *ratelimit.Limiter, key, rid strin
 
 func (e *edge) clientIP(r *http.Request) string {
 	if e.cfg.Limits.TrustForwardedFor {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			first, _, _ := strings.Cut(xff, ",")
-			return strings.TrimSpace(first)
+		// The rightmost address is the one our proxy appended; anything to
+		// its left came from the client and may be forged.
+		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			last := xff[len(xff)-1]
+			if i := strings.LastIndexByte(last, ','); i >= 0 {
+				last = last[i+1:]
+			}
+			if ip := strings.TrimSpace(last); ip != "" {
+				return ip
+			}
 		}
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)

@@ -3,6 +3,7 @@ package edge
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -286,4 +287,37 @@ func requestCount(t *testing.T, reg *prometheus.Registry, op, code string) float
 		}
 	}
 	return 0
+}
+
+func TestClientIPTrustsOnlyTheProxy(t *testing.T) {
+	e := &edge{cfg: Config{Limits: Limits{TrustForwardedFor: true}}}
+	tests := []struct {
+		name string
+		xff  []string
+		want string
+	}{
+		{name: "no header", want: "10.1.2.3"},
+		{name: "one hop", xff: []string{"203.0.113.7"}, want: "203.0.113.7"},
+		{name: "forged prefix", xff: []string{"1.1.1.1, 203.0.113.7"}, want: "203.0.113.7"},
+		{name: "several headers", xff: []string{"1.1.1.1", "203.0.113.7"}, want: "203.0.113.7"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r.RemoteAddr = "10.1.2.3:5555"
+			for _, v := range tc.xff {
+				r.Header.Add("X-Forwarded-For", v)
+			}
+			if got := e.clientIP(r); got != tc.want {
+				t.Errorf("clientIP = %q, want %q", got, tc.want)
+			}
+		})
+	}
+	e.cfg.Limits.TrustForwardedFor = false
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.RemoteAddr = "10.1.2.3:5555"
+	r.Header.Set("X-Forwarded-For", "203.0.113.7")
+	if got := e.clientIP(r); got != "10.1.2.3" {
+		t.Errorf("untrusted header used: clientIP = %q", got)
+	}
 }
