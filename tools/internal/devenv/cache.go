@@ -1,0 +1,104 @@
+// Package devenv runs the real environment Slipway is developed and tested
+// against — Kubernetes control planes with simulated nodes, Vault,
+// PostgreSQL, an OCI registry, a chart repository — from binaries built once
+// into a cache keyed by component and version, with every process's log,
+// pid and endpoints under one state folder.
+package devenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+)
+
+// CacheRoot is where component builds are kept, shared by every checkout:
+// $SLIPWAY_CACHE/devstack, or ~/.cache/slipway/devstack.
+func CacheRoot() string {
+	if c := os.Getenv("SLIPWAY_CACHE"); c != "" {
+		return filepath.Join(c, "devstack")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".cache", "slipway", "devstack")
+	}
+	return filepath.Join(os.TempDir(), "slipway-cache", "devstack")
+}
+
+// Ensure returns the cache folder of name@version, running build into a
+// fresh folder first when it is not there yet. Builds are serialised by a
+// file lock, so concurrent test binaries build a component once; a failed
+// or interrupted build leaves nothing behind.
+func Ensure(ctx context.Context, name, version string, build func(ctx context.Context, dir string) error) (string, error) {
+	root := CacheRoot()
+	dir := filepath.Join(root, name+"@"+version)
+	done := filepath.Join(dir, ".complete")
+	if _, err := os.Stat(done); err == nil {
+		return dir, nil
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", fmt.Errorf("create cache %s: %w", root, err)
+	}
+	lock, err := os.OpenFile(filepath.Join(root, name+"@"+version+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", fmt.Errorf("lock %s build: %w", name, err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", fmt.Errorf("lock %s build: %w", name, err)
+	}
+	defer func() { _ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) }()
+	if _, err := os.Stat(done); err == nil {
+		return dir, nil // built by another process while we waited
+	}
+	tmp, err := os.MkdirTemp(root, name+"@"+version+".building-")
+	if err != nil {
+		return "", fmt.Errorf("build %s: %w", name, err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := build(ctx, tmp); err != nil {
+		return "", fmt.Errorf("build %s@%s: %w", name, version, err)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, ".complete"), nil, 0o644); err != nil {
+		return "", err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return "", fmt.Errorf("build %s: %w", name, err)
+	}
+	return dir, nil
+}
+
+// GoInstall caches `go install pkg@version` (outside any workspace) and
+// returns the path of the installed binary.
+func GoInstall(ctx context.Context, name, pkg, version string) (string, error) {
+	dir, err := Ensure(ctx, name, version, func(ctx context.Context, dir string) error {
+		cmd := exec.CommandContext(ctx, "go", "install", pkg+"@"+version)
+		cmd.Env = append(os.Environ(), "GOWORK=off", "GOBIN="+dir, "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go install %s@%s: %w\n%s", pkg, version, err, tail(out))
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	if _, err := os.Stat(bin); err != nil {
+		return "", errors.Join(fmt.Errorf("%s not in %s", filepath.Base(pkg), dir), err)
+	}
+	return bin, nil
+}
+
+// tail keeps the end of a build log, where the error is.
+func tail(b []byte) string {
+	const max = 4000
+	if len(b) > max {
+		return "..." + string(b[len(b)-max:])
+	}
+	return string(b)
+}
