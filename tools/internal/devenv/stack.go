@@ -90,7 +90,10 @@ func (s *Stack) Start(name string, cmd *exec.Cmd) (*Proc, error) {
 		return nil, fmt.Errorf("open %s log: %w", name, err)
 	}
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true // keeps a caller's Credential, for instance
 	if err := cmd.Start(); err != nil {
 		_ = log.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
