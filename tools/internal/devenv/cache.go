@@ -7,6 +7,8 @@ package devenv
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -101,4 +103,36 @@ func tail(b []byte) string {
 		return "..." + string(b[len(b)-max:])
 	}
 	return string(b)
+}
+
+// BuildSource builds a single-file, standard-library-only Go program (its
+// main.go, usually embedded) once per content into the cache, and returns
+// the binary. Helper processes are built this way so they build from any
+// working folder and outlive the command that started them.
+func BuildSource(ctx context.Context, name string, mainGo []byte) (string, error) {
+	sum := sha256.Sum256(mainGo)
+	dir, err := Ensure(ctx, name, hex.EncodeToString(sum[:8]), func(ctx context.Context, dir string) error {
+		src := filepath.Join(dir, "src")
+		if err := os.MkdirAll(src, 0o755); err != nil {
+			return err
+		}
+		defer os.RemoveAll(src)
+		if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module "+name+"\n\ngo 1.26\n"), 0o644); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(src, "main.go"), mainGo, 0o644); err != nil {
+			return err
+		}
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(dir, name), ".")
+		cmd.Dir = src
+		cmd.Env = append(os.Environ(), "GOWORK=off", "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build %s: %w\n%s", name, err, tail(out))
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, name), nil
 }
