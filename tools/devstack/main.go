@@ -1,7 +1,10 @@
-// Command devstack runs Slipway on one machine for development and tests.
+// Command devstack runs Slipway, and the real environment it works against,
+// on one machine for development and tests.
 //
-//	devstack run [--state DIR] [--base-port N]   build and run all five processes until Ctrl-C
-//	devstack token --org ORG [--role ROLE]       print an internal identity token for direct gRPC calls
+//	devstack up [--with PARTS] [--clusters N] [--detach]   Kubernetes, Vault, PostgreSQL, OCI registry, chart repo
+//	devstack down | status | env                           stop, list or print what `up` started
+//	devstack run [--state DIR] [--base-port N]             build and run all five Slipway processes until Ctrl-C
+//	devstack token --org ORG [--role ROLE]                 print an internal identity token for direct gRPC calls
 package main
 
 import (
@@ -22,6 +25,11 @@ import (
 const usage = `devstack runs Slipway on one machine.
 
 Commands:
+  up      build (once, cached) and start the real environment: Kubernetes with simulated
+          nodes, Vault, PostgreSQL, an OCI registry, a chart repository; writes an env file
+  down    stop what a detached up started, and only that
+  status  list the processes up started
+  env     print the env file of a running up
   run     build and run all five Slipway processes on embedded defaults until Ctrl-C
   token   print an internal identity token (what the gateway mints) for direct gRPC calls
 
@@ -35,6 +43,14 @@ func main() {
 	}
 	var err error
 	switch os.Args[1] {
+	case "up":
+		err = upCmd(os.Args[2:])
+	case "down":
+		err = downCmd(os.Args[2:])
+	case "status":
+		err = statusCmd(os.Args[2:])
+	case "env":
+		err = envCmd(os.Args[2:])
 	case "run":
 		err = runCmd(os.Args[2:])
 	case "token":
