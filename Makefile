@@ -30,12 +30,20 @@ GO_TEST_FLAGS ?=
 
 .PHONY: help
 help: ## list targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 .PHONY: run
 run: ## run all five Slipway processes locally on embedded defaults (Ctrl-C stops them)
 	@mkdir -p $(STATE)/bin && go build -o $(STATE)/bin/devstack ./tools/devstack
 	$(STATE)/bin/devstack run --state $(STATE)
+
+.PHONY: devstack-up devstack-down devstack-status
+devstack-up: ## start the real environment in the background (Kubernetes, Vault, PostgreSQL, OCI registry, chart repo)
+	go run ./tools/devstack up --detach --state $(STATE)/devstack $(DEVSTACK_FLAGS)
+devstack-down: ## stop what devstack-up started
+	go run ./tools/devstack down --state $(STATE)/devstack
+devstack-status: ## list the devstack's processes
+	go run ./tools/devstack status --state $(STATE)/devstack
 
 .PHONY: test
 test: ## run the tests of every module (real PostgreSQL included)
