@@ -26,7 +26,9 @@ GEN_PATH := $(subst $(eval) ,:,$(dir $(GEN_PLUGINS))):$(PATH)
 
 # Local state of `make run` (SQLite files, keys, logs).
 STATE ?= $(CURDIR)/.state
-GO_TEST_FLAGS ?=
+# Integration tests start real clusters and servers; cold component builds
+# happen in `devstack build` (run by .ci/run) or, failing that, in the tests.
+GO_TEST_FLAGS ?= -timeout 30m
 
 .PHONY: help
 help: ## list targets

@@ -2,6 +2,7 @@
 // on one machine for development and tests.
 //
 //	devstack up [--with PARTS] [--clusters N] [--detach]   Kubernetes, Vault, PostgreSQL, OCI registry, chart repo
+//	devstack build                                         fill the component cache (Kubernetes, Vault, ...)
 //	devstack down | status | env                           stop, list or print what `up` started
 //	devstack run [--state DIR] [--base-port N]             build and run all five Slipway processes until Ctrl-C
 //	devstack token --org ORG [--role ROLE]                 print an internal identity token for direct gRPC calls
@@ -27,6 +28,7 @@ const usage = `devstack runs Slipway on one machine.
 Commands:
   up      build (once, cached) and start the real environment: Kubernetes with simulated
           nodes, Vault, PostgreSQL, an OCI registry, a chart repository; writes an env file
+  build   build every part's binaries into the cache (done by up as needed)
   down    stop what a detached up started, and only that
   status  list the processes up started
   env     print the env file of a running up
@@ -45,6 +47,8 @@ func main() {
 	switch os.Args[1] {
 	case "up":
 		err = upCmd(os.Args[2:])
+	case "build":
+		err = buildCmd(os.Args[2:])
 	case "down":
 		err = downCmd(os.Args[2:])
 	case "status":

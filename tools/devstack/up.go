@@ -100,6 +100,35 @@ func upCmd(args []string) error {
 	return nil
 }
 
+// buildCmd fills the cache with every part's binaries (Kubernetes, kwok,
+// Vault, the OCI registry), so that tests and `up` only start them. Builds
+// run one after another: each alone already uses both cores.
+func buildCmd(args []string) error {
+	fs := flag.NewFlagSet("devstack build", flag.ContinueOnError)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	steps := []struct {
+		name  string
+		build func(context.Context) error
+	}{
+		{"kubernetes " + kube.KubernetesVersion + " + kwok " + kube.KwokVersion, kube.Build},
+		{"vault " + vault.Version, func(ctx context.Context) error { _, err := vault.Binary(ctx, os.Stderr); return err }},
+		{"oci registry", func(ctx context.Context) error { _, err := ociregistry.Binary(ctx); return err }},
+	}
+	for _, st := range steps {
+		t0 := time.Now()
+		fmt.Fprintf(os.Stderr, "building %s (cached in %s)...\n", st.name, devenv.CacheRoot())
+		if err := st.build(ctx); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "%s ready in %s\n", st.name, time.Since(t0).Round(time.Second))
+	}
+	return nil
+}
+
 func downCmd(args []string) error {
 	fs := flag.NewFlagSet("devstack down", flag.ContinueOnError)
 	state := fs.String("state", defaultEnvState, "state `folder` of the devstack to stop")

@@ -29,6 +29,13 @@ type binaries struct {
 	etcd, apiserver, controllerManager, scheduler, kwok string
 }
 
+// Build builds (once, into the cache) every program a cluster runs and
+// checks that etcd is installed.
+func Build(ctx context.Context) error {
+	_, err := findBinaries(ctx)
+	return err
+}
+
 // findBinaries builds (once, into the cache) or finds every program.
 func findBinaries(ctx context.Context) (binaries, error) {
 	var b binaries
