@@ -1,0 +1,189 @@
+// Package testenv gives integration tests of any module the real
+// environment of tools/devstack: Kubernetes clusters with simulated nodes,
+// Vault, PostgreSQL, an OCI registry and a chart repository.
+//
+// A test asks for the parts it needs with Get. When a devstack already runs
+// (its env file is found, see StateEnv) and has those parts, its endpoints
+// are used as they are; otherwise the parts are started once per test
+// binary with `go run ./tools/devstack up --detach` and stopped by Main when
+// the tests end. Under CI=true a part that cannot start fails the test; it
+// never skips.
+package testenv
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// StateEnv names the variable that points at a running devstack's state
+// folder; unset, <repository>/.state/devstack is tried.
+const StateEnv = "SLIPWAY_DEVSTACK_STATE"
+
+// Parts and the variable each publishes (what tells a running devstack has it).
+var marker = map[string]string{
+	"postgres":  "POSTGRES_ADDR",
+	"vault":     "VAULT_ADDR",
+	"registry":  "OCI_REGISTRY",
+	"chartrepo": "CHART_REPO_URL",
+	"kube":      "KUBECONFIG_C1",
+}
+
+// Env is the environment's variables (the devstack env file).
+type Env map[string]string
+
+type started struct {
+	state string
+	env   Env
+	err   error
+}
+
+type harness struct {
+	mu      sync.Mutex
+	byParts map[string]*started
+}
+
+// h is per test binary: one environment per set of parts, stopped by Main.
+var h = &harness{byParts: map[string]*started{}}
+
+// Main runs the package's tests, then stops whatever Get started.
+func Main(m *testing.M) {
+	code := m.Run()
+	h.mu.Lock()
+	for _, s := range h.byParts {
+		if s.state != "" {
+			_ = devstack(s.state, "down")
+			_ = os.RemoveAll(s.state)
+		}
+	}
+	h.mu.Unlock()
+	os.Exit(code)
+}
+
+// Get returns an environment with at least parts ("postgres", "vault",
+// "registry", "chartrepo", "kube").
+func Get(t testing.TB, parts ...string) Env {
+	t.Helper()
+	for _, p := range parts {
+		if _, ok := marker[p]; !ok {
+			t.Fatalf("testenv: unknown part %q", p)
+		}
+	}
+	if env, ok := running(parts); ok {
+		return env
+	}
+	sort.Strings(parts)
+	key := strings.Join(parts, ",")
+	h.mu.Lock()
+	s, ok := h.byParts[key]
+	if !ok {
+		s = start(parts)
+		h.byParts[key] = s
+	}
+	h.mu.Unlock()
+	if s.err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("testenv: %s could not start (CI=true, so this fails instead of skipping): %v", key, s.err)
+		}
+		t.Skipf("testenv: %s could not start: %v", key, s.err)
+	}
+	return s.env
+}
+
+// running returns the env of a devstack that already runs with parts.
+func running(parts []string) (Env, bool) {
+	state := os.Getenv(StateEnv)
+	if state == "" {
+		root, err := repoRoot()
+		if err != nil {
+			return nil, false
+		}
+		state = filepath.Join(root, ".state", "devstack")
+	}
+	env, err := readEnv(filepath.Join(state, "devstack.env"))
+	if err != nil {
+		return nil, false
+	}
+	for _, p := range parts {
+		if env[marker[p]] == "" {
+			return nil, false
+		}
+	}
+	return env, true
+}
+
+func start(parts []string) *started {
+	state, err := os.MkdirTemp("", "slipway-testenv-")
+	if err != nil {
+		return &started{err: err}
+	}
+	if err := devstack(state, "up", "--detach", "--with", strings.Join(parts, ",")); err != nil {
+		_ = devstack(state, "down")
+		return &started{state: state, err: err}
+	}
+	env, err := readEnv(filepath.Join(state, "devstack.env"))
+	return &started{state: state, env: env, err: err}
+}
+
+// devstack runs `go run ./tools/devstack CMD --state STATE ARGS...` from the
+// repository root.
+func devstack(state, cmd string, args ...string) error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	c := exec.Command("go", append([]string{"run", "./tools/devstack", cmd, "--state", state}, args...)...)
+	c.Dir = root
+	var out bytes.Buffer
+	c.Stdout, c.Stderr = &out, &out
+	if err := c.Run(); err != nil {
+		return fmt.Errorf("devstack %s: %w\n%s", cmd, err, lastLines(out.String(), 20))
+	}
+	return nil
+}
+
+// repoRoot is the nearest folder above the working folder holding go.work.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.work above the working folder: run from a Slipway checkout")
+		}
+		dir = parent
+	}
+}
+
+func readEnv(path string) (Env, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	env := Env{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && k != "" {
+			env[k] = v
+		}
+	}
+	return env, nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
