@@ -13,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -20,6 +21,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/slipwayhq/slipway/pkg/identity"
+	"github.com/slipwayhq/slipway/tools/internal/devenv"
+	"github.com/slipwayhq/slipway/tools/internal/devenv/postgres"
 	"github.com/slipwayhq/slipway/tools/internal/localrun"
 )
 
@@ -75,21 +78,64 @@ func runCmd(args []string) error {
 	fs := flag.NewFlagSet("devstack run", flag.ContinueOnError)
 	state := fs.String("state", ".state", "state `folder` for binaries, SQLite files and keys")
 	base := fs.Int("base-port", 8000, "base `port`: REST on base+80, services' gRPC on base+1101..1104")
+	withEnv := fs.Bool("env", true, "start the real environment first (Kubernetes, Vault, PostgreSQL, OCI registry, chart repo)")
+	storeDefault := os.Getenv("SLIPWAY_STORE")
+	if storeDefault == "" {
+		storeDefault = "sqlite"
+	}
+	store := fs.String("store", storeDefault, "`store` of the processes that own data: sqlite (embedded files) or postgres (the environment's); env SLIPWAY_STORE")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *store != "sqlite" && *store != "postgres" {
+		return fmt.Errorf("--store %q: want sqlite or postgres", *store)
+	}
+	if *store == "postgres" && !*withEnv {
+		return errors.New("--store postgres needs the environment's PostgreSQL: drop --env=false")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	fmt.Fprintln(os.Stderr, "building and starting Slipway...")
 	if err := os.MkdirAll(*state, 0o755); err != nil {
 		return err
 	}
+	var dbs map[string]string
+	if *withEnv {
+		fmt.Fprintln(os.Stderr, "starting the environment (first run builds Kubernetes and Vault: minutes)...")
+		envState := filepath.Join(*state, "devstack")
+		if st, _ := devenv.Status(envState); anyRunning(st) {
+			return fmt.Errorf("a devstack already runs in %s: `devstack down --state %s` first", envState, envState)
+		}
+		es, err := devenv.NewStack(envState, io.Discard)
+		if err != nil {
+			return err
+		}
+		defer es.Stop()
+		comps, err := components(allParts, 1, 3, "", false)
+		if err != nil {
+			return err
+		}
+		for _, c := range comps {
+			if err := c.Start(ctx, es); err != nil {
+				return fmt.Errorf("%s: %w (logs in %s/logs)", c.Name(), err, es.State)
+			}
+		}
+		envFile, err := es.WriteEnv()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "environment ready; endpoints in %s\n", envFile)
+		if *store == "postgres" {
+			env := es.Env()
+			dbs = map[string]string{"gateway": env[postgres.DSNEnv("gateway")], "registry": env[postgres.DSNEnv("registry")]}
+		}
+	}
+	fmt.Fprintf(os.Stderr, "building and starting Slipway (store: %s)...\n", *store)
 	logs, err := os.OpenFile(filepath.Join(*state, "slipway.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
 	defer logs.Close()
-	s, err := localrun.Start(ctx, localrun.Options{State: *state, BasePort: *base, Output: logs})
+	s, err := localrun.Start(ctx, localrun.Options{State: *state, BasePort: *base, Output: logs, Databases: dbs})
 	if err != nil {
 		return fmt.Errorf("%w (logs: %s)", err, logs.Name())
 	}

@@ -66,6 +66,9 @@ type Options struct {
 	Output   io.Writer // where the processes' logs go
 	// Env is added to every process's environment ("SLIPWAY_GATEWAY_RATE_PER_CALLER=0").
 	Env []string
+	// Databases overrides a process's embedded SQLite database with a DSN
+	// ("registry" -> "postgres://..."), for runs on PostgreSQL.
+	Databases map[string]string
 }
 
 // Stack is a running set of Slipway processes.
@@ -150,7 +153,11 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 			args = append(args, "--listen-grpc", c.Addr, "--identity-public-keys", pub)
 		}
 		if c.Name == "registry" || c.Name == "gateway" {
-			args = append(args, "--database", "sqlite:"+filepath.Join(data, c.Name+".db"))
+			dsn := "sqlite:" + filepath.Join(data, c.Name+".db")
+			if d, ok := o.Databases[c.Name]; ok {
+				dsn = d
+			}
+			args = append(args, "--database", dsn)
 		}
 		cmd := exec.Command(filepath.Join(state, "bin", "slipway-"+c.Name), args...)
 		cmd.Stdout, cmd.Stderr = o.Output, o.Output

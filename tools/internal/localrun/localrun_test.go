@@ -15,10 +15,14 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/slipwayhq/slipway/pkg/client"
 	"github.com/slipwayhq/slipway/pkg/identity"
 	clustersv1 "github.com/slipwayhq/slipway/proto/slipway/clusters/v1"
 	registryv1 "github.com/slipwayhq/slipway/proto/slipway/registry/v1"
+	"github.com/slipwayhq/slipway/tools/internal/devenv/devenvtest"
+	"github.com/slipwayhq/slipway/tools/internal/devenv/postgres"
 )
 
 // TestStack is what `make run` promises: the five processes start on
@@ -146,4 +150,45 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// TestStackOnPostgres runs the processes that own a database on the real
+// PostgreSQL of the devstack (what SLIPWAY_STORE=postgres does for make run).
+func TestStackOnPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the five binaries")
+	}
+	env := devenvtest.Start(t, postgres.Postgres{Databases: []string{"gateway", "registry"}}).Env()
+	base, err := FreeBasePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	s, err := Start(context.Background(), Options{
+		State: t.TempDir(), BasePort: base, Output: &syncWriter{w: &logs},
+		Databases: map[string]string{"gateway": env[postgres.DSNEnv("gateway")], "registry": env[postgres.DSNEnv("registry")]},
+	})
+	if err != nil {
+		t.Fatalf("start: %v\n%s", err, logs.String())
+	}
+	t.Cleanup(s.Stop)
+	owner, err := s.BootstrapToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := "http://" + s.Components[len(s.Components)-1].Addr + "/api/v1/orgs/" + BootstrapOrg
+	var img struct{ Image struct{ Reference string } }
+	if code := rest(t, http.MethodPost, api+"/images", owner, `{"name":"api","version":"1","reference":"ghcr.io/example/api:1"}`, &img); code != http.StatusOK {
+		t.Fatalf("create image on PostgreSQL: status %d", code)
+	}
+	// The rows are in PostgreSQL, not in a SQLite file.
+	conn, err := pgx.Connect(context.Background(), env[postgres.DSNEnv("registry")])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM images WHERE org = $1`, BootstrapOrg).Scan(&n); err != nil || n != 1 {
+		t.Errorf("images in PostgreSQL = %d, %v; want 1", n, err)
+	}
 }
