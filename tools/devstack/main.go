@@ -23,6 +23,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/identity"
 	"github.com/slipwayhq/slipway/tools/internal/devenv"
 	"github.com/slipwayhq/slipway/tools/internal/devenv/postgres"
+	"github.com/slipwayhq/slipway/tools/internal/devenv/vault"
 	"github.com/slipwayhq/slipway/tools/internal/localrun"
 )
 
@@ -99,6 +100,7 @@ func runCmd(args []string) error {
 		return err
 	}
 	var dbs map[string]string
+	procEnv := map[string][]string{}
 	if *withEnv {
 		fmt.Fprintln(os.Stderr, "starting the environment (first run builds Kubernetes and Vault: minutes)...")
 		envState := filepath.Join(*state, "devstack")
@@ -124,8 +126,14 @@ func runCmd(args []string) error {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "environment ready; endpoints in %s\n", envFile)
+		env := es.Env()
+		// Each service gets its own AppRole, nothing else's.
+		procEnv["clusters"] = []string{
+			"SLIPWAY_CLUSTERS_VAULT_ADDR=" + env["VAULT_ADDR"],
+			"SLIPWAY_CLUSTERS_VAULT_ROLE_ID=" + env[vault.RoleIDEnv("clusters")],
+			"SLIPWAY_CLUSTERS_VAULT_SECRET_ID=" + env[vault.SecretIDEnv("clusters")],
+		}
 		if *store == "postgres" {
-			env := es.Env()
 			dbs = map[string]string{"gateway": env[postgres.DSNEnv("gateway")], "registry": env[postgres.DSNEnv("registry")]}
 		}
 	}
@@ -135,7 +143,7 @@ func runCmd(args []string) error {
 		return err
 	}
 	defer logs.Close()
-	s, err := localrun.Start(ctx, localrun.Options{State: *state, BasePort: *base, Output: logs, Databases: dbs})
+	s, err := localrun.Start(ctx, localrun.Options{State: *state, BasePort: *base, Output: logs, Databases: dbs, ProcessEnv: procEnv})
 	if err != nil {
 		return fmt.Errorf("%w (logs: %s)", err, logs.Name())
 	}

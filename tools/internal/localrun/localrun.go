@@ -66,6 +66,9 @@ type Options struct {
 	Output   io.Writer // where the processes' logs go
 	// Env is added to every process's environment ("SLIPWAY_GATEWAY_RATE_PER_CALLER=0").
 	Env []string
+	// ProcessEnv adds variables to one process's environment
+	// ("clusters" -> SLIPWAY_CLUSTERS_VAULT_ADDR=...).
+	ProcessEnv map[string][]string
 	// Databases overrides a process's embedded SQLite database with a DSN
 	// ("registry" -> "postgres://..."), for runs on PostgreSQL.
 	Databases map[string]string
@@ -161,7 +164,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		}
 		cmd := exec.Command(filepath.Join(state, "bin", "slipway-"+c.Name), args...)
 		cmd.Stdout, cmd.Stderr = o.Output, o.Output
-		cmd.Env = append(os.Environ(), o.Env...)
+		cmd.Env = append(append(os.Environ(), o.Env...), o.ProcessEnv[c.Name]...)
 		// Own process group: the stack, not the terminal, decides when they stop.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err != nil {
