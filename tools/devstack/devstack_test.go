@@ -4,9 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/slipwayhq/slipway/tools/internal/devenv"
@@ -68,23 +66,13 @@ func TestUpDetachedThenDown(t *testing.T) {
 		t.Fatalf("down: %v\n%s", err, out)
 	}
 	for _, p := range procs {
-		if syscall.Kill(p.PID, 0) == nil && !zombie(p.PID) {
+		if devenv.Alive(p.PID) {
 			t.Errorf("%s (pid %d) still runs after down", p.Name, p.PID)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(state, devenv.EnvFile)); !os.IsNotExist(err) {
 		t.Error("env file left after down")
 	}
-}
-
-func zombie(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	s := string(b)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return len(fields) > 0 && fields[0] == "Z"
 }
 
 func lastLines(s string) string {

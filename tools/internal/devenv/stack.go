@@ -202,7 +202,7 @@ func stop(pid int, done <-chan struct{}) {
 func pollExit(pid int) <-chan struct{} {
 	ch := make(chan struct{})
 	go func() {
-		for alive(pid) {
+		for Alive(pid) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		close(ch)
@@ -210,7 +210,8 @@ func pollExit(pid int) <-chan struct{} {
 	return ch
 }
 
-func alive(pid int) bool {
+// Alive reports whether pid runs (a zombie counts as gone).
+func Alive(pid int) bool {
 	if syscall.Kill(pid, 0) != nil {
 		return false
 	}
@@ -249,7 +250,7 @@ func recorded(state string) ([]ProcStatus, error) {
 			continue
 		}
 		st := ProcStatus{Name: strings.TrimSuffix(filepath.Base(f), ".pid"), PID: pid}
-		if alive(pid) {
+		if Alive(pid) {
 			exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 			st.Running = len(lines) < 2 || lines[1] == "" || exe == lines[1]
 		}

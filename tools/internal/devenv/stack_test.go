@@ -75,11 +75,11 @@ func TestDownStopsOnlyWhatUpStarted(t *testing.T) {
 		t.Fatalf("Down = %v, %v; want a and b", stopped, err)
 	}
 	for _, pid := range pids {
-		if alive(pid) {
+		if Alive(pid) {
 			t.Errorf("pid %d still running after down", pid)
 		}
 	}
-	if !alive(bystander.Process.Pid) {
+	if !Alive(bystander.Process.Pid) {
 		t.Error("down stopped a process it did not start")
 	}
 	if _, err := ReadEnv(state); !os.IsNotExist(err) {
