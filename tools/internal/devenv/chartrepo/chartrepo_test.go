@@ -5,14 +5,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -104,13 +102,13 @@ func TestRepo(t *testing.T) {
 			}
 
 			t.Run("stop leaves nothing running", func(t *testing.T) {
-				group := groupMembers(t, s.State)
+				group := devenvtest.GroupMembers(t, s.State)
 				if len(group) == 0 {
 					t.Fatal("no process of the stack found")
 				}
 				s.Stop()
 				for _, pid := range group {
-					if running(pid) {
+					if devenv.Alive(pid) {
 						t.Errorf("pid %d still running after Stop", pid)
 					}
 				}
@@ -238,46 +236,4 @@ func resolve(t *testing.T, base, ref string) string {
 		t.Fatal(err)
 	}
 	return b.ResolveReference(r).String()
-}
-
-// groupMembers lists every live process in the process groups of the
-// processes the stack in state records (each is its group's leader).
-func groupMembers(t *testing.T, state string) []int {
-	t.Helper()
-	st, err := devenv.Status(state)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaders := map[int]bool{}
-	for _, p := range st {
-		leaders[p.PID] = true
-	}
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	var pids []int
-	for _, f := range stats {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid pgrp ...
-		fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if len(fields) < 3 || fields[0] == "Z" {
-			continue
-		}
-		if pgrp, _ := strconv.Atoi(fields[2]); leaders[pgrp] {
-			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-// running reports whether pid is alive and not a zombie.
-func running(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	return len(fields) > 0 && fields[0] != "Z"
 }

@@ -4,6 +4,9 @@ package devenvtest
 import (
 	"context"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,4 +52,37 @@ type testWriter struct{ t testing.TB }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p))
 	return len(p), nil
+}
+
+// GroupMembers lists every live process in the process groups of the
+// processes the stack in state records (each leads its group), so a test can
+// prove a component's children went with it.
+func GroupMembers(t testing.TB, state string) []int {
+	t.Helper()
+	st, err := devenv.Status(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaders := map[int]bool{}
+	for _, p := range st {
+		leaders[p.PID] = true
+	}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var pids []int
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...
+		fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(fields) < 3 || fields[0] == "Z" {
+			continue
+		}
+		if pgrp, _ := strconv.Atoi(fields[2]); leaders[pgrp] {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -100,13 +99,13 @@ func TestPostgres(t *testing.T) {
 	})
 
 	t.Run("stop leaves nothing running", func(t *testing.T) {
-		group := groupMembers(t, s.State)
+		group := devenvtest.GroupMembers(t, s.State)
 		if len(group) < 2 {
 			t.Fatalf("processes of the stack = %v; want postgres and its workers", group)
 		}
 		s.Stop()
 		for _, pid := range group {
-			if running(pid) {
+			if devenv.Alive(pid) {
 				t.Errorf("pid %d still running after Stop", pid)
 			}
 		}
@@ -142,12 +141,12 @@ func TestWarmStart(t *testing.T) {
 	}
 	c.Close(ctx)
 	// `devstack down` stops it from another process, through the pid file.
-	group := groupMembers(t, state)
+	group := devenvtest.GroupMembers(t, state)
 	if stopped, err := devenv.Down(state); err != nil || !slices.Equal(stopped, []string{"postgres"}) {
 		t.Fatalf("Down = %v, %v; want postgres stopped", stopped, err)
 	}
 	for _, pid := range group {
-		if running(pid) {
+		if devenv.Alive(pid) {
 			t.Errorf("pid %d still running after Down", pid)
 		}
 	}
@@ -166,48 +165,6 @@ func TestWarmStart(t *testing.T) {
 	if err := c.QueryRow(ctx, "SELECT v FROM kept").Scan(&v); err != nil || v != "still here" {
 		t.Fatalf("after restart: %q, %v", v, err)
 	}
-}
-
-// groupMembers lists every live process in the process groups of the
-// processes the stack in state records (each is its group's leader).
-func groupMembers(t *testing.T, state string) []int {
-	t.Helper()
-	st, err := devenv.Status(state)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaders := map[int]bool{}
-	for _, p := range st {
-		leaders[p.PID] = true
-	}
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	var pids []int
-	for _, f := range stats {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid pgrp ...
-		fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if len(fields) < 3 || fields[0] == "Z" {
-			continue
-		}
-		if pgrp, _ := strconv.Atoi(fields[2]); leaders[pgrp] {
-			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-// running reports whether pid is alive and not a zombie.
-func running(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	return len(fields) > 0 && fields[0] != "Z"
 }
 
 type testWriter struct{ t *testing.T }
