@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"syscall"
 )
 
@@ -82,7 +83,7 @@ func GoInstall(ctx context.Context, name, pkg, version string) (string, error) {
 		cmd := exec.CommandContext(ctx, "go", "install", pkg+"@"+version)
 		cmd.Env = append(os.Environ(), "GOWORK=off", "GOBIN="+dir, "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go install %s@%s: %w\n%s", pkg, version, err, tail(out))
+			return fmt.Errorf("go install %s@%s: %w\n%s", pkg, version, err, Tail(out))
 		}
 		return nil
 	})
@@ -96,8 +97,35 @@ func GoInstall(ctx context.Context, name, pkg, version string) (string, error) {
 	return bin, nil
 }
 
-// tail keeps the end of a build log, where the error is.
-func tail(b []byte) string {
+// HelperModule finds the build helper module tools/devstack/builds/<name>
+// (kept outside go.work): next to this package's source in a checkout, or
+// else above the working folder, so builds work from anywhere in a checkout.
+func HelperModule(name string) (string, error) {
+	rel := filepath.Join("tools", "devstack", "builds", name)
+	var tries []string
+	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
+		// file is <checkout>/tools/internal/devenv/cache.go.
+		tries = append(tries, filepath.Join(filepath.Dir(file), "..", "..", "..", rel))
+	}
+	wd, err := os.Getwd()
+	if err == nil {
+		for d := wd; ; d = filepath.Dir(d) {
+			tries = append(tries, filepath.Join(d, rel))
+			if filepath.Dir(d) == d {
+				break
+			}
+		}
+	}
+	for _, dir := range tries {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Clean(dir), nil
+		}
+	}
+	return "", fmt.Errorf("helper module %s not found next to the source or above %s: run from a Slipway checkout", rel, wd)
+}
+
+// Tail keeps the end of a build log, where the error is.
+func Tail(b []byte) string {
 	const max = 4000
 	if len(b) > max {
 		return "..." + string(b[len(b)-max:])
@@ -127,7 +155,7 @@ func BuildSource(ctx context.Context, name string, mainGo []byte) (string, error
 		cmd.Dir = src
 		cmd.Env = append(os.Environ(), "GOWORK=off", "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s: %w\n%s", name, err, tail(out))
+			return fmt.Errorf("go build %s: %w\n%s", name, err, Tail(out))
 		}
 		return nil
 	})

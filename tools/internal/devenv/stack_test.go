@@ -89,3 +89,18 @@ func TestDownStopsOnlyWhatUpStarted(t *testing.T) {
 		t.Errorf("status after down = %+v, want nothing recorded", st)
 	}
 }
+
+func TestHelperModule(t *testing.T) {
+	for _, name := range []string{"kubernetes", "vault"} {
+		dir, err := HelperModule(name)
+		if err != nil {
+			t.Fatalf("HelperModule(%s): %v", name, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil || filepath.Base(dir) != name {
+			t.Errorf("HelperModule(%s) = %s, %v", name, dir, err)
+		}
+	}
+	if _, err := HelperModule("nope"); err == nil {
+		t.Error("found a helper module that does not exist")
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	"github.com/slipwayhq/slipway/tools/internal/devenv"
@@ -62,7 +61,7 @@ func findBinaries(ctx context.Context) (binaries, error) {
 // staging modules to v0.31.4, which would break the rest of Slipway's
 // build list if go.work saw them.
 func buildControlPlane(ctx context.Context, dir string) error {
-	src, err := helperModule()
+	src, err := devenv.HelperModule("kubernetes")
 	if err != nil {
 		return err
 	}
@@ -86,41 +85,7 @@ func buildControlPlane(ctx context.Context, dir string) error {
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(), "GOWORK=off", "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %s: %w\n%s", strings.Join(controlPlane, ", "), err, tail(out))
+		return fmt.Errorf("go build %s: %w\n%s", strings.Join(controlPlane, ", "), err, devenv.Tail(out))
 	}
 	return nil
-}
-
-// helperModule finds tools/devstack/builds/kubernetes next to this source
-// file, or else above the working directory, so the build works from
-// anywhere in a checkout.
-func helperModule() (string, error) {
-	rel := filepath.Join("tools", "devstack", "builds", "kubernetes")
-	var tries []string
-	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
-		// file is <checkout>/tools/internal/devenv/kube/build.go.
-		tries = append(tries, filepath.Join(filepath.Dir(file), "..", "..", "..", "..", rel))
-	}
-	if wd, err := os.Getwd(); err == nil {
-		for d := wd; ; d = filepath.Dir(d) {
-			tries = append(tries, filepath.Join(d, rel))
-			if filepath.Dir(d) == d {
-				break
-			}
-		}
-	}
-	for _, dir := range tries {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Clean(dir), nil
-		}
-	}
-	return "", errors.New("kubernetes build module (tools/devstack/builds/kubernetes) not found: run from a Slipway checkout")
-}
-
-func tail(b []byte) string {
-	const max = 4000
-	if len(b) > max {
-		return "..." + string(b[len(b)-max:])
-	}
-	return string(b)
 }
