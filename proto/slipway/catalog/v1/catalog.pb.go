@@ -1281,8 +1281,11 @@ type ListRepositoriesRequest struct {
 	Org   string                 `protobuf:"bytes,1,opt,name=org,proto3" json:"org,omitempty"`
 	// At most this many repositories per page: 50 when unset, at most 500.
 	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	// A next_page_token from an earlier call.
-	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// A next_page_token from an earlier call with the same filters.
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only repositories that fetch with this credential (its id), when set.
+	// The clusters service asks this before deleting a credential.
+	CredentialId  string `protobuf:"bytes,4,opt,name=credential_id,json=credentialId,proto3" json:"credential_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1334,6 +1337,13 @@ func (x *ListRepositoriesRequest) GetPageSize() int32 {
 func (x *ListRepositoriesRequest) GetPageToken() string {
 	if x != nil {
 		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListRepositoriesRequest) GetCredentialId() string {
+	if x != nil {
+		return x.CredentialId
 	}
 	return ""
 }
@@ -2969,12 +2979,13 @@ const file_slipway_catalog_v1_catalog_proto_rawDesc = "" +
 	"\x15GetRepositoryResponse\x12>\n" +
 	"\n" +
 	"repository\x18\x01 \x01(\v2\x1e.slipway.catalog.v1.RepositoryR\n" +
-	"repository\"g\n" +
+	"repository\"\x8c\x01\n" +
 	"\x17ListRepositoriesRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"\x86\x01\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x12#\n" +
+	"\rcredential_id\x18\x04 \x01(\tR\fcredentialId\"\x86\x01\n" +
 	"\x18ListRepositoriesResponse\x12B\n" +
 	"\frepositories\x18\x01 \x03(\v2\x1e.slipway.catalog.v1.RepositoryR\frepositories\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9e\x02\n" +
