@@ -55,7 +55,14 @@ type Identity struct {
 	TokenID string
 	// RequestID is the id of the request at the REST edge.
 	RequestID string
+	// Service is set when a Slipway service acts on its own behalf
+	// ("releases" running a queued operation): the token was minted with
+	// that service's own key, not by the gateway. Empty for every user.
+	Service string
 }
+
+// ServiceSubject is the subject of the identities service mints for itself.
+func ServiceSubject(service string) string { return "service:" + service }
 
 func (id Identity) validate() error {
 	switch {

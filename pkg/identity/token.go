@@ -16,8 +16,11 @@ import (
 )
 
 const (
-	issuer   = "slipway-gateway"
-	audience = "slipway-internal"
+	issuer = "slipway-gateway"
+	// serviceIssuerPrefix starts the issuer of a token a service mints for
+	// itself ("slipway-releases").
+	serviceIssuerPrefix = "slipway-"
+	audience            = "slipway-internal"
 	// leeway absorbs clock skew between the gateway and the services.
 	leeway = 5 * time.Second
 	// DefaultTTL is how long a minted identity stays valid: long enough for
@@ -37,11 +40,15 @@ type claims struct {
 	jwt.RegisteredClaims
 }
 
-// Signer mints identity tokens. Only the gateway holds one.
+// Signer mints identity tokens. The gateway holds one for its callers;
+// the releases, registry and catalog services each hold a service signer,
+// with their own key, for the calls they make on their own behalf.
 type Signer struct {
-	key ed25519.PrivateKey
-	ttl time.Duration
-	now func() time.Time
+	key     ed25519.PrivateKey
+	ttl     time.Duration
+	now     func() time.Time
+	issuer  string
+	service string
 }
 
 // NewSigner returns a Signer minting tokens valid for ttl (DefaultTTL if 0).
@@ -49,7 +56,36 @@ func NewSigner(key ed25519.PrivateKey, ttl time.Duration) *Signer {
 	if ttl <= 0 {
 		ttl = DefaultTTL
 	}
-	return &Signer{key: key, ttl: ttl, now: time.Now}
+	return &Signer{key: key, ttl: ttl, now: time.Now, issuer: issuer}
+}
+
+// NewServiceSigner returns a Signer with which service mints identities for
+// itself: subject "service:<service>", Service set, verified only by
+// Verifiers that TrustService(service, its public key).
+func NewServiceSigner(service string, key ed25519.PrivateKey, ttl time.Duration) (*Signer, error) {
+	if !validServiceName(service) {
+		return nil, fmt.Errorf("service signer: bad service name %q", service)
+	}
+	s := NewSigner(key, ttl)
+	s.issuer, s.service = serviceIssuerPrefix+service, service
+	return s, nil
+}
+
+// Service is the service this Signer mints for ("" for the gateway).
+func (s *Signer) Service() string { return s.service }
+
+// validServiceName accepts lower-case service names; "gateway" is the
+// gateway's issuer and never a service's.
+func validServiceName(name string) bool {
+	if name == "" || name == "gateway" || len(name) > 32 {
+		return false
+	}
+	for _, r := range name {
+		if r < 'a' || r > 'z' {
+			return false
+		}
+	}
+	return true
 }
 
 // TTL is how long the tokens this Signer mints stay valid.
@@ -57,6 +93,11 @@ func (s *Signer) TTL() time.Duration { return s.ttl }
 
 // Sign returns a signed token for id.
 func (s *Signer) Sign(id Identity) (string, error) {
+	if s.service != "" {
+		id.Subject, id.Service = ServiceSubject(s.service), s.service
+	} else if id.Service != "" {
+		return "", errors.New("sign identity: the gateway cannot mint a service identity")
+	}
 	if err := id.validate(); err != nil {
 		return "", fmt.Errorf("sign identity: %w", err)
 	}
@@ -67,7 +108,7 @@ func (s *Signer) Sign(id Identity) (string, error) {
 		RequestID: id.RequestID,
 		TokenID:   id.TokenID,
 		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer:    issuer,
+			Issuer:    s.issuer,
 			Subject:   id.Subject,
 			Audience:  jwt.ClaimStrings{audience},
 			IssuedAt:  jwt.NewNumericDate(now),
@@ -82,12 +123,14 @@ func (s *Signer) Sign(id Identity) (string, error) {
 	return tok, nil
 }
 
-// Verifier checks identity tokens against one or more public keys (more than
-// one while keys rotate).
+// Verifier checks identity tokens: the gateway's against one or more public
+// keys (more than one while keys rotate), and each trusted service's against
+// that service's own keys.
 type Verifier struct {
-	keys   []ed25519.PublicKey
-	parser *jwt.Parser
-	now    func() time.Time
+	// byIssuer holds the keys and parser of each trusted issuer; it is
+	// filled before the Verifier is used and only read afterwards.
+	byIssuer map[string]issuerKeys
+	now      func() time.Time
 
 	// verified caches tokens already checked, until they expire: the
 	// gateway reuses a caller's token for a while, and an EdDSA check
@@ -104,22 +147,46 @@ type verifiedToken struct {
 // maxVerified bounds the cache; past it, the cache starts over.
 const maxVerified = 10_000
 
-// NewVerifier returns a Verifier trusting keys.
+type issuerKeys struct {
+	service string // "" for the gateway
+	keys    []ed25519.PublicKey
+	parser  *jwt.Parser
+}
+
+// NewVerifier returns a Verifier trusting the gateway's keys.
 func NewVerifier(keys ...ed25519.PublicKey) (*Verifier, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("identity verifier needs at least one public key")
 	}
-	v := &Verifier{keys: keys, now: time.Now, verified: map[string]verifiedToken{}}
-	v.parser = jwt.NewParser(
+	v := &Verifier{now: time.Now, verified: map[string]verifiedToken{}, byIssuer: map[string]issuerKeys{}}
+	v.byIssuer[issuer] = issuerKeys{keys: keys, parser: v.newParser(issuer)}
+	return v, nil
+}
+
+// TrustService makes v accept the identities service mints for itself,
+// signed with one of keys. Call it before v is used.
+func (v *Verifier) TrustService(service string, keys ...ed25519.PublicKey) error {
+	if !validServiceName(service) {
+		return fmt.Errorf("trust service: bad service name %q", service)
+	}
+	if len(keys) == 0 {
+		return fmt.Errorf("trust service %s: no public key", service)
+	}
+	iss := serviceIssuerPrefix + service
+	v.byIssuer[iss] = issuerKeys{service: service, keys: keys, parser: v.newParser(iss)}
+	return nil
+}
+
+func (v *Verifier) newParser(iss string) *jwt.Parser {
+	return jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
 		jwt.WithAudience(audience),
-		jwt.WithIssuer(issuer),
+		jwt.WithIssuer(iss),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(leeway),
 		jwt.WithTimeFunc(func() time.Time { return v.now() }),
 	)
-	return v, nil
 }
 
 // Verify returns the identity in token, or ErrInvalidToken.
@@ -131,13 +198,23 @@ func (v *Verifier) Verify(token string) (Identity, error) {
 	if ok && now.Before(hit.exp) {
 		return hit.id, nil
 	}
-	for _, k := range v.keys {
+	// The issuer picks the keys; it is read before the signature is checked
+	// and then checked again, signed, by the issuer's own parser.
+	var unverified jwt.RegisteredClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(token, &unverified); err != nil {
+		return Identity{}, ErrInvalidToken
+	}
+	trusted, ok := v.byIssuer[unverified.Issuer]
+	if !ok {
+		return Identity{}, ErrInvalidToken
+	}
+	for _, k := range trusted.keys {
 		var c claims
-		if _, err := v.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return k, nil }); err != nil {
+		if _, err := trusted.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return k, nil }); err != nil {
 			continue
 		}
-		id := Identity{Subject: c.Subject, Org: c.Org, Role: c.Role, RequestID: c.RequestID, TokenID: c.TokenID}
-		if id.validate() != nil {
+		id := Identity{Subject: c.Subject, Org: c.Org, Role: c.Role, RequestID: c.RequestID, TokenID: c.TokenID, Service: trusted.service}
+		if id.validate() != nil || (id.Service != "" && id.Subject != ServiceSubject(id.Service)) {
 			return Identity{}, ErrInvalidToken
 		}
 		v.mu.Lock()

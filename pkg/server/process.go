@@ -21,6 +21,12 @@ type Flags struct {
 	AdminAddr    string
 	LogLevel     string
 	IdentityKeys string
+	// ServiceKeys trusts the identities other services mint for
+	// themselves: "releases=/keys/releases.pub,catalog=/keys/catalog.pub".
+	ServiceKeys string
+	// ServiceKey is this service's own signing key, for acting on its own
+	// behalf (optional: only services that call internal RPCs need one).
+	ServiceKey string
 }
 
 // RegisterFlags adds the shared flags to fs with the given default addresses.
@@ -30,6 +36,8 @@ func RegisterFlags(fs *flag.FlagSet, grpcAddr, adminAddr string) *Flags {
 	fs.StringVar(&f.AdminAddr, "listen-admin", adminAddr, "`address` to serve /healthz, /readyz and /metrics on")
 	fs.StringVar(&f.LogLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&f.IdentityKeys, "identity-public-keys", "", "comma-separated PEM `files` of the gateway's identity public keys (several while rotating; required)")
+	fs.StringVar(&f.ServiceKeys, "identity-service-keys", "", "comma-separated `service=file` pairs: public keys of the services whose own identities this one accepts (a service may appear more than once while rotating)")
+	fs.StringVar(&f.ServiceKey, "service-key", "", "PEM `file` of this service's own identity signing key, for calls it makes on its own behalf")
 	return f
 }
 
@@ -41,7 +49,9 @@ type Process struct {
 	Telemetry *telemetry.Telemetry
 	GRPC      *GRPC
 	Group     *Group
-	flags     *Flags
+	// Caller mints this service's own identity (nil without --service-key).
+	Caller *identity.ServiceCaller
+	flags  *Flags
 }
 
 // NewProcess sets up logging, telemetry and the gRPC server of service
@@ -69,12 +79,29 @@ func NewProcess(ctx context.Context, name, version string, f *Flags) (*Process, 
 	if err != nil {
 		return nil, err
 	}
+	if err := trustServices(verifier, f.ServiceKeys); err != nil {
+		return nil, err
+	}
+	var caller *identity.ServiceCaller
+	if f.ServiceKey != "" {
+		key, err := identity.LoadPrivateKey(f.ServiceKey)
+		if err != nil {
+			return nil, err
+		}
+		signer, err := identity.NewServiceSigner(name, key, 0)
+		if err != nil {
+			return nil, err
+		}
+		if caller, err = identity.NewServiceCaller(signer); err != nil {
+			return nil, err
+		}
+	}
 	tel, err := telemetry.Setup(ctx, "slipway-"+name, version)
 	if err != nil {
 		return nil, err
 	}
 	grpcSrv := NewGRPC(GRPCConfig{Logger: log, Registry: tel.Registry, TracerProvider: tel.TracerProvider, Verifier: verifier})
-	return &Process{Name: name, Log: log, Telemetry: tel, GRPC: grpcSrv, Group: NewGroup(log), flags: f}, nil
+	return &Process{Name: name, Log: log, Telemetry: tel, GRPC: grpcSrv, Group: NewGroup(log), Caller: caller, flags: f}, nil
 }
 
 // Run serves the gRPC API and the admin endpoints until SIGINT/SIGTERM or
@@ -144,4 +171,33 @@ func (s Service) Main(ctx context.Context, args []string) error {
 		}()
 	}
 	return p.Run(ctx, ready...)
+}
+
+// trustServices adds the "service=file,..." keys of spec to v.
+func trustServices(v *identity.Verifier, spec string) error {
+	byService := map[string][]string{}
+	var order []string
+	for _, pair := range strings.Split(spec, ",") {
+		if pair = strings.TrimSpace(pair); pair == "" {
+			continue
+		}
+		svc, path, ok := strings.Cut(pair, "=")
+		if !ok || svc == "" || path == "" {
+			return fmt.Errorf("--identity-service-keys: %q is not service=file", pair)
+		}
+		if _, seen := byService[svc]; !seen {
+			order = append(order, svc)
+		}
+		byService[svc] = append(byService[svc], path)
+	}
+	for _, svc := range order {
+		keys, err := identity.LoadPublicKeys(byService[svc]...)
+		if err != nil {
+			return err
+		}
+		if err := v.TrustService(svc, keys...); err != nil {
+			return fmt.Errorf("--identity-service-keys: %w", err)
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"net"
@@ -167,4 +168,63 @@ func TestServiceMain(t *testing.T) {
 			t.Fatalf("Main(--help) = %v, setup called %v; want nil and not called", err, called)
 		}
 	})
+}
+
+// TestServiceKeys: --service-key gives the process a caller whose identity
+// a process trusting it with --identity-service-keys accepts as the
+// service, and one that does not trust it refuses.
+func TestServiceKeys(t *testing.T) {
+	gateway := publicKeyFile(t)
+	dir := t.TempDir()
+	priv, pub := filepath.Join(dir, "releases.pem"), filepath.Join(dir, "releases.pub.pem")
+	if _, err := identity.LoadOrCreateKeyPair(priv, pub); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	releases, err := NewProcess(ctx, "releases", "test", parseFlags(t, "--identity-public-keys", gateway, "--service-key", priv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if releases.Caller == nil || releases.Caller.Service() != "releases" {
+		t.Fatalf("caller = %v, want one for releases", releases.Caller)
+	}
+	callCtx, err := releases.Caller.Context(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _ := identity.TokenFromContext(callCtx)
+
+	trusting := parseFlags(t, "--identity-public-keys", gateway, "--identity-service-keys", "releases="+pub)
+	v, err := identity.NewVerifier(mustLoad(t, gateway)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := trustServices(v, trusting.ServiceKeys); err != nil {
+		t.Fatal(err)
+	}
+	id, err := v.Verify(token)
+	if err != nil || id.Service != "releases" || id.Org != "acme" {
+		t.Fatalf("trusting verifier: %+v, %v", id, err)
+	}
+	plain, err := identity.NewVerifier(mustLoad(t, gateway)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plain.Verify(token); err == nil {
+		t.Fatal("a verifier without --identity-service-keys accepted a service identity")
+	}
+	for _, bad := range []string{"releases", "=x", "releases=" + filepath.Join(dir, "missing.pem"), "Releases=" + pub} {
+		if err := trustServices(plain, bad); err == nil {
+			t.Errorf("trustServices(%q) accepted", bad)
+		}
+	}
+}
+
+func mustLoad(t *testing.T, path string) []ed25519.PublicKey {
+	t.Helper()
+	keys, err := identity.LoadPublicKeys(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }

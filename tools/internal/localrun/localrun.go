@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,6 +93,16 @@ func KeyPaths(state string) (priv, pub string) {
 	return filepath.Join(state, "keys", "identity.pem"), filepath.Join(state, "keys", "identity.pub.pem")
 }
 
+// ServiceKeyPaths returns the paths of the key pair service signs its own
+// identities with.
+func ServiceKeyPaths(state, service string) (priv, pub string) {
+	return filepath.Join(state, "keys", service+".pem"), filepath.Join(state, "keys", service+".pub.pem")
+}
+
+// actingServices mint identities of their own, for the internal RPCs of the
+// clusters service and for work no user request carries.
+var actingServices = []string{"registry", "catalog", "releases"}
+
 // Build compiles the five binaries into state/bin.
 func Build(ctx context.Context, state string, out io.Writer) error {
 	bin := filepath.Join(state, "bin")
@@ -130,6 +141,14 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	if _, err := identity.LoadOrCreateKeyPair(priv, pub); err != nil {
 		return nil, err
 	}
+	var trusted []string
+	for _, svc := range actingServices {
+		spriv, spub := ServiceKeyPaths(state, svc)
+		if _, err := identity.LoadOrCreateKeyPair(spriv, spub); err != nil {
+			return nil, err
+		}
+		trusted = append(trusted, svc+"="+spub)
+	}
 	data := filepath.Join(state, "data")
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", data, err)
@@ -153,7 +172,12 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 				args = append(args, "--"+svc+"-addr", byName[svc].Addr)
 			}
 		} else {
-			args = append(args, "--listen-grpc", c.Addr, "--identity-public-keys", pub)
+			args = append(args, "--listen-grpc", c.Addr, "--identity-public-keys", pub,
+				"--identity-service-keys", strings.Join(trusted, ","))
+			if slices.Contains(actingServices, c.Name) {
+				spriv, _ := ServiceKeyPaths(state, c.Name)
+				args = append(args, "--service-key", spriv)
+			}
 		}
 		if c.Name == "registry" || c.Name == "gateway" {
 			dsn := "sqlite:" + filepath.Join(data, c.Name+".db")
