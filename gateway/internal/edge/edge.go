@@ -371,11 +371,17 @@ func (e *edge) authorizeRoute(next runtime.HandlerFunc) runtime.HandlerFunc {
 
 // audit appends a mutating call on an org to the org's audit log: who, what,
 // on which path, with which result. Never a body, a query or a header.
+//
+// Two kinds of reads are recorded too: downloads of secrets meant for
+// people (auditedReads), and the flags that make a call more dangerous
+// (auditedFlags, such as a forced delete) are kept in the target.
 func (e *edge) audit(ctx context.Context, r *http.Request, p authn.Principal, rt *route, status int) {
 	switch r.Method {
 	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
 	default:
-		return
+		if !auditedReads[rt.op.ID] {
+			return
+		}
 	}
 	if e.cfg.Audit == nil || rt.org.ID == "" || rt.op.ID == "" {
 		return
@@ -390,11 +396,34 @@ func (e *edge) audit(ctx context.Context, r *http.Request, p authn.Principal, rt
 	}
 	ev := store.AuditEvent{
 		ID: evID.String(), OrgID: rt.org.ID, Time: time.Now().UTC(), Actor: p.Subject(), TokenID: p.TokenID,
-		Action: rt.op.RPC(), Target: r.URL.Path, Result: status, RequestID: requestid.FromContext(ctx),
+		Action: rt.op.RPC(), Target: auditTarget(r), Result: status, RequestID: requestid.FromContext(ctx),
 	}
 	if err := e.cfg.Audit.AppendAudit(context.WithoutCancel(ctx), ev); err != nil {
 		e.cfg.Log.ErrorContext(ctx, "append audit event failed", "error", err, "action", ev.Action)
 	}
+}
+
+// auditedReads are the GET operations written to the audit log.
+var auditedReads = map[string]bool{
+	"ClustersService_GetClusterConfig": true,
+}
+
+// auditedFlags are the query flags an audit target keeps; every other part
+// of the query stays out (it may hold anything).
+var auditedFlags = []string{"force"}
+
+func auditTarget(r *http.Request) string {
+	q := r.URL.Query()
+	var kept []string
+	for _, f := range auditedFlags {
+		if v := q.Get(f); v == "true" || v == "1" {
+			kept = append(kept, f+"=true")
+		}
+	}
+	if len(kept) == 0 {
+		return r.URL.Path
+	}
+	return r.URL.Path + "?" + strings.Join(kept, "&")
 }
 
 func (e *edge) allow(w http.ResponseWriter, l *ratelimit.Limiter, key, rid string) bool {

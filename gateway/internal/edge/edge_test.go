@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -319,5 +321,58 @@ func TestClientIPTrustsOnlyTheProxy(t *testing.T) {
 	r.Header.Set("X-Forwarded-For", "203.0.113.7")
 	if got := e.clientIP(r); got != "10.1.2.3" {
 		t.Errorf("untrusted header used: clientIP = %q", got)
+	}
+}
+
+// TestEdgeAuditsKubeconfigDownloadsAndForce: a kubeconfig download is a
+// read worth auditing, and a forced delete says so in its target, while
+// the rest of the query stays out of the log.
+func TestEdgeAuditsKubeconfigDownloadsAndForce(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	h.do(http.MethodGet, "/api/v1/orgs/acme/clusters/prod/config", h.owner, "")
+	h.do(http.MethodGet, "/api/v1/orgs/acme/clusters/prod", h.owner, "")
+	h.do(http.MethodDelete, "/api/v1/orgs/acme/clusters/prod?force=true&marker=secret-ish", h.owner, "")
+	h.do(http.MethodDelete, "/api/v1/orgs/acme/clusters/dev", h.owner, "")
+
+	r := h.do(http.MethodGet, "/api/v1/orgs/acme/audit", h.owner, "")
+	if r.status != http.StatusOK {
+		t.Fatalf("audit: status %d: %s", r.status, r.body)
+	}
+	var got struct {
+		Events []struct{ Action, Target string }
+	}
+	if err := json.Unmarshal(r.body, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{ // target -> action
+		"/api/v1/orgs/acme/clusters/prod/config":     "ClustersService/GetClusterConfig",
+		"/api/v1/orgs/acme/clusters/prod?force=true": "ClustersService/DeleteCluster",
+		"/api/v1/orgs/acme/clusters/dev":             "ClustersService/DeleteCluster",
+	}
+	seen := map[string]string{}
+	for _, e := range got.Events {
+		if strings.HasPrefix(e.Action, "ClustersService/") {
+			seen[e.Target] = e.Action
+		}
+	}
+	if diff := cmp.Diff(want, seen); diff != "" {
+		t.Errorf("audited cluster calls (-want +got):\n%s", diff)
+	}
+	if strings.Contains(string(r.body), "marker") {
+		t.Error("the audit target kept a query parameter that is not an audited flag")
+	}
+}
+
+// TestEdgeUnavailableSaysWhenToRetry: a service's UNAVAILABLE (Vault down)
+// is a 503 with Retry-After.
+func TestEdgeUnavailableSaysWhenToRetry(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	h.up.err = status.Error(codes.Unavailable, "secret store unavailable; retry shortly")
+	r := h.do(http.MethodPost, "/api/v1/orgs/acme/images", h.owner, imageBody)
+	if r.status != http.StatusServiceUnavailable || r.problem(t).Code != "unavailable" {
+		t.Fatalf("status %d body %s; want 503 unavailable", r.status, r.body)
+	}
+	if got := r.header.Get("Retry-After"); got != strconv.Itoa(UnavailableRetryAfter) {
+		t.Errorf("Retry-After = %q, want %d", got, UnavailableRetryAfter)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -103,8 +104,17 @@ func errorHandler(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler,
 		// as Unknown or InvalidArgument; never echo internals for Unknown.
 		s = status.New(codes.Internal, "internal error")
 	}
+	if s.Code() == codes.Unavailable {
+		// A dependency of the service (Vault, another service) is down;
+		// the service answers again without a restart once it is back.
+		w.Header().Set("Retry-After", strconv.Itoa(UnavailableRetryAfter))
+	}
 	WriteProblem(w, problemFromStatus(r.Context(), s))
 }
+
+// UnavailableRetryAfter is the Retry-After, in seconds, of a 503 answered
+// for a service's UNAVAILABLE.
+const UnavailableRetryAfter = 2
 
 // routingErrorHandler answers unknown routes and wrong methods.
 func routingErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
