@@ -23,7 +23,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/identity"
 	"github.com/slipwayhq/slipway/tools/internal/devenv"
 	"github.com/slipwayhq/slipway/tools/internal/devenv/postgres"
-	"github.com/slipwayhq/slipway/tools/internal/devenv/vault"
+	"github.com/slipwayhq/slipway/tools/internal/devenv/kube"
 	"github.com/slipwayhq/slipway/tools/internal/localrun"
 )
 
@@ -75,11 +75,14 @@ func main() {
 	}
 }
 
+// localCluster is the name the environment's first Kubernetes cluster is
+// registered under in the bootstrap organization.
+const localCluster = "local"
+
 func runCmd(args []string) error {
 	fs := flag.NewFlagSet("devstack run", flag.ContinueOnError)
 	state := fs.String("state", ".state", "state `folder` for binaries, SQLite files and keys")
 	base := fs.Int("base-port", 8000, "base `port`: REST on base+80, services' gRPC on base+1101..1104")
-	withEnv := fs.Bool("env", true, "start the real environment first (Kubernetes, Vault, PostgreSQL, OCI registry, chart repo)")
 	storeDefault := os.Getenv("SLIPWAY_STORE")
 	if storeDefault == "" {
 		storeDefault = "sqlite"
@@ -91,17 +94,16 @@ func runCmd(args []string) error {
 	if *store != "sqlite" && *store != "postgres" {
 		return fmt.Errorf("--store %q: want sqlite or postgres", *store)
 	}
-	if *store == "postgres" && !*withEnv {
-		return errors.New("--store postgres needs the environment's PostgreSQL: drop --env=false")
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := os.MkdirAll(*state, 0o755); err != nil {
 		return err
 	}
-	var dbs map[string]string
-	procEnv := map[string][]string{}
-	if *withEnv {
+	var (
+		dbs map[string]string
+		env map[string]string
+	)
+	{
 		fmt.Fprintln(os.Stderr, "starting the environment (first run builds Kubernetes and Vault: minutes)...")
 		envState := filepath.Join(*state, "devstack")
 		if st, _ := devenv.Status(envState); anyRunning(st) {
@@ -126,15 +128,12 @@ func runCmd(args []string) error {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "environment ready; endpoints in %s\n", envFile)
-		env := es.Env()
-		// Each service gets its own AppRole, nothing else's.
-		procEnv["clusters"] = []string{
-			"SLIPWAY_CLUSTERS_VAULT_ADDR=" + env["VAULT_ADDR"],
-			"SLIPWAY_CLUSTERS_VAULT_ROLE_ID=" + env[vault.RoleIDEnv("clusters")],
-			"SLIPWAY_CLUSTERS_VAULT_SECRET_ID=" + env[vault.SecretIDEnv("clusters")],
-		}
+		env = es.Env()
 		if *store == "postgres" {
-			dbs = map[string]string{"gateway": env[postgres.DSNEnv("gateway")], "registry": env[postgres.DSNEnv("registry")]}
+			dbs = map[string]string{}
+			for _, svc := range []string{"gateway", "clusters", "registry"} {
+				dbs[svc] = env[postgres.DSNEnv(svc)]
+			}
 		}
 	}
 	fmt.Fprintf(os.Stderr, "building and starting Slipway (store: %s)...\n", *store)
@@ -143,11 +142,16 @@ func runCmd(args []string) error {
 		return err
 	}
 	defer logs.Close()
-	s, err := localrun.Start(ctx, localrun.Options{State: *state, BasePort: *base, Output: logs, Databases: dbs, ProcessEnv: procEnv})
+	s, err := localrun.Start(ctx, localrun.Options{State: *state, BasePort: *base, Output: logs, Databases: dbs, Environment: env})
 	if err != nil {
 		return fmt.Errorf("%w (logs: %s)", err, logs.Name())
 	}
 	defer s.Stop()
+	if kc := env[kube.EnvKubeconfig("c1")]; kc != "" {
+		if err := s.RegisterCluster(ctx, localCluster, kc); err != nil {
+			return fmt.Errorf("%w (logs: %s)", err, logs.Name())
+		}
+	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROCESS\tLISTENS ON\tADMIN (/healthz /readyz /metrics)")
 	for _, c := range s.Components {

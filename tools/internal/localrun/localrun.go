@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/slipwayhq/slipway/pkg/identity"
+	"github.com/slipwayhq/slipway/tools/internal/devenv/vault"
 )
 
 // Component is one Slipway process.
@@ -73,6 +74,11 @@ type Options struct {
 	// Databases overrides a process's embedded SQLite database with a DSN
 	// ("registry" -> "postgres://..."), for runs on PostgreSQL.
 	Databases map[string]string
+	// Environment is the devstack's env (devenv.Stack.Env, testenv.Get):
+	// the clusters service logs in to its Vault with its own AppRole and may
+	// reach the environment's loopback addresses. Required: every secret
+	// lives in Vault.
+	Environment map[string]string
 }
 
 // Stack is a running set of Slipway processes.
@@ -149,6 +155,10 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		}
 		trusted = append(trusted, svc+"="+spub)
 	}
+	vaultEnv, err := clustersEnv(o.Environment)
+	if err != nil {
+		return nil, err
+	}
 	data := filepath.Join(state, "data")
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", data, err)
@@ -179,7 +189,10 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 				args = append(args, "--service-key", spriv)
 			}
 		}
-		if c.Name == "registry" || c.Name == "gateway" {
+		if c.Name == "clusters" {
+			args = append(args, "--releases-addr", byName["releases"].Addr, "--catalog-addr", byName["catalog"].Addr)
+		}
+		if c.Name == "registry" || c.Name == "gateway" || c.Name == "clusters" {
 			dsn := "sqlite:" + filepath.Join(data, c.Name+".db")
 			if d, ok := o.Databases[c.Name]; ok {
 				dsn = d
@@ -189,6 +202,9 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		cmd := exec.Command(filepath.Join(state, "bin", "slipway-"+c.Name), args...)
 		cmd.Stdout, cmd.Stderr = o.Output, o.Output
 		cmd.Env = append(append(os.Environ(), o.Env...), o.ProcessEnv[c.Name]...)
+		if c.Name == "clusters" {
+			cmd.Env = append(cmd.Env, vaultEnv...)
+		}
 		// Own process group: the stack, not the terminal, decides when they stop.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err != nil {
@@ -207,6 +223,21 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// clustersEnv is the clusters service's share of the environment: its own
+// AppRole, nothing else's, and leave to dial the environment's loopback
+// addresses (the outbound policy denies loopback by default).
+func clustersEnv(env map[string]string) ([]string, error) {
+	if env[vault.AddrEnv] == "" {
+		return nil, errors.New("localrun: the environment has no Vault (the clusters service keeps every secret there): start it with devstack up, or testenv.Get(t, \"vault\")")
+	}
+	return []string{
+		"SLIPWAY_CLUSTERS_VAULT_ADDR=" + env[vault.AddrEnv],
+		"SLIPWAY_CLUSTERS_VAULT_ROLE_ID=" + env[vault.RoleIDEnv("clusters")],
+		"SLIPWAY_CLUSTERS_VAULT_SECRET_ID=" + env[vault.SecretIDEnv("clusters")],
+		"SLIPWAY_CLUSTERS_OUTBOUND_ALLOW_CIDRS=127.0.0.0/8,::1/128",
+	}, nil
 }
 
 func (s *Stack) waitReady(ctx context.Context) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"os"
 	"strings"
@@ -21,25 +22,27 @@ import (
 	"github.com/slipwayhq/slipway/pkg/identity"
 	clustersv1 "github.com/slipwayhq/slipway/proto/slipway/clusters/v1"
 	registryv1 "github.com/slipwayhq/slipway/proto/slipway/registry/v1"
+	"github.com/slipwayhq/slipway/pkg/testenv"
 	"github.com/slipwayhq/slipway/tools/internal/devenv/devenvtest"
 	"github.com/slipwayhq/slipway/tools/internal/devenv/postgres"
 )
 
 // TestStack is what `make run` promises: the five processes start on
-// embedded defaults, a gRPC client creates and lists an image, a duplicate
-// create answers AlreadyExists, and services not built yet answer
-// Unimplemented.
+// embedded defaults, the environment's cluster registers in the bootstrap
+// org and is reachable, a gRPC client creates and lists an image, a
+// duplicate create answers AlreadyExists.
 func TestStack(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the five binaries")
 	}
+	env := testenv.Get(t, "vault", "kube")
 	ctx := context.Background()
 	base, err := FreeBasePort()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	s, err := Start(ctx, Options{State: t.TempDir(), BasePort: base, Output: &syncWriter{w: &logs}})
+	s, err := Start(ctx, Options{State: t.TempDir(), BasePort: base, Output: &syncWriter{w: &logs}, Environment: env})
 	if err != nil {
 		t.Fatalf("start: %v\n%s", err, logs.String())
 	}
@@ -91,8 +94,20 @@ func TestStack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cconn.Close()
-	if _, err := clustersv1.NewClustersServiceClient(cconn).ListClusters(callCtx, &clustersv1.ListClustersRequest{Org: BootstrapOrg}); status.Code(err) != codes.Unimplemented {
-		t.Errorf("ListClusters = %v, want Unimplemented", err)
+	if err := s.RegisterCluster(ctx, "local", env["KUBECONFIG_C1"]); err != nil {
+		t.Fatal(err)
+	}
+	// A second make run on the same state finds it registered.
+	if err := s.RegisterCluster(ctx, "local", env["KUBECONFIG_C1"]); err != nil {
+		t.Fatalf("register again: %v", err)
+	}
+	cl, err := clustersv1.NewClustersServiceClient(cconn).ListClusters(callCtx, &clustersv1.ListClustersRequest{Org: BootstrapOrg})
+	if err != nil {
+		t.Fatalf("ListClusters: %v", err)
+	}
+	if got := cl.GetClusters(); len(got) != 1 || got[0].GetName() != "local" || got[0].GetServer() != env["KUBE_C1_SERVER"] ||
+		got[0].GetHealth().GetReachability() != clustersv1.ClusterReachability_CLUSTER_REACHABILITY_REACHABLE {
+		t.Errorf("ListClusters = %v, want the reachable local cluster at %s", got, env["KUBE_C1_SERVER"])
 	}
 	hc, err := healthpb.NewHealthClient(cconn).Check(ctx, &healthpb.HealthCheckRequest{})
 	if err != nil || hc.GetStatus() != healthpb.HealthCheckResponse_SERVING {
@@ -158,7 +173,9 @@ func TestStackOnPostgres(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the five binaries")
 	}
-	env := devenvtest.Start(t, postgres.Postgres{Databases: []string{"gateway", "registry"}}).Env()
+	// A PostgreSQL of its own, so that the row count below is this run's.
+	env := devenvtest.Start(t, postgres.Postgres{Databases: []string{"gateway", "clusters", "registry"}}).Env()
+	maps.Copy(env, testenv.Get(t, "vault"))
 	base, err := FreeBasePort()
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +183,8 @@ func TestStackOnPostgres(t *testing.T) {
 	var logs bytes.Buffer
 	s, err := Start(context.Background(), Options{
 		State: t.TempDir(), BasePort: base, Output: &syncWriter{w: &logs},
-		Databases: map[string]string{"gateway": env[postgres.DSNEnv("gateway")], "registry": env[postgres.DSNEnv("registry")]},
+		Databases: map[string]string{"gateway": env[postgres.DSNEnv("gateway")], "clusters": env[postgres.DSNEnv("clusters")], "registry": env[postgres.DSNEnv("registry")]},
+		Environment: env,
 	})
 	if err != nil {
 		t.Fatalf("start: %v\n%s", err, logs.String())
