@@ -64,6 +64,19 @@ type RepositoryLogin struct {
 	CAPEM              []byte
 }
 
+// typ is the type the secret is of, "" unless exactly one field is set.
+func (s Secret) typ() CredentialType {
+	switch {
+	case s.Kubeconfig != nil && s.Registry == nil && s.Repository == nil:
+		return TypeKubeconfig
+	case s.Registry != nil && s.Kubeconfig == nil && s.Repository == nil:
+		return TypeRegistry
+	case s.Repository != nil && s.Kubeconfig == nil && s.Registry == nil:
+		return TypeHelmRepository
+	}
+	return ""
+}
+
 // NewCredential is what a caller supplies to store a credential.
 type NewCredential struct {
 	Name     string
@@ -184,12 +197,12 @@ func (s *service) UpdateCredential(ctx context.Context, ref string, u Credential
 		if u.Endpoint != nil {
 			endpoint = *u.Endpoint
 		}
+		if typ := u.Secret.typ(); typ != "" && typ != c.Type {
+			return Credential{}, fmt.Errorf("%w: credential %s is %s, the new secret is %s", ErrWrongCredentialType, c.Name, c.Type, typ)
+		}
 		typ, data, ep, err := s.encodeSecret(*u.Secret, endpointFor(c.Type, endpoint))
 		if err != nil {
 			return Credential{}, err
-		}
-		if typ != c.Type {
-			return Credential{}, fmt.Errorf("%w: credential %s is %s, the new secret is %s", ErrWrongCredentialType, c.Name, c.Type, typ)
 		}
 		if err := s.uniqueRegistry(ctx, c.Org, typ, ep, c.ID); err != nil {
 			return Credential{}, err
