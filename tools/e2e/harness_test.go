@@ -1,0 +1,158 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/slipwayhq/slipway/tools/internal/localrun"
+)
+
+// stack is a running Slipway with every REST answer and log line kept, so
+// that a test can search them all for secrets at the end.
+type stack struct {
+	t     *testing.T
+	s     *localrun.Stack
+	state string
+	api   string
+	logs  *syncBuffer
+
+	mu      sync.Mutex
+	answers bytes.Buffer
+}
+
+func startStack(t *testing.T, env map[string]string) *stack {
+	t.Helper()
+	base, err := localrun.FreeBasePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	state := t.TempDir()
+	s, err := localrun.Start(context.Background(), localrun.Options{State: state, BasePort: base, Output: logs, Environment: env})
+	if err != nil {
+		t.Fatalf("start: %v\n%s", err, logs.String())
+	}
+	t.Cleanup(func() {
+		s.Stop()
+		if t.Failed() {
+			os.Stderr.WriteString(logs.String())
+		}
+	})
+	return &stack{t: t, s: s, state: state, api: s.GatewayURL() + "/api/v1", logs: logs}
+}
+
+func (s *stack) owner() string {
+	s.t.Helper()
+	tok, err := s.s.BootstrapToken()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return tok
+}
+
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (a answer) decode(t *testing.T, out any) {
+	t.Helper()
+	if err := json.Unmarshal(a.body, out); err != nil {
+		t.Fatalf("decode %s: %v", a.body, err)
+	}
+}
+
+func (a answer) code(t *testing.T) string {
+	t.Helper()
+	var p struct{ Code string }
+	a.decode(t, &p)
+	return p.Code
+}
+
+// do sends a REST request; body is marshalled to JSON unless nil.
+func (s *stack) do(method, path, token string, body any) answer {
+	s.t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, s.api+path, r)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	// A kubeconfig download hands the secret to an admin by design; every
+	// other answer is searched for secrets at the end.
+	if !strings.HasSuffix(strings.SplitN(path, "?", 2)[0], "/config") {
+		s.mu.Lock()
+		s.answers.Write(b)
+		s.answers.WriteByte('\n')
+		s.mu.Unlock()
+	}
+	return answer{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// expect fails the test unless the answer has status.
+func (s *stack) expect(a answer, status int, what string) answer {
+	s.t.Helper()
+	if a.status != status {
+		s.t.Fatalf("%s: status %d, want %d: %s", what, a.status, status, a.body)
+	}
+	return a
+}
+
+// token creates an API token of role in org with the owner token.
+func (s *stack) token(org, owner, role string) string {
+	s.t.Helper()
+	var tok struct{ Secret string }
+	s.expect(s.do(http.MethodPost, "/orgs/"+org+"/tokens", owner, map[string]any{"name": "t-" + strings.ToLower(role), "role": "ROLE_" + role}), http.StatusOK, "create token").decode(s.t, &tok)
+	return tok.Secret
+}
+
+// seen is everything the stack said: answers, then its processes' logs.
+func (s *stack) seen() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.answers.String() + "\n" + s.logs.String()
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *syncBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
