@@ -134,21 +134,26 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
+	f := &fixture{}
+	srvFixture(t, f, store)
+	return f
+}
+
+// srvFixture fills f with the service over store and in-memory parts.
+func srvFixture(t testing.TB, f *fixture, store Store) {
+	t.Helper()
 	policy, err := outbound.New(outbound.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{
-		secrets: newMemSecrets(),
-		checker: &toldChecker{policy: policy, health: kube.Health{Reachability: kube.Reachable, Version: "v1.31.4", Nodes: 3},
-			perms: kube.Permissions{CreateNamespaces: true, CreateSecrets: true}},
-		deps: &mapDependents{releases: map[string][]string{}, repos: map[string][]string{}},
-	}
+	f.secrets = newMemSecrets()
+	f.checker = &toldChecker{policy: policy, health: kube.Health{Reachability: kube.Reachable, Version: "v1.31.4", Nodes: 3},
+		perms: kube.Permissions{CreateNamespaces: true, CreateSecrets: true}}
+	f.deps = &mapDependents{releases: map[string][]string{}, repos: map[string][]string{}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	changes := NewChanges(store, log)
 	svc, _ := New(store, f.secrets, f.checker, f.deps, changes, log, prometheus.NewRegistry())
 	f.srv = NewGRPCServer(MakeEndpoints(svc), changes, log)
-	return f
 }
 
 func as(org string, role identity.Role) context.Context {
