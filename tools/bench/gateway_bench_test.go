@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/slipwayhq/slipway/pkg/client"
 	"github.com/slipwayhq/slipway/pkg/identity"
+	"github.com/slipwayhq/slipway/pkg/testenv"
 	registryv1 "github.com/slipwayhq/slipway/proto/slipway/registry/v1"
 	"github.com/slipwayhq/slipway/tools/internal/localrun"
 )
@@ -27,12 +27,13 @@ import (
 // (authentication, org resolution, identity minting, REST <-> gRPC).
 func BenchmarkGatewayList(b *testing.B) {
 	ctx := context.Background()
+	env := testenv.Get(b, "vault")
 	base, err := localrun.FreeBasePort()
 	if err != nil {
 		b.Fatal(err)
 	}
 	s, err := localrun.Start(ctx, localrun.Options{
-		State: b.TempDir(), BasePort: base, Output: io.Discard,
+		State: b.TempDir(), BasePort: base, Output: io.Discard, Environment: env,
 		// Rate limits would measure themselves, not the gateway.
 		Env: []string{"SLIPWAY_GATEWAY_RATE_PER_CALLER=0", "SLIPWAY_GATEWAY_RATE_PER_IP=0", "SLIPWAY_GATEWAY_LOG_LEVEL=warn",
 			"SLIPWAY_REGISTRY_LOG_LEVEL=warn"},
@@ -147,4 +148,4 @@ func measure(b *testing.B, callers int, call func() error) {
 	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "req/s")
 }
 
-func TestMain(m *testing.M) { os.Exit(m.Run()) }
+func TestMain(m *testing.M) { testenv.Main(m) }
