@@ -122,6 +122,7 @@ func (d *mapDependents) CredentialRepositories(_ context.Context, _, id string) 
 
 type fixture struct {
 	srv     *GRPCServer
+	inner   Service
 	secrets *memSecrets
 	checker *toldChecker
 	deps    *mapDependents
@@ -152,7 +153,8 @@ func srvFixture(t testing.TB, f *fixture, store Store) {
 	f.deps = &mapDependents{releases: map[string][]string{}, repos: map[string][]string{}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	changes := NewChanges(store, log)
-	svc, _ := New(store, f.secrets, f.checker, f.deps, changes, log, prometheus.NewRegistry())
+	svc, inner := New(store, f.secrets, f.checker, f.deps, changes, log, prometheus.NewRegistry())
+	f.inner = inner
 	f.srv = NewGRPCServer(MakeEndpoints(svc), changes, log)
 }
 
