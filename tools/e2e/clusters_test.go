@@ -156,7 +156,8 @@ func TestClusters(t *testing.T) {
 	}
 	env := testenv.Get(t, "vault", "kube")
 	k := newKubeFixture(t, env)
-	s := startStack(t, env)
+	traces := newOTLPReceiver(t)
+	s := startStack(t, env, traces.env()...)
 	owner := s.owner()
 	deployer := s.token(localrun.BootstrapOrg, owner, "DEPLOYER")
 	org := "/orgs/" + localrun.BootstrapOrg
@@ -325,11 +326,24 @@ func TestClusters(t *testing.T) {
 		}
 	}
 
-	// The canary: nothing Slipway answered or logged holds a secret.
-	seen := s.seen()
+	// The canary: nothing Slipway answered, logged or traced holds a
+	// secret. Stopping the stack flushes the last spans.
+	s.s.Stop()
+	spans := traces.body.String()
+	for _, want := range []string{"slipway-clusters", "slipway.clusters.v1.ClustersService/RegisterCluster", "slipway-gateway"} {
+		if !strings.Contains(spans, want) {
+			t.Errorf("no span of %q reached the OTLP receiver (%d bytes): the trace canary would prove nothing", want, len(spans))
+		}
+	}
 	for i, secret := range append(secrets, canary+"-repo") {
-		if len(secret) > 0 && strings.Contains(seen, secret) {
+		if len(secret) == 0 {
+			continue
+		}
+		if strings.Contains(s.seen(), secret) {
 			t.Errorf("secret %d appears in an answer or a log line", i)
+		}
+		if strings.Contains(spans, secret) {
+			t.Errorf("secret %d appears in a trace", i)
 		}
 	}
 }

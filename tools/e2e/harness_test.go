@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -27,7 +28,7 @@ type stack struct {
 	answers bytes.Buffer
 }
 
-func startStack(t *testing.T, env map[string]string) *stack {
+func startStack(t *testing.T, env map[string]string, processEnv ...string) *stack {
 	t.Helper()
 	base, err := localrun.FreeBasePort()
 	if err != nil {
@@ -35,7 +36,7 @@ func startStack(t *testing.T, env map[string]string) *stack {
 	}
 	logs := &syncBuffer{}
 	state := t.TempDir()
-	s, err := localrun.Start(context.Background(), localrun.Options{State: state, BasePort: base, Output: logs, Environment: env})
+	s, err := localrun.Start(context.Background(), localrun.Options{State: state, BasePort: base, Output: logs, Environment: env, Env: processEnv})
 	if err != nil {
 		t.Fatalf("start: %v\n%s", err, logs.String())
 	}
@@ -138,6 +139,32 @@ func (s *stack) seen() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.answers.String() + "\n" + s.logs.String()
+}
+
+// otlpReceiver takes the processes' OTLP/HTTP trace exports and keeps
+// their raw bodies: protobuf carries strings as they are, so a secret in
+// any span attribute is a substring of them.
+type otlpReceiver struct {
+	srv  *httptest.Server
+	body syncBuffer
+}
+
+func newOTLPReceiver(t *testing.T) *otlpReceiver {
+	r := &otlpReceiver{}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		_, _ = r.body.Write(b)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+// env points the processes' exporters at the receiver, uncompressed and
+// flushed often.
+func (r *otlpReceiver) env() []string {
+	return []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + r.srv.URL, "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+		"OTEL_EXPORTER_OTLP_COMPRESSION=none", "OTEL_BSP_SCHEDULE_DELAY=200"}
 }
 
 type syncBuffer struct {
