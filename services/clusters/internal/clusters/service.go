@@ -200,6 +200,11 @@ func (s *service) RegisterCluster(ctx context.Context, in NewCluster) (Cluster, 
 		if cred.Type != TypeKubeconfig {
 			return Cluster{}, validate.Field("credential_id", "credential %s is a %s credential, not kubeconfig", cred.Name, cred.Type)
 		}
+		if cred.OwnerClusterID != "" {
+			// It goes when its cluster goes; a second cluster on it would
+			// lose its connection then.
+			return Cluster{}, validate.Field("credential_id", "credential %s belongs to cluster %s; use a kubeconfig credential of its own", cred.Name, cred.OwnerClusterID)
+		}
 		if conn, err = s.readConnection(ctx, cred); err != nil {
 			return Cluster{}, err
 		}

@@ -260,7 +260,14 @@ func TestRegisterRefusals(t *testing.T) {
 			wantCode(t, tc.name, err, tc.code)
 		})
 	}
-	_, err := f.srv.RegisterCluster(as("acme", identity.RoleDeployer), &clustersv1.RegisterClusterRequest{Org: "acme", Name: "a", Connection: direct("https://a.example.com", marker)})
+	owned := f.register(t, "acme", "owner")
+	_, err := f.srv.RegisterCluster(ctx, &clustersv1.RegisterClusterRequest{Org: "acme", Name: "b",
+		Connection: &clustersv1.RegisterClusterRequest_CredentialId{CredentialId: owned.GetCredentialId()}})
+	wantCode(t, "on another cluster's own credential", err, codes.InvalidArgument)
+	if _, err := f.srv.DeleteCluster(ctx, &clustersv1.DeleteClusterRequest{Org: "acme", Cluster: "owner"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.srv.RegisterCluster(as("acme", identity.RoleDeployer), &clustersv1.RegisterClusterRequest{Org: "acme", Name: "a", Connection: direct("https://a.example.com", marker)})
 	wantCode(t, "deployer registers", err, codes.PermissionDenied)
 	_, err = f.srv.RegisterCluster(asService("acme", "releases"), &clustersv1.RegisterClusterRequest{Org: "acme", Name: "a", Connection: direct("https://a.example.com", marker)})
 	wantCode(t, "a service registers", err, codes.PermissionDenied)
