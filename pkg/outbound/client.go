@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -154,7 +155,10 @@ func RedactError(err error) error {
 	if u, perr := url.Parse(ue.URL); perr == nil {
 		safe = (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
 	}
-	return &redacted{msg: strings.ReplaceAll(err.Error(), ue.URL, safe), err: err}
+	// url.Error quotes its URL (%q), escaping the " and \ a query may hold:
+	// replace the quoted form as well as the bare one.
+	msg := strings.ReplaceAll(err.Error(), strconv.Quote(ue.URL), strconv.Quote(safe))
+	return &redacted{msg: strings.ReplaceAll(msg, ue.URL, safe), err: err}
 }
 
 type redacted struct {
