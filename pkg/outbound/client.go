@@ -14,14 +14,15 @@ import (
 const maxRedirects = 10
 
 // credentialHeaders are the headers net/http itself treats as credentials
-// when following a redirect.
-var credentialHeaders = []string{"Authorization", "Www-Authenticate", "Cookie", "Cookie2", "Proxy-Authorization", "Proxy-Authenticate"}
+// when following a redirect, and Referer, which net/http fills with the
+// previous URL, query (and any token in it) included.
+var credentialHeaders = []string{"Authorization", "Www-Authenticate", "Cookie", "Cookie2", "Proxy-Authorization", "Proxy-Authenticate", "Referer"}
 
 // Client returns a client sending through rt (p.Transport() when nil) that
 // checks every request, the first and each redirect, with CheckURL's rules
-// for schemes (https when none are given). It follows at most 10 redirects,
+// for schemes (https when none are given). It makes at most 10 requests (9 redirects), as net/http does,
 // and once one leaves the first request's origin (scheme, host and port) it
-// sends no Authorization, Cookie or Proxy-Authorization for the rest of the
+// sends no Authorization, Cookie, Proxy-Authorization or Referer for the rest of the
 // chain. rt must dial through p.DialContext, as p.Transport() does: the
 // client checks URLs, only the dialer can check the addresses behind names.
 func (p *Policy) Client(rt http.RoundTripper, schemes ...string) *http.Client {

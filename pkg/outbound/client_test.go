@@ -327,6 +327,10 @@ func TestClientCredentialsStayWithOrigin(t *testing.T) {
 			if got.header.Get("X-Request-Id") != "not-a-credential" {
 				t.Errorf("X-Request-Id = %q, want the other headers kept", got.header.Get("X-Request-Id"))
 			}
+			// net/http fills Referer with the previous URL, query included.
+			if r := got.header.Get("Referer"); !tc.keep && r != "" {
+				t.Errorf("Referer %q reached %s, another origin", r, got.host)
+			}
 			for k, v := range credentials {
 				switch g := got.header.Values(k); {
 				case tc.keep && !slices.Equal(g, v):
