@@ -387,7 +387,8 @@ func ownVault(t *testing.T) (testenv.Env, int) {
 	t.Helper()
 	vs := devenvtest.Start(t, vault.Vault{})
 	env := testenv.Env(vs.Env())
-	maps.Copy(env, onlyKube(testenv.Get(t, "kube")))
+	// The shared environment of TestClusters, for its Kubernetes only.
+	maps.Copy(env, onlyKube(testenv.Get(t, "vault", "kube")))
 	procs, err := devenv.Status(vs.State)
 	if err != nil {
 		t.Fatal(err)
