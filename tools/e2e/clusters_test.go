@@ -28,6 +28,7 @@ import (
 
 	"github.com/slipwayhq/slipway/pkg/client"
 	"github.com/slipwayhq/slipway/pkg/identity"
+	"github.com/slipwayhq/slipway/pkg/oidctest"
 	"github.com/slipwayhq/slipway/pkg/testenv"
 	clustersv1 "github.com/slipwayhq/slipway/proto/slipway/clusters/v1"
 	"github.com/slipwayhq/slipway/tools/internal/devenv"
@@ -157,7 +158,9 @@ func TestClusters(t *testing.T) {
 	env := testenv.Get(t, "vault", "kube")
 	k := newKubeFixture(t, env)
 	traces := newOTLPReceiver(t)
-	s := startStack(t, env, traces.env()...)
+	// People sign in with OIDC: a second person brings a second org.
+	iss := oidctest.NewIssuer(t)
+	s := startStack(t, env, append(traces.env(), "SLIPWAY_GATEWAY_OIDC_ISSUER="+iss.URL())...)
 	owner := s.owner()
 	deployer := s.token(localrun.BootstrapOrg, owner, "DEPLOYER")
 	org := "/orgs/" + localrun.BootstrapOrg
@@ -276,8 +279,8 @@ func TestClusters(t *testing.T) {
 		"helm_repository": map[string]any{"basic_auth": map[string]any{"username": "u", "password": canary + "-repo"}}}), http.StatusOK, "create repository credential")
 
 	// Other orgs see nothing, through REST and through the internal RPCs.
-	s.expect(s.do(http.MethodPost, "/orgs", owner, map[string]any{"name": "globex"}), http.StatusOK, "create org globex")
-	other := s.token("globex", owner, "OWNER")
+	other := iss.Token(t, "bob-sub", "bob@example.com", "slipway", time.Hour)
+	s.expect(s.do(http.MethodPost, "/orgs", other, map[string]any{"name": "globex"}), http.StatusOK, "bob creates org globex")
 	for _, path := range []string{"/clusters/" + c1.ID, "/clusters/c1", "/clusters/c1/config", "/credentials/ghcr", "/credentials/" + sa.CredentialID} {
 		if a := s.do(http.MethodGet, "/orgs/globex"+path, other, nil); a.status != http.StatusNotFound {
 			t.Errorf("globex GET %s: %d %s, want 404", path, a.status, a.body)

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/slipwayhq/slipway/gateway/internal/authz"
-	"github.com/slipwayhq/slipway/gateway/internal/oidc/oidctest"
+	"github.com/slipwayhq/slipway/pkg/oidctest"
 	"github.com/slipwayhq/slipway/pkg/identity"
 )
 

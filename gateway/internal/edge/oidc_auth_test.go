@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/slipwayhq/slipway/gateway/internal/oidc"
-	"github.com/slipwayhq/slipway/gateway/internal/oidc/oidctest"
+	"github.com/slipwayhq/slipway/pkg/oidctest"
 )
 
 // oidcAudience is the client id the tests' gateway accepts ID tokens for.

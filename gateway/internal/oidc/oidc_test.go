@@ -17,7 +17,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/slipwayhq/slipway/gateway/internal/oidc"
-	"github.com/slipwayhq/slipway/gateway/internal/oidc/oidctest"
+	"github.com/slipwayhq/slipway/pkg/oidctest"
 )
 
 const (
