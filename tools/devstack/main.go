@@ -22,8 +22,8 @@ import (
 
 	"github.com/slipwayhq/slipway/pkg/identity"
 	"github.com/slipwayhq/slipway/tools/internal/devenv"
-	"github.com/slipwayhq/slipway/tools/internal/devenv/postgres"
 	"github.com/slipwayhq/slipway/tools/internal/devenv/kube"
+	"github.com/slipwayhq/slipway/tools/internal/devenv/postgres"
 	"github.com/slipwayhq/slipway/tools/internal/localrun"
 )
 
@@ -99,41 +99,36 @@ func runCmd(args []string) error {
 	if err := os.MkdirAll(*state, 0o755); err != nil {
 		return err
 	}
-	var (
-		dbs map[string]string
-		env map[string]string
-	)
-	{
-		fmt.Fprintln(os.Stderr, "starting the environment (first run builds Kubernetes and Vault: minutes)...")
-		envState := filepath.Join(*state, "devstack")
-		if st, _ := devenv.Status(envState); anyRunning(st) {
-			return fmt.Errorf("a devstack already runs in %s: `devstack down --state %s` first", envState, envState)
+	fmt.Fprintln(os.Stderr, "starting the environment (first run builds Kubernetes and Vault: minutes)...")
+	envState := filepath.Join(*state, "devstack")
+	if st, _ := devenv.Status(envState); anyRunning(st) {
+		return fmt.Errorf("a devstack already runs in %s: `devstack down --state %s` first", envState, envState)
+	}
+	es, err := devenv.NewStack(envState, io.Discard)
+	if err != nil {
+		return err
+	}
+	defer es.Stop()
+	comps, err := components(allParts, 1, 3, "", false)
+	if err != nil {
+		return err
+	}
+	for _, c := range comps {
+		if err := c.Start(ctx, es); err != nil {
+			return fmt.Errorf("%s: %w (logs in %s/logs)", c.Name(), err, es.State)
 		}
-		es, err := devenv.NewStack(envState, io.Discard)
-		if err != nil {
-			return err
-		}
-		defer es.Stop()
-		comps, err := components(allParts, 1, 3, "", false)
-		if err != nil {
-			return err
-		}
-		for _, c := range comps {
-			if err := c.Start(ctx, es); err != nil {
-				return fmt.Errorf("%s: %w (logs in %s/logs)", c.Name(), err, es.State)
-			}
-		}
-		envFile, err := es.WriteEnv()
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "environment ready; endpoints in %s\n", envFile)
-		env = es.Env()
-		if *store == "postgres" {
-			dbs = map[string]string{}
-			for _, svc := range []string{"gateway", "clusters", "registry"} {
-				dbs[svc] = env[postgres.DSNEnv(svc)]
-			}
+	}
+	envFile, err := es.WriteEnv()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "environment ready; endpoints in %s\n", envFile)
+	env := es.Env()
+	var dbs map[string]string
+	if *store == "postgres" {
+		dbs = map[string]string{}
+		for _, svc := range []string{"gateway", "clusters", "registry"} {
+			dbs[svc] = env[postgres.DSNEnv(svc)]
 		}
 	}
 	fmt.Fprintf(os.Stderr, "building and starting Slipway (store: %s)...\n", *store)

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/slipwayhq/slipway/gateway/internal/authz"
-	"github.com/slipwayhq/slipway/pkg/oidctest"
 	"github.com/slipwayhq/slipway/pkg/identity"
+	"github.com/slipwayhq/slipway/pkg/oidctest"
 )
 
 // orgLessOperations are the only operations not scoped to an organization,

@@ -20,9 +20,9 @@ import (
 
 	"github.com/slipwayhq/slipway/pkg/client"
 	"github.com/slipwayhq/slipway/pkg/identity"
+	"github.com/slipwayhq/slipway/pkg/testenv"
 	clustersv1 "github.com/slipwayhq/slipway/proto/slipway/clusters/v1"
 	registryv1 "github.com/slipwayhq/slipway/proto/slipway/registry/v1"
-	"github.com/slipwayhq/slipway/pkg/testenv"
 	"github.com/slipwayhq/slipway/tools/internal/devenv/devenvtest"
 	"github.com/slipwayhq/slipway/tools/internal/devenv/postgres"
 )
@@ -183,7 +183,7 @@ func TestStackOnPostgres(t *testing.T) {
 	var logs bytes.Buffer
 	s, err := Start(context.Background(), Options{
 		State: t.TempDir(), BasePort: base, Output: &syncWriter{w: &logs},
-		Databases: map[string]string{"gateway": env[postgres.DSNEnv("gateway")], "clusters": env[postgres.DSNEnv("clusters")], "registry": env[postgres.DSNEnv("registry")]},
+		Databases:   map[string]string{"gateway": env[postgres.DSNEnv("gateway")], "clusters": env[postgres.DSNEnv("clusters")], "registry": env[postgres.DSNEnv("registry")]},
 		Environment: env,
 	})
 	if err != nil {
