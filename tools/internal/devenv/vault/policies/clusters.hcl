@@ -11,6 +11,12 @@ path "secret/metadata/orgs/+/*" {
   capabilities = ["create", "read", "update", "delete", "list"]
 }
 
+# Readiness checks, and telling a dead token from a policy denial.
 path "auth/token/lookup-self" {
   capabilities = ["read"]
+}
+
+# The service renews its token until the role's max TTL, then logs in again.
+path "auth/token/renew-self" {
+  capabilities = ["update"]
 }
