@@ -65,8 +65,8 @@ func setUpService(ctx context.Context, c *api.Client, svc string) (AppRole, erro
 		// what the service's own policy lists (no cubbyhole, no sys/).
 		"token_no_default_policy": true,
 		"token_ttl":               "1h",
-		// The policies grant no renew-self: a service logs in again with
-		// its secret_id when its token runs out.
+		// Renewal (which only the clusters policy grants) stops at the
+		// max TTL; the service then logs in again with its secret_id.
 		"token_max_ttl": "1h",
 		// A dev server's data dies with it, so a secret_id may live as long
 		// as the server does; a long `make run` must not lose its login.
