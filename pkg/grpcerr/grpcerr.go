@@ -18,10 +18,31 @@ import (
 	"github.com/slipwayhq/slipway/pkg/validate"
 )
 
-// Rule maps one sentinel error to a code.
+// Rule maps one sentinel error to a code. A Reason is attached to the
+// status as a google.rpc.ErrorInfo (domain ErrorDomain), for what a code
+// alone does not say: ReasonUnprocessable makes the gateway answer 422.
 type Rule struct {
-	Err  error
-	Code codes.Code
+	Err    error
+	Code   codes.Code
+	Reason string
+}
+
+// ErrorDomain is the domain of the ErrorInfo details Slipway attaches.
+const ErrorDomain = "slipway.dev"
+
+// ReasonUnprocessable marks a well-formed request whose content cannot be
+// acted on (an image reference that resolves to nothing): HTTP 422.
+const ReasonUnprocessable = "UNPROCESSABLE"
+
+// Reason returns the ErrorInfo reason of Slipway's domain in err's status,
+// or "".
+func Reason(s *status.Status) string {
+	for _, d := range s.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == ErrorDomain {
+			return info.GetReason()
+		}
+	}
+	return ""
 }
 
 // Table is one service's error table.
@@ -40,9 +61,16 @@ func (t Table) ToStatus(err error) error {
 		return FieldViolation(fe)
 	}
 	for _, r := range t {
-		if errors.Is(err, r.Err) {
-			return status.Error(r.Code, err.Error())
+		if !errors.Is(err, r.Err) {
+			continue
 		}
+		st := status.New(r.Code, err.Error())
+		if r.Reason != "" {
+			if d, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: r.Reason, Domain: ErrorDomain}); derr == nil {
+				st = d
+			}
+		}
+		return st.Err()
 	}
 	switch {
 	case errors.Is(err, context.Canceled):

@@ -203,3 +203,15 @@ func TestToStatusUnwrapsDownstreamStatus(t *testing.T) {
 		t.Fatalf("ToStatus = %v, want NotFound %q", err, "cluster not found")
 	}
 }
+
+func TestToStatusReason(t *testing.T) {
+	errUnresolvable := errors.New("reference does not resolve")
+	table := Table{{Err: errUnresolvable, Code: codes.FailedPrecondition, Reason: ReasonUnprocessable}, {Err: errNotFound, Code: codes.NotFound}}
+	s := status.Convert(table.ToStatus(fmt.Errorf("%w: tag 1.0 not found", errUnresolvable)))
+	if s.Code() != codes.FailedPrecondition || Reason(s) != ReasonUnprocessable || s.Message() != "reference does not resolve: tag 1.0 not found" {
+		t.Errorf("status %v, reason %q", s, Reason(s))
+	}
+	if r := Reason(status.Convert(table.ToStatus(errNotFound))); r != "" {
+		t.Errorf("a rule without a reason attached %q", r)
+	}
+}

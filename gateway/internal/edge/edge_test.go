@@ -2,6 +2,8 @@ package edge
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -374,5 +376,17 @@ func TestEdgeUnavailableSaysWhenToRetry(t *testing.T) {
 	}
 	if got := r.header.Get("Retry-After"); got != strconv.Itoa(UnavailableRetryAfter) {
 		t.Errorf("Retry-After = %q, want %d", got, UnavailableRetryAfter)
+	}
+}
+
+// TestEdgeUnprocessable: a service's UNPROCESSABLE reason is a 422.
+func TestEdgeUnprocessable(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	errUnresolvable := errors.New("reference does not resolve")
+	h.up.err = grpcerr.Table{{Err: errUnresolvable, Code: codes.FailedPrecondition, Reason: grpcerr.ReasonUnprocessable}}.
+		ToStatus(fmt.Errorf("%w: tag 9.9.9 not found", errUnresolvable))
+	r := h.do(http.MethodPost, "/api/v1/orgs/acme/images", h.owner, imageBody)
+	if p := r.problem(t); r.status != http.StatusUnprocessableEntity || p.Code != "unprocessable" || !strings.Contains(p.Detail, "tag 9.9.9 not found") {
+		t.Errorf("status %d problem %+v; want 422 unprocessable with the service's message", r.status, p)
 	}
 }

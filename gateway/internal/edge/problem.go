@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/slipwayhq/slipway/pkg/grpcerr"
 	"github.com/slipwayhq/slipway/pkg/requestid"
 )
 
@@ -84,6 +85,9 @@ func problemFromStatus(ctx context.Context, s *status.Status) Problem {
 		Code:      problemCode(s.Code()),
 		Detail:    s.Message(),
 		RequestID: requestid.FromContext(ctx),
+	}
+	if grpcerr.Reason(s) == grpcerr.ReasonUnprocessable {
+		p.Status, p.Code = http.StatusUnprocessableEntity, "unprocessable"
 	}
 	for _, d := range s.Details() {
 		if br, ok := d.(*errdetails.BadRequest); ok {
