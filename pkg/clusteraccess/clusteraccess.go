@@ -108,6 +108,11 @@ type Client struct {
 // New returns a Client calling AccessService over conn with caller's
 // identity. Run Watch alongside it, or answers live out their TTL after a
 // credential changes.
+// waitForReady makes a call wait, within its timeout, for a connection to
+// the clusters service instead of failing at once while the connection is
+// (re)established: services start in any order, and restart.
+var waitForReady = grpc.WaitForReady(true)
+
 func New(conn grpc.ClientConnInterface, caller *identity.ServiceCaller, opts ...Option) *Client {
 	o := options{
 		ttl:         DefaultTTL,
@@ -145,7 +150,7 @@ func New(conn grpc.ClientConnInterface, caller *identity.ServiceCaller, opts ...
 func (c *Client) ClusterAccess(ctx context.Context, org, cluster string) (*clustersv1.ClusterAccess, error) {
 	k := key{kind: kindCluster, org: org, name: cluster}
 	v, err := c.lookup(ctx, k, func(ctx context.Context) (fetched, error) {
-		resp, err := c.rpc.GetClusterAccess(ctx, &clustersv1.GetClusterAccessRequest{Org: org, Cluster: cluster})
+		resp, err := c.rpc.GetClusterAccess(ctx, &clustersv1.GetClusterAccessRequest{Org: org, Cluster: cluster}, waitForReady)
 		if err != nil {
 			return fetched{}, err
 		}
@@ -166,7 +171,7 @@ func (c *Client) ClusterAccess(ctx context.Context, org, cluster string) (*clust
 func (c *Client) RegistryAuth(ctx context.Context, org, host string) (*clustersv1.GetRegistryAuthResponse, error) {
 	k := key{kind: kindRegistry, org: org, name: host}
 	v, err := c.lookup(ctx, k, func(ctx context.Context) (fetched, error) {
-		resp, err := c.rpc.GetRegistryAuth(ctx, &clustersv1.GetRegistryAuthRequest{Org: org, Host: host})
+		resp, err := c.rpc.GetRegistryAuth(ctx, &clustersv1.GetRegistryAuthRequest{Org: org, Host: host}, waitForReady)
 		if err != nil {
 			return fetched{}, err
 		}
@@ -186,7 +191,7 @@ func (c *Client) RegistryAuth(ctx context.Context, org, host string) (*clustersv
 func (c *Client) RepositoryAuth(ctx context.Context, org, credential, url string) (*clustersv1.GetRepositoryAuthResponse, error) {
 	k := key{kind: kindRepository, org: org, name: credential, url: url}
 	v, err := c.lookup(ctx, k, func(ctx context.Context) (fetched, error) {
-		resp, err := c.rpc.GetRepositoryAuth(ctx, &clustersv1.GetRepositoryAuthRequest{Org: org, Credential: credential, Url: url})
+		resp, err := c.rpc.GetRepositoryAuth(ctx, &clustersv1.GetRepositoryAuthRequest{Org: org, Credential: credential, Url: url}, waitForReady)
 		if err != nil {
 			return fetched{}, err
 		}

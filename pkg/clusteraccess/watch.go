@@ -57,7 +57,7 @@ func (c *Client) watchOnce(ctx context.Context) (established bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	stream, err := c.rpc.WatchCredentialChanges(sctx, &clustersv1.WatchCredentialChangesRequest{Org: org})
+	stream, err := c.rpc.WatchCredentialChanges(sctx, &clustersv1.WatchCredentialChangesRequest{Org: org}, waitForReady)
 	if err != nil {
 		return false, err
 	}

@@ -53,8 +53,12 @@ type harness struct {
 var h = &harness{byParts: map[string]*started{}}
 
 // Main runs the package's tests, then stops whatever Get started.
-func Main(m *testing.M) {
-	code := m.Run()
+func Main(m *testing.M) { os.Exit(Run(m.Run)) }
+
+// Run calls run (m.Run, or another harness's run such as sqltest.Run),
+// stops whatever Get started, and returns run's exit code.
+func Run(run func() int) int {
+	code := run()
 	h.mu.Lock()
 	for _, s := range h.byParts {
 		if s.state != "" {
@@ -63,7 +67,7 @@ func Main(m *testing.M) {
 		}
 	}
 	h.mu.Unlock()
-	os.Exit(code)
+	return code
 }
 
 // Get returns an environment with at least parts ("postgres", "vault",

@@ -36,7 +36,11 @@ var (
 // Main runs the package's tests, stops the PostgreSQL server if a test started
 // one, and exits. Call it from TestMain; [Postgres] refuses to run without it,
 // since nothing else would stop the server.
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main without the exit, for a TestMain that also needs another
+// harness (testenv.Run): it returns the exit code.
+func Run(m *testing.M) int {
 	mainRunning.Store(true)
 	code := m.Run()
 	if s := shared.Load(); s != nil {
@@ -47,7 +51,7 @@ func Main(m *testing.M) {
 			}
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 // Require stops the test when a real dependency (a database server, a

@@ -189,8 +189,11 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 				args = append(args, "--service-key", spriv)
 			}
 		}
-		if c.Name == "clusters" {
+		switch c.Name {
+		case "clusters":
 			args = append(args, "--releases-addr", byName["releases"].Addr, "--catalog-addr", byName["catalog"].Addr)
+		case "registry":
+			args = append(args, "--clusters-addr", byName["clusters"].Addr)
 		}
 		if c.Name == "registry" || c.Name == "gateway" || c.Name == "clusters" {
 			dsn := "sqlite:" + filepath.Join(data, c.Name+".db")
@@ -202,8 +205,12 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		cmd := exec.Command(filepath.Join(state, "bin", "slipway-"+c.Name), args...)
 		cmd.Stdout, cmd.Stderr = o.Output, o.Output
 		cmd.Env = append(append(os.Environ(), o.Env...), o.ProcessEnv[c.Name]...)
-		if c.Name == "clusters" {
+		switch c.Name {
+		case "clusters":
 			cmd.Env = append(cmd.Env, vaultEnv...)
+		case "registry":
+			// It resolves digests in the environment's registry, on 127.0.0.1.
+			cmd.Env = append(cmd.Env, "SLIPWAY_REGISTRY_OUTBOUND_ALLOW_CIDRS="+loopbackCIDRs)
 		}
 		// Own process group: the stack, not the terminal, decides when they stop.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -225,6 +232,10 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	return s, nil
 }
 
+// loopbackCIDRs exempts the environment's addresses from the outbound
+// policy, which denies loopback by default.
+const loopbackCIDRs = "127.0.0.0/8,::1/128"
+
 // clustersEnv is the clusters service's share of the environment: its own
 // AppRole, nothing else's, and leave to dial the environment's loopback
 // addresses (the outbound policy denies loopback by default).
@@ -236,7 +247,7 @@ func clustersEnv(env map[string]string) ([]string, error) {
 		"SLIPWAY_CLUSTERS_VAULT_ADDR=" + env[vault.AddrEnv],
 		"SLIPWAY_CLUSTERS_VAULT_ROLE_ID=" + env[vault.RoleIDEnv("clusters")],
 		"SLIPWAY_CLUSTERS_VAULT_SECRET_ID=" + env[vault.SecretIDEnv("clusters")],
-		"SLIPWAY_CLUSTERS_OUTBOUND_ALLOW_CIDRS=127.0.0.0/8,::1/128",
+		"SLIPWAY_CLUSTERS_OUTBOUND_ALLOW_CIDRS=" + loopbackCIDRs,
 	}, nil
 }
 

@@ -35,7 +35,7 @@ func TestStack(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the five binaries")
 	}
-	env := testenv.Get(t, "vault", "kube")
+	env := testenv.Get(t, "vault", "kube", "registry")
 	ctx := context.Background()
 	base, err := FreeBasePort()
 	if err != nil {
@@ -73,7 +73,12 @@ func TestStack(t *testing.T) {
 	}
 	defer conn.Close()
 	reg := registryv1.NewRegistryServiceClient(conn)
-	img := &registryv1.Image{Name: "api", Version: "1.0.0", Reference: "ghcr.io/example/api:1.0.0"}
+	// Images resolve to a digest in their registry: the environment's.
+	ref, err := s.SeedRegistry(ctx, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := &registryv1.Image{Name: "api", Version: "1.0.0", Reference: ref}
 	if _, err := reg.CreateImage(callCtx, &registryv1.CreateImageRequest{Org: BootstrapOrg, Image: img}); err != nil {
 		t.Fatalf("CreateImage: %v", err)
 	}
@@ -85,7 +90,7 @@ func TestStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list.GetImages()) != 1 || list.GetImages()[0].GetReference() != "ghcr.io/example/api:1.0.0" {
+	if len(list.GetImages()) != 1 || list.GetImages()[0].GetReference() != ref || !strings.HasPrefix(list.GetImages()[0].GetDigest(), "sha256:") {
 		t.Errorf("ListImages = %v, want the one image", list.GetImages())
 	}
 
@@ -128,11 +133,11 @@ func TestStack(t *testing.T) {
 	var listed struct {
 		Images []struct{ Reference string }
 	}
-	if code := rest(t, http.MethodGet, api+"/images", created.Secret, "", &listed); code != http.StatusOK || len(listed.Images) != 1 || listed.Images[0].Reference != "ghcr.io/example/api:1.0.0" {
+	if code := rest(t, http.MethodGet, api+"/images", created.Secret, "", &listed); code != http.StatusOK || len(listed.Images) != 1 || listed.Images[0].Reference != ref {
 		t.Errorf("list images over REST: status %d, %+v", code, listed)
 	}
 	var problem struct{ Code string }
-	if code := rest(t, http.MethodPost, api+"/images", created.Secret, `{"name":"api","version":"1.0.0","reference":"ghcr.io/example/api:1.0.0"}`, &problem); code != http.StatusConflict || problem.Code != "already_exists" {
+	if code := rest(t, http.MethodPost, api+"/images", created.Secret, `{"name":"api","version":"1.0.0","reference":"`+ref+`"}`, &problem); code != http.StatusConflict || problem.Code != "already_exists" {
 		t.Errorf("duplicate over REST: status %d code %q, want 409 already_exists", code, problem.Code)
 	}
 }
@@ -175,7 +180,13 @@ func TestStackOnPostgres(t *testing.T) {
 	}
 	// A PostgreSQL of its own, so that the row count below is this run's.
 	env := devenvtest.Start(t, postgres.Postgres{Databases: []string{"gateway", "clusters", "registry"}}).Env()
-	maps.Copy(env, testenv.Get(t, "vault"))
+	maps.Copy(env, maps.Collect(func(yield func(string, string) bool) {
+		for k, v := range testenv.Get(t, "vault", "kube", "registry") {
+			if !strings.HasPrefix(k, "POSTGRES") && !yield(k, v) {
+				return
+			}
+		}
+	}))
 	base, err := FreeBasePort()
 	if err != nil {
 		t.Fatal(err)
@@ -189,15 +200,27 @@ func TestStackOnPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatalf("start: %v\n%s", err, logs.String())
 	}
-	t.Cleanup(s.Stop)
+	t.Cleanup(func() {
+		s.Stop()
+		if t.Failed() {
+			os.Stderr.WriteString(logs.String())
+		}
+	})
 	owner, err := s.BootstrapToken()
 	if err != nil {
 		t.Fatal(err)
 	}
 	api := "http://" + s.Components[len(s.Components)-1].Addr + "/api/v1/orgs/" + BootstrapOrg
-	var img struct{ Image struct{ Reference string } }
-	if code := rest(t, http.MethodPost, api+"/images", owner, `{"name":"api","version":"1","reference":"ghcr.io/example/api:1"}`, &img); code != http.StatusOK {
-		t.Fatalf("create image on PostgreSQL: status %d", code)
+	ref, err := s.SeedRegistry(context.Background(), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var img struct {
+		Image  struct{ Reference string }
+		Detail string
+	}
+	if code := rest(t, http.MethodPost, api+"/images", owner, `{"name":"api","version":"1","reference":"`+ref+`"}`, &img); code != http.StatusOK {
+		t.Fatalf("create image on PostgreSQL: status %d: %s", code, img.Detail)
 	}
 	// The rows are in PostgreSQL, not in a SQLite file.
 	conn, err := pgx.Connect(context.Background(), env[postgres.DSNEnv("registry")])

@@ -12,4 +12,6 @@ var errorTable = grpcerr.Table{
 	{Err: ErrImageExists, Code: codes.AlreadyExists},
 	{Err: ErrImageNotFound, Code: codes.NotFound},
 	{Err: ErrUnauthorized, Code: codes.PermissionDenied},
+	{Err: ErrUnresolvable, Code: codes.FailedPrecondition, Reason: grpcerr.ReasonUnprocessable},
+	{Err: ErrRegistryUnavailable, Code: codes.Unavailable},
 }

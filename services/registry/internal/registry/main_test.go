@@ -1,9 +1,11 @@
 package registry
 
 import (
+	"os"
 	"testing"
 
 	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
+	"github.com/slipwayhq/slipway/pkg/testenv"
 )
 
-func TestMain(m *testing.M) { sqltest.Main(m) }
+func TestMain(m *testing.M) { os.Exit(testenv.Run(func() int { return sqltest.Run(m) })) }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"time"
 
@@ -82,14 +83,27 @@ type Service interface {
 // Middleware decorates a Service.
 type Middleware func(Service) Service
 
-type service struct {
-	store Store
-	now   func() time.Time
+// Options tune the service.
+type Options struct {
+	// AcceptUnresolved records an image whose reference cannot be resolved
+	// (an air-gapped registry Slipway cannot reach) with the digest the
+	// reference pins, if any, instead of refusing it. Off by default:
+	// deployments then run by digest, exactly the image recorded.
+	AcceptUnresolved bool
 }
 
-// NewService returns the images API over store.
-func NewService(store Store) Service {
-	return &service{store: store, now: time.Now}
+type service struct {
+	store    Store
+	resolver Resolver
+	opts     Options
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// NewService returns the images API over store, resolving digests with
+// resolver.
+func NewService(store Store, resolver Resolver, opts Options, log *slog.Logger) Service {
+	return &service{store: store, resolver: resolver, opts: opts, log: log, now: time.Now}
 }
 
 func (s *service) CreateImage(ctx context.Context, in NewImage) (Image, error) {
@@ -99,6 +113,13 @@ func (s *service) CreateImage(ctx context.Context, in NewImage) (Image, error) {
 	}
 	ref, digest, err := validateNewImage(in)
 	if err != nil {
+		return Image{}, err
+	}
+	// An image is never overwritten: say so before asking any registry.
+	if _, err := s.store.GetImage(ctx, caller.Org, in.Name, in.Version); err == nil {
+		return Image{}, fmt.Errorf("%w: %s version %s is immutable; record a new version instead", ErrImageExists, in.Name, in.Version)
+	}
+	if digest, err = s.resolve(ctx, caller.Org, ref, digest); err != nil {
 		return Image{}, err
 	}
 	id, err := uuid.NewV7()
@@ -122,6 +143,23 @@ func (s *service) CreateImage(ctx context.Context, in NewImage) (Image, error) {
 		return Image{}, fmt.Errorf("insert image: %w", err)
 	}
 	return img, nil
+}
+
+// resolve returns the digest ref resolves to now, which must be pinned
+// when ref pins one. With AcceptUnresolved, a reference that cannot be
+// resolved keeps its pinned digest (or none).
+func (s *service) resolve(ctx context.Context, org, ref, pinned string) (string, error) {
+	got, err := s.resolver.Resolve(ctx, org, ref)
+	switch {
+	case err != nil && s.opts.AcceptUnresolved && (errors.Is(err, ErrUnresolvable) || errors.Is(err, ErrRegistryUnavailable)):
+		s.log.WarnContext(ctx, "image recorded unresolved", "reference", ref, "error", err)
+		return pinned, nil
+	case err != nil:
+		return "", err
+	case pinned != "" && got != pinned:
+		return "", fmt.Errorf("%w: %s resolves to %s, not the digest it names", ErrUnresolvable, ref, got)
+	}
+	return got, nil
 }
 
 func (s *service) GetImage(ctx context.Context, name, version string) (Image, error) {

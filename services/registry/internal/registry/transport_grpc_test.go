@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/slipwayhq/slipway/pkg/client"
+	"github.com/slipwayhq/slipway/pkg/grpcerr"
 	"github.com/slipwayhq/slipway/pkg/identity"
 	"github.com/slipwayhq/slipway/pkg/server"
 	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
@@ -51,7 +53,7 @@ func newHarness(t *testing.T, dsn string) *harness {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := prometheus.NewRegistry()
 	srv := server.NewGRPC(server.GRPCConfig{Logger: log, Registry: reg, TracerProvider: noop.NewTracerProvider(), Verifier: verifier})
-	registryv1.RegisterRegistryServiceServer(srv, NewGRPCServer(MakeEndpoints(New(store, log, reg)), log))
+	registryv1.RegisterRegistryServiceServer(srv, NewGRPCServer(MakeEndpoints(New(store, tagResolver{}, Options{}, log, reg)), log))
 	srv.Ready()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -68,6 +70,21 @@ func newHarness(t *testing.T, dsn string) *harness {
 }
 
 // as returns a context calling as subject with role in org.
+// tagResolver stands in for a registry (the real one is exercised in
+// resolve_test.go): a digest reference resolves to its digest, a tag to a
+// digest derived from the reference, and tags named "missing" to nothing.
+type tagResolver struct{}
+
+func (tagResolver) Resolve(_ context.Context, _, ref string) (string, error) {
+	if _, d, ok := strings.Cut(ref, "@"); ok {
+		return d, nil
+	}
+	if strings.HasSuffix(ref, ":missing") {
+		return "", fmt.Errorf("%w: tag missing not found", ErrUnresolvable)
+	}
+	return fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(ref))), nil
+}
+
 func (h *harness) as(t *testing.T, org string, role identity.Role) context.Context {
 	t.Helper()
 	tok, err := h.signer.Sign(identity.Identity{Subject: "user:" + string(role), Org: org, Role: role})
@@ -96,9 +113,21 @@ func TestImagesOverGRPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	img := created.GetImage()
-	if img.GetOrg() != "acme" || img.GetCreator() != "user:deployer" || img.GetDigest() != "" || img.GetCreateTime() == nil {
-		t.Errorf("created image = %v; want org acme, creator user:deployer, no digest, a create time", img)
+	wantDigest, _ := tagResolver{}.Resolve(context.Background(), "acme", "registry.example.com/team/billing-api:1.4.2")
+	if img.GetOrg() != "acme" || img.GetCreator() != "user:deployer" || img.GetDigest() != wantDigest || img.GetCreateTime() == nil {
+		t.Errorf("created image = %v; want org acme, creator user:deployer, the resolved digest (not the forged one), a create time", img)
 	}
+
+	t.Run("a reference that resolves to nothing is refused, nothing written", func(t *testing.T) {
+		_, err := h.client.CreateImage(acme, &registryv1.CreateImageRequest{Org: "acme", Image: &registryv1.Image{
+			Name: "billing-api", Version: "0.0.1", Reference: "registry.example.com/team/billing-api:missing"}})
+		wantCode(t, err, codes.FailedPrecondition)
+		if grpcerr.Reason(status.Convert(err)) != grpcerr.ReasonUnprocessable {
+			t.Errorf("unresolvable reference: %v, want the UNPROCESSABLE reason (422)", err)
+		}
+		_, err = h.client.GetImage(acme, &registryv1.GetImageRequest{Org: "acme", Name: "billing-api", Version: "0.0.1"})
+		wantCode(t, err, codes.NotFound)
+	})
 
 	t.Run("duplicate is AlreadyExists and changes nothing", func(t *testing.T) {
 		_, err := h.client.CreateImage(acme, &registryv1.CreateImageRequest{Org: "acme", Image: &registryv1.Image{
