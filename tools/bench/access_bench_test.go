@@ -23,7 +23,7 @@ import (
 // callers, as p50/p99.
 func BenchmarkClusterAccess(b *testing.B) {
 	ctx := context.Background()
-	env := testenv.Get(b, "vault", "kube")
+	env := testenv.Get(b, "vault", "kube", "registry")
 	base, err := localrun.FreeBasePort()
 	if err != nil {
 		b.Fatal(err)

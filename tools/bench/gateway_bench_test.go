@@ -27,7 +27,7 @@ import (
 // (authentication, org resolution, identity minting, REST <-> gRPC).
 func BenchmarkGatewayList(b *testing.B) {
 	ctx := context.Background()
-	env := testenv.Get(b, "vault")
+	env := testenv.Get(b, "vault", "kube", "registry")
 	base, err := localrun.FreeBasePort()
 	if err != nil {
 		b.Fatal(err)
@@ -66,9 +66,13 @@ func BenchmarkGatewayList(b *testing.B) {
 	defer conn.Close()
 	reg := registryv1.NewRegistryServiceClient(conn)
 	callCtx := identity.OutgoingContext(ctx, idTok)
+	ref, err := s.SeedRegistry(ctx, env)
+	if err != nil {
+		b.Fatal(err)
+	}
 	for i := range 10 {
 		if _, err := reg.CreateImage(callCtx, &registryv1.CreateImageRequest{Org: localrun.BootstrapOrg, Image: &registryv1.Image{
-			Name: "app", Version: fmt.Sprintf("1.0.%d", i), Reference: fmt.Sprintf("ghcr.io/example/app:1.0.%d", i),
+			Name: "app", Version: fmt.Sprintf("1.0.%d", i), Reference: ref,
 		}}); err != nil {
 			b.Fatal(err)
 		}

@@ -147,6 +147,10 @@ func runCmd(args []string) error {
 			return fmt.Errorf("%w (logs: %s)", err, logs.Name())
 		}
 	}
+	demo, err := s.SeedRegistry(ctx, env)
+	if err != nil {
+		return fmt.Errorf("%w (logs: %s)", err, logs.Name())
+	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROCESS\tLISTENS ON\tADMIN (/healthz /readyz /metrics)")
 	for _, c := range s.Components {
@@ -162,8 +166,9 @@ func runCmd(args []string) error {
 		return err
 	}
 	gw := s.Components[len(s.Components)-1].Addr
-	fmt.Printf("\norganization %q, owner API token (also in %s):\n  %s\ntry: curl -H \"Authorization: Bearer %s\" http://%s/api/v1/orgs/%s/images\n",
-		localrun.BootstrapOrg, s.BootstrapTokenFile, tok, tok, gw, localrun.BootstrapOrg)
+	fmt.Printf("\norganization %q, owner API token (also in %s):\n  %s\ntry: curl -H \"Authorization: Bearer %s\" http://%s/api/v1/orgs/%s/clusters/%s\n",
+		localrun.BootstrapOrg, s.BootstrapTokenFile, tok, tok, gw, localrun.BootstrapOrg, localCluster)
+	fmt.Printf("the environment's registry holds %s (its login is the credential local-registry)\n", demo)
 	fmt.Printf("\nlogs: %s\nAPI docs: http://%s/api/v1/docs\nCtrl-C stops everything.\n", logs.Name(), gw)
 	select {
 	case <-ctx.Done():
