@@ -16,6 +16,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"k8s.io/client-go/tools/clientcmd"
+
 	"github.com/slipwayhq/slipway/tools/internal/devenv/ociregistry"
 )
 
@@ -31,12 +33,21 @@ func (s *Stack) GatewayURL() string {
 
 // RegisterCluster registers the kubeconfig at path as cluster name of the
 // bootstrap organization, through REST with the owner token, as a user
-// would. A cluster already registered under that name is left as it is
-// (a second make run on the same state).
+// would. On a later make run with the same state the environment's API
+// server has a new address: a cluster of that name still pointing at the
+// old one is replaced.
 func (s *Stack) RegisterCluster(ctx context.Context, name, kubeconfigPath string) error {
 	kc, err := os.ReadFile(kubeconfigPath)
 	if err != nil {
 		return fmt.Errorf("read kubeconfig of cluster %s: %w", name, err)
+	}
+	cfg, err := clientcmd.Load(kc)
+	if err != nil {
+		return fmt.Errorf("read kubeconfig of cluster %s: %w", name, err)
+	}
+	server := ""
+	if c := cfg.Contexts[cfg.CurrentContext]; c != nil && cfg.Clusters[c.Cluster] != nil {
+		server = cfg.Clusters[c.Cluster].Server
 	}
 	owner, err := s.BootstrapToken()
 	if err != nil {
@@ -47,8 +58,25 @@ func (s *Stack) RegisterCluster(ctx context.Context, name, kubeconfigPath string
 	if err != nil {
 		return err
 	}
-	if err := s.post(ctx, owner, "/clusters", body); err != nil {
-		return fmt.Errorf("register cluster %s: %w", name, err)
+	status, answer, err := s.call(ctx, http.MethodPost, owner, "/clusters", body)
+	if err != nil || status == http.StatusOK {
+		return err
+	}
+	var got struct{ Cluster struct{ Server string } }
+	if status != http.StatusConflict {
+		return fmt.Errorf("register cluster %s: HTTP %d: %s", name, status, answer)
+	}
+	if status, answer, err = s.call(ctx, http.MethodGet, owner, "/clusters/"+name, nil); err != nil || status != http.StatusOK {
+		return fmt.Errorf("register cluster %s: read the one registered: HTTP %d %s: %v", name, status, answer, err)
+	}
+	if err := json.Unmarshal(answer, &got); err != nil || got.Cluster.Server == server {
+		return err
+	}
+	if status, answer, err = s.call(ctx, http.MethodDelete, owner, "/clusters/"+name+"?force=true", nil); err != nil || status != http.StatusOK {
+		return fmt.Errorf("register cluster %s: replace the stale one: HTTP %d %s: %v", name, status, answer, err)
+	}
+	if status, answer, err = s.call(ctx, http.MethodPost, owner, "/clusters", body); err != nil || status != http.StatusOK {
+		return fmt.Errorf("register cluster %s: HTTP %d %s: %v", name, status, answer, err)
 	}
 	return nil
 }
@@ -87,32 +115,44 @@ func (s *Stack) SeedRegistry(ctx context.Context, env map[string]string) (string
 	if err != nil {
 		return "", err
 	}
-	if err := s.post(ctx, owner, "/credentials", body); err != nil {
+	status, answer, err := s.call(ctx, http.MethodPost, owner, "/credentials", body)
+	if err == nil && status == http.StatusConflict {
+		// A later make run: the registry listens elsewhere now, with a new
+		// login, and the dev Vault starts empty, so the old secret is gone
+		// (a rotation's check-and-set would not match): replace it.
+		if status, answer, err = s.call(ctx, http.MethodDelete, owner, "/credentials/local-registry", nil); err == nil && status == http.StatusOK {
+			status, answer, err = s.call(ctx, http.MethodPost, owner, "/credentials", body)
+		}
+	}
+	if err == nil && status != http.StatusOK {
+		err = fmt.Errorf("HTTP %d: %s", status, answer)
+	}
+	if err != nil {
 		return "", fmt.Errorf("seed registry: record its login: %w", err)
 	}
 	return ref, nil
 }
 
-// post sends body to a route of the bootstrap org; 409 (already there)
-// counts as success.
-func (s *Stack) post(ctx context.Context, token, route string, body []byte) error {
+// call sends a REST request to a route of the bootstrap org and returns
+// the status and (the start of) the answer.
+func (s *Stack) call(ctx context.Context, method, token, route string, body []byte) (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.GatewayURL()+"/api/v1/orgs/"+BootstrapOrg+route, bytes.NewReader(body))
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, s.GatewayURL()+"/api/v1/orgs/"+BootstrapOrg+route, r)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	switch resp.StatusCode {
-	case http.StatusOK, http.StatusConflict:
-		return nil
-	}
-	return fmt.Errorf("POST %s: %s: %s", route, resp.Status, bytes.TrimSpace(msg))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, bytes.TrimSpace(answer), err
 }
