@@ -155,7 +155,7 @@ func TestClusters(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the real stack")
 	}
-	env := testenv.Get(t, "vault", "kube")
+	env := testenv.Get(t, "vault", "kube", "registry")
 	k := newKubeFixture(t, env)
 	traces := newOTLPReceiver(t)
 	// People sign in with OIDC: a second person brings a second org.
@@ -391,7 +391,7 @@ func ownVault(t *testing.T) (testenv.Env, int) {
 	vs := devenvtest.Start(t, vault.Vault{})
 	env := testenv.Env(vs.Env())
 	// The shared environment of TestClusters, for its Kubernetes only.
-	maps.Copy(env, onlyKube(testenv.Get(t, "vault", "kube")))
+	maps.Copy(env, onlyKube(testenv.Get(t, "vault", "kube", "registry")))
 	procs, err := devenv.Status(vs.State)
 	if err != nil {
 		t.Fatal(err)
