@@ -73,7 +73,9 @@ func BenchmarkImages100k(b *testing.B) {
 						}
 					}
 					slices.Sort(d)
-					at := func(q float64) float64 { return float64(d[min(len(d)-1, int(q*float64(len(d))))].Microseconds()) / 1000 }
+					at := func(q float64) float64 {
+						return float64(d[min(len(d)-1, int(q*float64(len(d))))].Microseconds()) / 1000
+					}
 					b.ReportMetric(at(0.50), "p50-ms")
 					b.ReportMetric(at(0.99), "p99-ms")
 				})
