@@ -104,16 +104,29 @@ func TestImages(t *testing.T) {
 		}
 	}
 
+	// Where it runs: the releases service does not report deployments yet,
+	// and says so; so nothing keeps an image from being deleted.
+	if a := s.do(http.MethodGet, org+"/images/api/versions/2.0.0/deployments", deployer, nil); a.status != http.StatusNotImplemented || a.code(t) != "unimplemented" {
+		t.Errorf("image deployments: %d %s; want 501 until the releases service reports them", a.status, a.body)
+	}
+	if a := s.do(http.MethodGet, org+"/digests/"+digest.String()+"/deployments", deployer, nil); a.status != http.StatusNotImplemented {
+		t.Errorf("digest deployments: %d %s", a.status, a.body)
+	}
+	if a := s.do(http.MethodGet, org+"/digests/sha256:nothex/deployments", deployer, nil); a.status != http.StatusBadRequest {
+		t.Errorf("digest deployments of a bad digest: %d %s; want 400", a.status, a.body)
+	}
+	s.expect(s.do(http.MethodDelete, org+"/images/api/versions/2.0.0-pinned", deployer, nil), http.StatusOK, "delete an image no release is known to run")
+
 	// Another org: sees nothing, and has no login for the registry.
 	bob := iss.Token(t, "bob-sub", "bob@example.com", "slipway", time.Hour)
 	s.expect(s.do(http.MethodPost, "/orgs", bob, map[string]any{"name": "globex"}), http.StatusOK, "bob creates globex")
-	for _, path := range []string{"/images/api/versions/2.0.0", "/images/api/versions/2.0.0-pinned"} {
+	for _, path := range []string{"/images/api/versions/2.0.0", "/images/api/versions/2.0.0/deployments"} {
 		if a := s.do(http.MethodGet, "/orgs/globex"+path, bob, nil); a.status != http.StatusNotFound {
 			t.Errorf("globex GET %s: %d %s", path, a.status, a.body)
 		}
-		if a := s.do(http.MethodDelete, "/orgs/globex"+path, bob, nil); a.status != http.StatusNotFound {
-			t.Errorf("globex DELETE %s: %d %s", path, a.status, a.body)
-		}
+	}
+	if a := s.do(http.MethodDelete, "/orgs/globex/images/api/versions/2.0.0", bob, nil); a.status != http.StatusNotFound {
+		t.Errorf("globex DELETE: %d %s", a.status, a.body)
 	}
 	var list struct{ Images []imageJSON }
 	s.expect(s.do(http.MethodGet, "/orgs/globex/images", bob, nil), http.StatusOK, "globex lists").decode(t, &list)

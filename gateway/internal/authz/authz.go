@@ -63,10 +63,12 @@ var Table = map[string]identity.Role{
 	"CredentialsService_UpdateCredential": admin,
 	"CredentialsService_DeleteCredential": admin,
 
-	"RegistryService_CreateImage": deployer,
-	"RegistryService_GetImage":    viewer,
-	"RegistryService_ListImages":  viewer,
-	"RegistryService_DeleteImage": deployer,
+	"RegistryService_CreateImage":           deployer,
+	"RegistryService_GetImage":              viewer,
+	"RegistryService_ListImages":            viewer,
+	"RegistryService_DeleteImage":           deployer,
+	"RegistryService_ListImageDeployments":  viewer,
+	"RegistryService_ListDigestDeployments": viewer,
 
 	"CatalogService_CreateRepository":  admin,
 	"CatalogService_GetRepository":     viewer,

@@ -132,6 +132,7 @@ func (a acmeData) pathValues(org string) map[string]string {
 		"repository":       "bitnami",
 		"chart":            "nginx",
 		"operation":        "0190a6c4-7d1e-7c3a-9b1f-2a4c5d6e7f80",
+		"digest":           "sha256:" + strings.Repeat("ab", 32),
 	}
 }
 

@@ -193,7 +193,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		case "clusters":
 			args = append(args, "--releases-addr", byName["releases"].Addr, "--catalog-addr", byName["catalog"].Addr)
 		case "registry":
-			args = append(args, "--clusters-addr", byName["clusters"].Addr)
+			args = append(args, "--clusters-addr", byName["clusters"].Addr, "--releases-addr", byName["releases"].Addr)
 		}
 		if c.Name == "registry" || c.Name == "gateway" || c.Name == "clusters" {
 			dsn := "sqlite:" + filepath.Join(data, c.Name+".db")

@@ -23,6 +23,346 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// ListImageDeploymentsRequest names an image version.
+type ListImageDeploymentsRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Org     string                 `protobuf:"bytes,1,opt,name=org,proto3" json:"org,omitempty"`
+	Name    string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Version string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	// At most this many releases per page: 50 when unset, at most 500.
+	PageSize int32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// A next_page_token from an earlier call for the same image.
+	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListImageDeploymentsRequest) Reset() {
+	*x = ListImageDeploymentsRequest{}
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListImageDeploymentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListImageDeploymentsRequest) ProtoMessage() {}
+
+func (x *ListImageDeploymentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListImageDeploymentsRequest.ProtoReflect.Descriptor instead.
+func (*ListImageDeploymentsRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ListImageDeploymentsRequest) GetOrg() string {
+	if x != nil {
+		return x.Org
+	}
+	return ""
+}
+
+func (x *ListImageDeploymentsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ListImageDeploymentsRequest) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *ListImageDeploymentsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListImageDeploymentsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListDigestDeploymentsRequest names an image digest.
+type ListDigestDeploymentsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Org   string                 `protobuf:"bytes,1,opt,name=org,proto3" json:"org,omitempty"`
+	// Manifest digest, "sha256:" and 64 hex digits.
+	Digest        string `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
+	PageSize      int32  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDigestDeploymentsRequest) Reset() {
+	*x = ListDigestDeploymentsRequest{}
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDigestDeploymentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDigestDeploymentsRequest) ProtoMessage() {}
+
+func (x *ListDigestDeploymentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDigestDeploymentsRequest.ProtoReflect.Descriptor instead.
+func (*ListDigestDeploymentsRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ListDigestDeploymentsRequest) GetOrg() string {
+	if x != nil {
+		return x.Org
+	}
+	return ""
+}
+
+func (x *ListDigestDeploymentsRequest) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *ListDigestDeploymentsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListDigestDeploymentsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListImageDeploymentsResponse is one page of the releases running an
+// image, by cluster, namespace and release.
+type ListImageDeploymentsResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Deployments []*ImageDeployment     `protobuf:"bytes,1,rep,name=deployments,proto3" json:"deployments,omitempty"`
+	// Pass as page_token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListImageDeploymentsResponse) Reset() {
+	*x = ListImageDeploymentsResponse{}
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListImageDeploymentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListImageDeploymentsResponse) ProtoMessage() {}
+
+func (x *ListImageDeploymentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListImageDeploymentsResponse.ProtoReflect.Descriptor instead.
+func (*ListImageDeploymentsResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ListImageDeploymentsResponse) GetDeployments() []*ImageDeployment {
+	if x != nil {
+		return x.Deployments
+	}
+	return nil
+}
+
+func (x *ListImageDeploymentsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// ListDigestDeploymentsResponse is one page of the releases running an
+// image digest.
+type ListDigestDeploymentsResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Deployments []*ImageDeployment     `protobuf:"bytes,1,rep,name=deployments,proto3" json:"deployments,omitempty"`
+	// Pass as page_token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDigestDeploymentsResponse) Reset() {
+	*x = ListDigestDeploymentsResponse{}
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDigestDeploymentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDigestDeploymentsResponse) ProtoMessage() {}
+
+func (x *ListDigestDeploymentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDigestDeploymentsResponse.ProtoReflect.Descriptor instead.
+func (*ListDigestDeploymentsResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ListDigestDeploymentsResponse) GetDeployments() []*ImageDeployment {
+	if x != nil {
+		return x.Deployments
+	}
+	return nil
+}
+
+func (x *ListDigestDeploymentsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// ImageDeployment is one release running an image.
+type ImageDeployment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the cluster.
+	Cluster   string `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	Namespace string `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// Name of the Helm release.
+	Release string `protobuf:"bytes,3,opt,name=release,proto3" json:"release,omitempty"`
+	// Revision deployed now.
+	Revision int32 `protobuf:"varint,4,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The digest it runs.
+	Digest        string `protobuf:"bytes,5,opt,name=digest,proto3" json:"digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageDeployment) Reset() {
+	*x = ImageDeployment{}
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageDeployment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageDeployment) ProtoMessage() {}
+
+func (x *ImageDeployment) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageDeployment.ProtoReflect.Descriptor instead.
+func (*ImageDeployment) Descriptor() ([]byte, []int) {
+	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ImageDeployment) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
+func (x *ImageDeployment) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *ImageDeployment) GetRelease() string {
+	if x != nil {
+		return x.Release
+	}
+	return ""
+}
+
+func (x *ImageDeployment) GetRevision() int32 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *ImageDeployment) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
 // Image is one immutable version of a container image.
 type Image struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -49,7 +389,7 @@ type Image struct {
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_slipway_registry_v1_registry_proto_msgTypes[0]
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -61,7 +401,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_registry_v1_registry_proto_msgTypes[0]
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -74,7 +414,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{0}
+	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Image) GetOrg() string {
@@ -139,7 +479,7 @@ type CreateImageRequest struct {
 
 func (x *CreateImageRequest) Reset() {
 	*x = CreateImageRequest{}
-	mi := &file_slipway_registry_v1_registry_proto_msgTypes[1]
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -151,7 +491,7 @@ func (x *CreateImageRequest) String() string {
 func (*CreateImageRequest) ProtoMessage() {}
 
 func (x *CreateImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_registry_v1_registry_proto_msgTypes[1]
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -164,7 +504,7 @@ func (x *CreateImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateImageRequest.ProtoReflect.Descriptor instead.
 func (*CreateImageRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{1}
+	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreateImageRequest) GetOrg() string {
@@ -192,7 +532,7 @@ type CreateImageResponse struct {
 
 func (x *CreateImageResponse) Reset() {
 	*x = CreateImageResponse{}
-	mi := &file_slipway_registry_v1_registry_proto_msgTypes[2]
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -204,7 +544,7 @@ func (x *CreateImageResponse) String() string {
 func (*CreateImageResponse) ProtoMessage() {}
 
 func (x *CreateImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_registry_v1_registry_proto_msgTypes[2]
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -217,7 +557,7 @@ func (x *CreateImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateImageResponse.ProtoReflect.Descriptor instead.
 func (*CreateImageResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{2}
+	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreateImageResponse) GetImage() *Image {
@@ -239,7 +579,7 @@ type GetImageRequest struct {
 
 func (x *GetImageRequest) Reset() {
 	*x = GetImageRequest{}
-	mi := &file_slipway_registry_v1_registry_proto_msgTypes[3]
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -251,7 +591,7 @@ func (x *GetImageRequest) String() string {
 func (*GetImageRequest) ProtoMessage() {}
 
 func (x *GetImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_registry_v1_registry_proto_msgTypes[3]
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -264,7 +604,7 @@ func (x *GetImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageRequest.ProtoReflect.Descriptor instead.
 func (*GetImageRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{3}
+	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetImageRequest) GetOrg() string {
@@ -298,7 +638,7 @@ type GetImageResponse struct {
 
 func (x *GetImageResponse) Reset() {
 	*x = GetImageResponse{}
-	mi := &file_slipway_registry_v1_registry_proto_msgTypes[4]
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -310,7 +650,7 @@ func (x *GetImageResponse) String() string {
 func (*GetImageResponse) ProtoMessage() {}
 
 func (x *GetImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_registry_v1_registry_proto_msgTypes[4]
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -323,7 +663,7 @@ func (x *GetImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageResponse.ProtoReflect.Descriptor instead.
 func (*GetImageResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{4}
+	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetImageResponse) GetImage() *Image {
@@ -351,7 +691,7 @@ type ListImagesRequest struct {
 
 func (x *ListImagesRequest) Reset() {
 	*x = ListImagesRequest{}
-	mi := &file_slipway_registry_v1_registry_proto_msgTypes[5]
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -363,7 +703,7 @@ func (x *ListImagesRequest) String() string {
 func (*ListImagesRequest) ProtoMessage() {}
 
 func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_registry_v1_registry_proto_msgTypes[5]
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -376,7 +716,7 @@ func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesRequest.ProtoReflect.Descriptor instead.
 func (*ListImagesRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{5}
+	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListImagesRequest) GetOrg() string {
@@ -426,7 +766,7 @@ type ListImagesResponse struct {
 
 func (x *ListImagesResponse) Reset() {
 	*x = ListImagesResponse{}
-	mi := &file_slipway_registry_v1_registry_proto_msgTypes[6]
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -438,7 +778,7 @@ func (x *ListImagesResponse) String() string {
 func (*ListImagesResponse) ProtoMessage() {}
 
 func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_registry_v1_registry_proto_msgTypes[6]
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -451,7 +791,7 @@ func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesResponse.ProtoReflect.Descriptor instead.
 func (*ListImagesResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{6}
+	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListImagesResponse) GetImages() []*Image {
@@ -480,7 +820,7 @@ type DeleteImageRequest struct {
 
 func (x *DeleteImageRequest) Reset() {
 	*x = DeleteImageRequest{}
-	mi := &file_slipway_registry_v1_registry_proto_msgTypes[7]
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -492,7 +832,7 @@ func (x *DeleteImageRequest) String() string {
 func (*DeleteImageRequest) ProtoMessage() {}
 
 func (x *DeleteImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_registry_v1_registry_proto_msgTypes[7]
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -505,7 +845,7 @@ func (x *DeleteImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteImageRequest.ProtoReflect.Descriptor instead.
 func (*DeleteImageRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{7}
+	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeleteImageRequest) GetOrg() string {
@@ -538,7 +878,7 @@ type DeleteImageResponse struct {
 
 func (x *DeleteImageResponse) Reset() {
 	*x = DeleteImageResponse{}
-	mi := &file_slipway_registry_v1_registry_proto_msgTypes[8]
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -550,7 +890,7 @@ func (x *DeleteImageResponse) String() string {
 func (*DeleteImageResponse) ProtoMessage() {}
 
 func (x *DeleteImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_registry_v1_registry_proto_msgTypes[8]
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -563,14 +903,39 @@ func (x *DeleteImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteImageResponse.ProtoReflect.Descriptor instead.
 func (*DeleteImageResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{8}
+	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{13}
 }
 
 var File_slipway_registry_v1_registry_proto protoreflect.FileDescriptor
 
 const file_slipway_registry_v1_registry_proto_rawDesc = "" +
 	"\n" +
-	"\"slipway/registry/v1/registry.proto\x12\x13slipway.registry.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd4\x01\n" +
+	"\"slipway/registry/v1/registry.proto\x12\x13slipway.registry.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x99\x01\n" +
+	"\x1bListImageDeploymentsRequest\x12\x10\n" +
+	"\x03org\x18\x01 \x01(\tR\x03org\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\tR\aversion\x12\x1b\n" +
+	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\"\x84\x01\n" +
+	"\x1cListDigestDeploymentsRequest\x12\x10\n" +
+	"\x03org\x18\x01 \x01(\tR\x03org\x12\x16\n" +
+	"\x06digest\x18\x02 \x01(\tR\x06digest\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\x8e\x01\n" +
+	"\x1cListImageDeploymentsResponse\x12F\n" +
+	"\vdeployments\x18\x01 \x03(\v2$.slipway.registry.v1.ImageDeploymentR\vdeployments\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8f\x01\n" +
+	"\x1dListDigestDeploymentsResponse\x12F\n" +
+	"\vdeployments\x18\x01 \x03(\v2$.slipway.registry.v1.ImageDeploymentR\vdeployments\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x97\x01\n" +
+	"\x0fImageDeployment\x12\x18\n" +
+	"\acluster\x18\x01 \x01(\tR\acluster\x12\x1c\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x18\n" +
+	"\arelease\x18\x03 \x01(\tR\arelease\x12\x1a\n" +
+	"\brevision\x18\x04 \x01(\x05R\brevision\x12\x16\n" +
+	"\x06digest\x18\x05 \x01(\tR\x06digest\"\xd4\x01\n" +
 	"\x05Image\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
@@ -605,13 +970,15 @@ const file_slipway_registry_v1_registry_proto_rawDesc = "" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\"\x15\n" +
-	"\x13DeleteImageResponse2\xd8\x04\n" +
+	"\x13DeleteImageResponse2\xd9\a\n" +
 	"\x0fRegistryService\x12\x8a\x01\n" +
 	"\vCreateImage\x12'.slipway.registry.v1.CreateImageRequest\x1a(.slipway.registry.v1.CreateImageResponse\"(\x82\xd3\xe4\x93\x02\":\x05image\"\x19/api/v1/orgs/{org}/images\x12\x94\x01\n" +
 	"\bGetImage\x12$.slipway.registry.v1.GetImageRequest\x1a%.slipway.registry.v1.GetImageResponse\";\x82\xd3\xe4\x93\x025\x123/api/v1/orgs/{org}/images/{name}/versions/{version}\x12\x80\x01\n" +
 	"\n" +
 	"ListImages\x12&.slipway.registry.v1.ListImagesRequest\x1a'.slipway.registry.v1.ListImagesResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/api/v1/orgs/{org}/images\x12\x9d\x01\n" +
-	"\vDeleteImage\x12'.slipway.registry.v1.DeleteImageRequest\x1a(.slipway.registry.v1.DeleteImageResponse\";\x82\xd3\xe4\x93\x025*3/api/v1/orgs/{org}/images/{name}/versions/{version}BCZAgithub.com/slipwayhq/slipway/proto/slipway/registry/v1;registryv1b\x06proto3"
+	"\vDeleteImage\x12'.slipway.registry.v1.DeleteImageRequest\x1a(.slipway.registry.v1.DeleteImageResponse\";\x82\xd3\xe4\x93\x025*3/api/v1/orgs/{org}/images/{name}/versions/{version}\x12\xc4\x01\n" +
+	"\x14ListImageDeployments\x120.slipway.registry.v1.ListImageDeploymentsRequest\x1a1.slipway.registry.v1.ListImageDeploymentsResponse\"G\x82\xd3\xe4\x93\x02A\x12?/api/v1/orgs/{org}/images/{name}/versions/{version}/deployments\x12\xb7\x01\n" +
+	"\x15ListDigestDeployments\x121.slipway.registry.v1.ListDigestDeploymentsRequest\x1a2.slipway.registry.v1.ListDigestDeploymentsResponse\"7\x82\xd3\xe4\x93\x021\x12//api/v1/orgs/{org}/digests/{digest}/deploymentsBCZAgithub.com/slipwayhq/slipway/proto/slipway/registry/v1;registryv1b\x06proto3"
 
 var (
 	file_slipway_registry_v1_registry_proto_rawDescOnce sync.Once
@@ -625,38 +992,49 @@ func file_slipway_registry_v1_registry_proto_rawDescGZIP() []byte {
 	return file_slipway_registry_v1_registry_proto_rawDescData
 }
 
-var file_slipway_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_slipway_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_slipway_registry_v1_registry_proto_goTypes = []any{
-	(*Image)(nil),                 // 0: slipway.registry.v1.Image
-	(*CreateImageRequest)(nil),    // 1: slipway.registry.v1.CreateImageRequest
-	(*CreateImageResponse)(nil),   // 2: slipway.registry.v1.CreateImageResponse
-	(*GetImageRequest)(nil),       // 3: slipway.registry.v1.GetImageRequest
-	(*GetImageResponse)(nil),      // 4: slipway.registry.v1.GetImageResponse
-	(*ListImagesRequest)(nil),     // 5: slipway.registry.v1.ListImagesRequest
-	(*ListImagesResponse)(nil),    // 6: slipway.registry.v1.ListImagesResponse
-	(*DeleteImageRequest)(nil),    // 7: slipway.registry.v1.DeleteImageRequest
-	(*DeleteImageResponse)(nil),   // 8: slipway.registry.v1.DeleteImageResponse
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*ListImageDeploymentsRequest)(nil),   // 0: slipway.registry.v1.ListImageDeploymentsRequest
+	(*ListDigestDeploymentsRequest)(nil),  // 1: slipway.registry.v1.ListDigestDeploymentsRequest
+	(*ListImageDeploymentsResponse)(nil),  // 2: slipway.registry.v1.ListImageDeploymentsResponse
+	(*ListDigestDeploymentsResponse)(nil), // 3: slipway.registry.v1.ListDigestDeploymentsResponse
+	(*ImageDeployment)(nil),               // 4: slipway.registry.v1.ImageDeployment
+	(*Image)(nil),                         // 5: slipway.registry.v1.Image
+	(*CreateImageRequest)(nil),            // 6: slipway.registry.v1.CreateImageRequest
+	(*CreateImageResponse)(nil),           // 7: slipway.registry.v1.CreateImageResponse
+	(*GetImageRequest)(nil),               // 8: slipway.registry.v1.GetImageRequest
+	(*GetImageResponse)(nil),              // 9: slipway.registry.v1.GetImageResponse
+	(*ListImagesRequest)(nil),             // 10: slipway.registry.v1.ListImagesRequest
+	(*ListImagesResponse)(nil),            // 11: slipway.registry.v1.ListImagesResponse
+	(*DeleteImageRequest)(nil),            // 12: slipway.registry.v1.DeleteImageRequest
+	(*DeleteImageResponse)(nil),           // 13: slipway.registry.v1.DeleteImageResponse
+	(*timestamppb.Timestamp)(nil),         // 14: google.protobuf.Timestamp
 }
 var file_slipway_registry_v1_registry_proto_depIdxs = []int32{
-	9, // 0: slipway.registry.v1.Image.create_time:type_name -> google.protobuf.Timestamp
-	0, // 1: slipway.registry.v1.CreateImageRequest.image:type_name -> slipway.registry.v1.Image
-	0, // 2: slipway.registry.v1.CreateImageResponse.image:type_name -> slipway.registry.v1.Image
-	0, // 3: slipway.registry.v1.GetImageResponse.image:type_name -> slipway.registry.v1.Image
-	0, // 4: slipway.registry.v1.ListImagesResponse.images:type_name -> slipway.registry.v1.Image
-	1, // 5: slipway.registry.v1.RegistryService.CreateImage:input_type -> slipway.registry.v1.CreateImageRequest
-	3, // 6: slipway.registry.v1.RegistryService.GetImage:input_type -> slipway.registry.v1.GetImageRequest
-	5, // 7: slipway.registry.v1.RegistryService.ListImages:input_type -> slipway.registry.v1.ListImagesRequest
-	7, // 8: slipway.registry.v1.RegistryService.DeleteImage:input_type -> slipway.registry.v1.DeleteImageRequest
-	2, // 9: slipway.registry.v1.RegistryService.CreateImage:output_type -> slipway.registry.v1.CreateImageResponse
-	4, // 10: slipway.registry.v1.RegistryService.GetImage:output_type -> slipway.registry.v1.GetImageResponse
-	6, // 11: slipway.registry.v1.RegistryService.ListImages:output_type -> slipway.registry.v1.ListImagesResponse
-	8, // 12: slipway.registry.v1.RegistryService.DeleteImage:output_type -> slipway.registry.v1.DeleteImageResponse
-	9, // [9:13] is the sub-list for method output_type
-	5, // [5:9] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	4,  // 0: slipway.registry.v1.ListImageDeploymentsResponse.deployments:type_name -> slipway.registry.v1.ImageDeployment
+	4,  // 1: slipway.registry.v1.ListDigestDeploymentsResponse.deployments:type_name -> slipway.registry.v1.ImageDeployment
+	14, // 2: slipway.registry.v1.Image.create_time:type_name -> google.protobuf.Timestamp
+	5,  // 3: slipway.registry.v1.CreateImageRequest.image:type_name -> slipway.registry.v1.Image
+	5,  // 4: slipway.registry.v1.CreateImageResponse.image:type_name -> slipway.registry.v1.Image
+	5,  // 5: slipway.registry.v1.GetImageResponse.image:type_name -> slipway.registry.v1.Image
+	5,  // 6: slipway.registry.v1.ListImagesResponse.images:type_name -> slipway.registry.v1.Image
+	6,  // 7: slipway.registry.v1.RegistryService.CreateImage:input_type -> slipway.registry.v1.CreateImageRequest
+	8,  // 8: slipway.registry.v1.RegistryService.GetImage:input_type -> slipway.registry.v1.GetImageRequest
+	10, // 9: slipway.registry.v1.RegistryService.ListImages:input_type -> slipway.registry.v1.ListImagesRequest
+	12, // 10: slipway.registry.v1.RegistryService.DeleteImage:input_type -> slipway.registry.v1.DeleteImageRequest
+	0,  // 11: slipway.registry.v1.RegistryService.ListImageDeployments:input_type -> slipway.registry.v1.ListImageDeploymentsRequest
+	1,  // 12: slipway.registry.v1.RegistryService.ListDigestDeployments:input_type -> slipway.registry.v1.ListDigestDeploymentsRequest
+	7,  // 13: slipway.registry.v1.RegistryService.CreateImage:output_type -> slipway.registry.v1.CreateImageResponse
+	9,  // 14: slipway.registry.v1.RegistryService.GetImage:output_type -> slipway.registry.v1.GetImageResponse
+	11, // 15: slipway.registry.v1.RegistryService.ListImages:output_type -> slipway.registry.v1.ListImagesResponse
+	13, // 16: slipway.registry.v1.RegistryService.DeleteImage:output_type -> slipway.registry.v1.DeleteImageResponse
+	2,  // 17: slipway.registry.v1.RegistryService.ListImageDeployments:output_type -> slipway.registry.v1.ListImageDeploymentsResponse
+	3,  // 18: slipway.registry.v1.RegistryService.ListDigestDeployments:output_type -> slipway.registry.v1.ListDigestDeploymentsResponse
+	13, // [13:19] is the sub-list for method output_type
+	7,  // [7:13] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_slipway_registry_v1_registry_proto_init() }
@@ -670,7 +1048,7 @@ func file_slipway_registry_v1_registry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_slipway_registry_v1_registry_proto_rawDesc), len(file_slipway_registry_v1_registry_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

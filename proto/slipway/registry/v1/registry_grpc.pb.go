@@ -19,10 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RegistryService_CreateImage_FullMethodName = "/slipway.registry.v1.RegistryService/CreateImage"
-	RegistryService_GetImage_FullMethodName    = "/slipway.registry.v1.RegistryService/GetImage"
-	RegistryService_ListImages_FullMethodName  = "/slipway.registry.v1.RegistryService/ListImages"
-	RegistryService_DeleteImage_FullMethodName = "/slipway.registry.v1.RegistryService/DeleteImage"
+	RegistryService_CreateImage_FullMethodName           = "/slipway.registry.v1.RegistryService/CreateImage"
+	RegistryService_GetImage_FullMethodName              = "/slipway.registry.v1.RegistryService/GetImage"
+	RegistryService_ListImages_FullMethodName            = "/slipway.registry.v1.RegistryService/ListImages"
+	RegistryService_DeleteImage_FullMethodName           = "/slipway.registry.v1.RegistryService/DeleteImage"
+	RegistryService_ListImageDeployments_FullMethodName  = "/slipway.registry.v1.RegistryService/ListImageDeployments"
+	RegistryService_ListDigestDeployments_FullMethodName = "/slipway.registry.v1.RegistryService/ListDigestDeployments"
 )
 
 // RegistryServiceClient is the client API for RegistryService service.
@@ -51,6 +53,14 @@ type RegistryServiceClient interface {
 	// DeleteImage removes one image version. It is refused while a release
 	// still uses the image.
 	DeleteImage(ctx context.Context, in *DeleteImageRequest, opts ...grpc.CallOption) (*DeleteImageResponse, error)
+	// ListImageDeployments lists the releases (cluster, namespace, release,
+	// revision) whose deployed revision runs the image version's digest,
+	// answered by the releases service. UNIMPLEMENTED while the releases
+	// service does not report deployments.
+	ListImageDeployments(ctx context.Context, in *ListImageDeploymentsRequest, opts ...grpc.CallOption) (*ListImageDeploymentsResponse, error)
+	// ListDigestDeployments lists the releases running an image digest,
+	// whichever image version records it.
+	ListDigestDeployments(ctx context.Context, in *ListDigestDeploymentsRequest, opts ...grpc.CallOption) (*ListDigestDeploymentsResponse, error)
 }
 
 type registryServiceClient struct {
@@ -101,6 +111,26 @@ func (c *registryServiceClient) DeleteImage(ctx context.Context, in *DeleteImage
 	return out, nil
 }
 
+func (c *registryServiceClient) ListImageDeployments(ctx context.Context, in *ListImageDeploymentsRequest, opts ...grpc.CallOption) (*ListImageDeploymentsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListImageDeploymentsResponse)
+	err := c.cc.Invoke(ctx, RegistryService_ListImageDeployments_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) ListDigestDeployments(ctx context.Context, in *ListDigestDeploymentsRequest, opts ...grpc.CallOption) (*ListDigestDeploymentsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDigestDeploymentsResponse)
+	err := c.cc.Invoke(ctx, RegistryService_ListDigestDeployments_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RegistryServiceServer is the server API for RegistryService service.
 // All implementations must embed UnimplementedRegistryServiceServer
 // for forward compatibility.
@@ -127,6 +157,14 @@ type RegistryServiceServer interface {
 	// DeleteImage removes one image version. It is refused while a release
 	// still uses the image.
 	DeleteImage(context.Context, *DeleteImageRequest) (*DeleteImageResponse, error)
+	// ListImageDeployments lists the releases (cluster, namespace, release,
+	// revision) whose deployed revision runs the image version's digest,
+	// answered by the releases service. UNIMPLEMENTED while the releases
+	// service does not report deployments.
+	ListImageDeployments(context.Context, *ListImageDeploymentsRequest) (*ListImageDeploymentsResponse, error)
+	// ListDigestDeployments lists the releases running an image digest,
+	// whichever image version records it.
+	ListDigestDeployments(context.Context, *ListDigestDeploymentsRequest) (*ListDigestDeploymentsResponse, error)
 	mustEmbedUnimplementedRegistryServiceServer()
 }
 
@@ -148,6 +186,12 @@ func (UnimplementedRegistryServiceServer) ListImages(context.Context, *ListImage
 }
 func (UnimplementedRegistryServiceServer) DeleteImage(context.Context, *DeleteImageRequest) (*DeleteImageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteImage not implemented")
+}
+func (UnimplementedRegistryServiceServer) ListImageDeployments(context.Context, *ListImageDeploymentsRequest) (*ListImageDeploymentsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListImageDeployments not implemented")
+}
+func (UnimplementedRegistryServiceServer) ListDigestDeployments(context.Context, *ListDigestDeploymentsRequest) (*ListDigestDeploymentsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDigestDeployments not implemented")
 }
 func (UnimplementedRegistryServiceServer) mustEmbedUnimplementedRegistryServiceServer() {}
 func (UnimplementedRegistryServiceServer) testEmbeddedByValue()                         {}
@@ -242,6 +286,42 @@ func _RegistryService_DeleteImage_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RegistryService_ListImageDeployments_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListImageDeploymentsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).ListImageDeployments(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_ListImageDeployments_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).ListImageDeployments(ctx, req.(*ListImageDeploymentsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_ListDigestDeployments_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDigestDeploymentsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).ListDigestDeployments(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_ListDigestDeployments_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).ListDigestDeployments(ctx, req.(*ListDigestDeploymentsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RegistryService_ServiceDesc is the grpc.ServiceDesc for RegistryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -264,6 +344,14 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteImage",
 			Handler:    _RegistryService_DeleteImage_Handler,
+		},
+		{
+			MethodName: "ListImageDeployments",
+			Handler:    _RegistryService_ListImageDeployments_Handler,
+		},
+		{
+			MethodName: "ListDigestDeployments",
+			Handler:    _RegistryService_ListDigestDeployments_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -11,6 +11,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
+	sync "sync"
 	unsafe "unsafe"
 )
 
@@ -21,11 +22,234 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// ListDigestReleasesRequest is the input of ReleasesService.ListDigestReleases.
+type ListDigestReleasesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Org   string                 `protobuf:"bytes,1,opt,name=org,proto3" json:"org,omitempty"`
+	// Image manifest digests ("sha256:..."); at least one, at most 100.
+	Digests []string `protobuf:"bytes,2,rep,name=digests,proto3" json:"digests,omitempty"`
+	// At most this many releases per page: 50 when unset, at most 500.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// A next_page_token from an earlier call with the same digests.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDigestReleasesRequest) Reset() {
+	*x = ListDigestReleasesRequest{}
+	mi := &file_slipway_releases_v1_releases_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDigestReleasesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDigestReleasesRequest) ProtoMessage() {}
+
+func (x *ListDigestReleasesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_releases_v1_releases_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDigestReleasesRequest.ProtoReflect.Descriptor instead.
+func (*ListDigestReleasesRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_releases_v1_releases_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ListDigestReleasesRequest) GetOrg() string {
+	if x != nil {
+		return x.Org
+	}
+	return ""
+}
+
+func (x *ListDigestReleasesRequest) GetDigests() []string {
+	if x != nil {
+		return x.Digests
+	}
+	return nil
+}
+
+func (x *ListDigestReleasesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListDigestReleasesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListDigestReleasesResponse is one page of releases, by cluster,
+// namespace and name.
+type ListDigestReleasesResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Releases []*DigestRelease       `protobuf:"bytes,1,rep,name=releases,proto3" json:"releases,omitempty"`
+	// Pass as page_token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDigestReleasesResponse) Reset() {
+	*x = ListDigestReleasesResponse{}
+	mi := &file_slipway_releases_v1_releases_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDigestReleasesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDigestReleasesResponse) ProtoMessage() {}
+
+func (x *ListDigestReleasesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_releases_v1_releases_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDigestReleasesResponse.ProtoReflect.Descriptor instead.
+func (*ListDigestReleasesResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_releases_v1_releases_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ListDigestReleasesResponse) GetReleases() []*DigestRelease {
+	if x != nil {
+		return x.Releases
+	}
+	return nil
+}
+
+func (x *ListDigestReleasesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// DigestRelease is one release running an image digest.
+type DigestRelease struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the cluster.
+	Cluster   string `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	Namespace string `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// Name of the Helm release.
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// Revision deployed now.
+	Revision int32 `protobuf:"varint,4,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The digest it runs (one of the request's).
+	Digest        string `protobuf:"bytes,5,opt,name=digest,proto3" json:"digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DigestRelease) Reset() {
+	*x = DigestRelease{}
+	mi := &file_slipway_releases_v1_releases_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DigestRelease) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DigestRelease) ProtoMessage() {}
+
+func (x *DigestRelease) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_releases_v1_releases_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DigestRelease.ProtoReflect.Descriptor instead.
+func (*DigestRelease) Descriptor() ([]byte, []int) {
+	return file_slipway_releases_v1_releases_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DigestRelease) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
+func (x *DigestRelease) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *DigestRelease) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DigestRelease) GetRevision() int32 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *DigestRelease) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
 var File_slipway_releases_v1_releases_proto protoreflect.FileDescriptor
 
 const file_slipway_releases_v1_releases_proto_rawDesc = "" +
 	"\n" +
-	"\"slipway/releases/v1/releases.proto\x12\x13slipway.releases.v1\x1a\x1cgoogle/api/annotations.proto\x1a%slipway/releases/v1/deployments.proto\x1a#slipway/releases/v1/instances.proto\x1a slipway/releases/v1/status.proto2\x82*\n" +
+	"\"slipway/releases/v1/releases.proto\x12\x13slipway.releases.v1\x1a\x1cgoogle/api/annotations.proto\x1a%slipway/releases/v1/deployments.proto\x1a#slipway/releases/v1/instances.proto\x1a slipway/releases/v1/status.proto\"\x83\x01\n" +
+	"\x19ListDigestReleasesRequest\x12\x10\n" +
+	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
+	"\adigests\x18\x02 \x03(\tR\adigests\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\x84\x01\n" +
+	"\x1aListDigestReleasesResponse\x12>\n" +
+	"\breleases\x18\x01 \x03(\v2\".slipway.releases.v1.DigestReleaseR\breleases\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8f\x01\n" +
+	"\rDigestRelease\x12\x18\n" +
+	"\acluster\x18\x01 \x01(\tR\acluster\x12\x1c\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1a\n" +
+	"\brevision\x18\x04 \x01(\x05R\brevision\x12\x16\n" +
+	"\x06digest\x18\x05 \x01(\tR\x06digest2\xf9*\n" +
 	"\x0fReleasesService\x12\xad\x01\n" +
 	"\x10CreateDeployment\x12,.slipway.releases.v1.CreateDeploymentRequest\x1a-.slipway.releases.v1.CreateDeploymentResponse\"<\x82\xd3\xe4\x93\x026:\x01*\"1/api/v1/orgs/{org}/clusters/{cluster}/deployments\x12\xa7\x01\n" +
 	"\x0fListDeployments\x12+.slipway.releases.v1.ListDeploymentsRequest\x1a,.slipway.releases.v1.ListDeploymentsResponse\"9\x82\xd3\xe4\x93\x023\x121/api/v1/orgs/{org}/clusters/{cluster}/deployments\x12\xa8\x01\n" +
@@ -55,128 +279,148 @@ const file_slipway_releases_v1_releases_proto_rawDesc = "" +
 	"\vGetInstance\x12'.slipway.releases.v1.GetInstanceRequest\x1a(.slipway.releases.v1.GetInstanceResponse\"J\x82\xd3\xe4\x93\x02D\x12B/api/v1/orgs/{org}/applications/{application}/instances/{instance}\x12\xa7\x01\n" +
 	"\rListInstances\x12).slipway.releases.v1.ListInstancesRequest\x1a*.slipway.releases.v1.ListInstancesResponse\"?\x82\xd3\xe4\x93\x029\x127/api/v1/orgs/{org}/applications/{application}/instances\x12\xcb\x01\n" +
 	"\x11KeepAliveInstance\x12-.slipway.releases.v1.KeepAliveInstanceRequest\x1a..slipway.releases.v1.KeepAliveInstanceResponse\"W\x82\xd3\xe4\x93\x02Q:\x01*\"L/api/v1/orgs/{org}/applications/{application}/instances/{instance}:keepalive\x12\xb5\x01\n" +
-	"\x0eDeleteInstance\x12*.slipway.releases.v1.DeleteInstanceRequest\x1a+.slipway.releases.v1.DeleteInstanceResponse\"J\x82\xd3\xe4\x93\x02D*B/api/v1/orgs/{org}/applications/{application}/instances/{instance}BCZAgithub.com/slipwayhq/slipway/proto/slipway/releases/v1;releasesv1b\x06proto3"
+	"\x0eDeleteInstance\x12*.slipway.releases.v1.DeleteInstanceRequest\x1a+.slipway.releases.v1.DeleteInstanceResponse\"J\x82\xd3\xe4\x93\x02D*B/api/v1/orgs/{org}/applications/{application}/instances/{instance}\x12u\n" +
+	"\x12ListDigestReleases\x12..slipway.releases.v1.ListDigestReleasesRequest\x1a/.slipway.releases.v1.ListDigestReleasesResponseBCZAgithub.com/slipwayhq/slipway/proto/slipway/releases/v1;releasesv1b\x06proto3"
 
+var (
+	file_slipway_releases_v1_releases_proto_rawDescOnce sync.Once
+	file_slipway_releases_v1_releases_proto_rawDescData []byte
+)
+
+func file_slipway_releases_v1_releases_proto_rawDescGZIP() []byte {
+	file_slipway_releases_v1_releases_proto_rawDescOnce.Do(func() {
+		file_slipway_releases_v1_releases_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_slipway_releases_v1_releases_proto_rawDesc), len(file_slipway_releases_v1_releases_proto_rawDesc)))
+	})
+	return file_slipway_releases_v1_releases_proto_rawDescData
+}
+
+var file_slipway_releases_v1_releases_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_slipway_releases_v1_releases_proto_goTypes = []any{
-	(*CreateDeploymentRequest)(nil),         // 0: slipway.releases.v1.CreateDeploymentRequest
-	(*ListDeploymentsRequest)(nil),          // 1: slipway.releases.v1.ListDeploymentsRequest
-	(*GetDeploymentRequest)(nil),            // 2: slipway.releases.v1.GetDeploymentRequest
-	(*HeadDeploymentRequest)(nil),           // 3: slipway.releases.v1.HeadDeploymentRequest
-	(*UpdateDeploymentRequest)(nil),         // 4: slipway.releases.v1.UpdateDeploymentRequest
-	(*DeleteDeploymentRequest)(nil),         // 5: slipway.releases.v1.DeleteDeploymentRequest
-	(*RollbackDeploymentRequest)(nil),       // 6: slipway.releases.v1.RollbackDeploymentRequest
-	(*GetDeploymentHistoryRequest)(nil),     // 7: slipway.releases.v1.GetDeploymentHistoryRequest
-	(*GetDeploymentValuesRequest)(nil),      // 8: slipway.releases.v1.GetDeploymentValuesRequest
-	(*GetDeploymentManifestRequest)(nil),    // 9: slipway.releases.v1.GetDeploymentManifestRequest
-	(*GetDeploymentNotesRequest)(nil),       // 10: slipway.releases.v1.GetDeploymentNotesRequest
-	(*GetDeploymentStatusRequest)(nil),      // 11: slipway.releases.v1.GetDeploymentStatusRequest
-	(*WatchDeploymentStatusRequest)(nil),    // 12: slipway.releases.v1.WatchDeploymentStatusRequest
-	(*ListDeploymentResourcesRequest)(nil),  // 13: slipway.releases.v1.ListDeploymentResourcesRequest
-	(*ListDeploymentEventsRequest)(nil),     // 14: slipway.releases.v1.ListDeploymentEventsRequest
-	(*GetDeploymentLogsRequest)(nil),        // 15: slipway.releases.v1.GetDeploymentLogsRequest
-	(*GetDeploymentHealthRequest)(nil),      // 16: slipway.releases.v1.GetDeploymentHealthRequest
-	(*GetDeploymentMetricsRequest)(nil),     // 17: slipway.releases.v1.GetDeploymentMetricsRequest
-	(*PlanDeploymentRequest)(nil),           // 18: slipway.releases.v1.PlanDeploymentRequest
-	(*GetDeploymentDriftRequest)(nil),       // 19: slipway.releases.v1.GetDeploymentDriftRequest
-	(*DeployApplicationRequest)(nil),        // 20: slipway.releases.v1.DeployApplicationRequest
-	(*RollbackApplicationRequest)(nil),      // 21: slipway.releases.v1.RollbackApplicationRequest
-	(*ListApplicationReleasesRequest)(nil),  // 22: slipway.releases.v1.ListApplicationReleasesRequest
-	(*LaunchInstanceRequest)(nil),           // 23: slipway.releases.v1.LaunchInstanceRequest
-	(*GetInstanceRequest)(nil),              // 24: slipway.releases.v1.GetInstanceRequest
-	(*ListInstancesRequest)(nil),            // 25: slipway.releases.v1.ListInstancesRequest
-	(*KeepAliveInstanceRequest)(nil),        // 26: slipway.releases.v1.KeepAliveInstanceRequest
-	(*DeleteInstanceRequest)(nil),           // 27: slipway.releases.v1.DeleteInstanceRequest
-	(*CreateDeploymentResponse)(nil),        // 28: slipway.releases.v1.CreateDeploymentResponse
-	(*ListDeploymentsResponse)(nil),         // 29: slipway.releases.v1.ListDeploymentsResponse
-	(*GetDeploymentResponse)(nil),           // 30: slipway.releases.v1.GetDeploymentResponse
-	(*HeadDeploymentResponse)(nil),          // 31: slipway.releases.v1.HeadDeploymentResponse
-	(*UpdateDeploymentResponse)(nil),        // 32: slipway.releases.v1.UpdateDeploymentResponse
-	(*DeleteDeploymentResponse)(nil),        // 33: slipway.releases.v1.DeleteDeploymentResponse
-	(*RollbackDeploymentResponse)(nil),      // 34: slipway.releases.v1.RollbackDeploymentResponse
-	(*GetDeploymentHistoryResponse)(nil),    // 35: slipway.releases.v1.GetDeploymentHistoryResponse
-	(*GetDeploymentValuesResponse)(nil),     // 36: slipway.releases.v1.GetDeploymentValuesResponse
-	(*GetDeploymentManifestResponse)(nil),   // 37: slipway.releases.v1.GetDeploymentManifestResponse
-	(*GetDeploymentNotesResponse)(nil),      // 38: slipway.releases.v1.GetDeploymentNotesResponse
-	(*GetDeploymentStatusResponse)(nil),     // 39: slipway.releases.v1.GetDeploymentStatusResponse
-	(*WatchDeploymentStatusResponse)(nil),   // 40: slipway.releases.v1.WatchDeploymentStatusResponse
-	(*ListDeploymentResourcesResponse)(nil), // 41: slipway.releases.v1.ListDeploymentResourcesResponse
-	(*ListDeploymentEventsResponse)(nil),    // 42: slipway.releases.v1.ListDeploymentEventsResponse
-	(*GetDeploymentLogsResponse)(nil),       // 43: slipway.releases.v1.GetDeploymentLogsResponse
-	(*GetDeploymentHealthResponse)(nil),     // 44: slipway.releases.v1.GetDeploymentHealthResponse
-	(*GetDeploymentMetricsResponse)(nil),    // 45: slipway.releases.v1.GetDeploymentMetricsResponse
-	(*PlanDeploymentResponse)(nil),          // 46: slipway.releases.v1.PlanDeploymentResponse
-	(*GetDeploymentDriftResponse)(nil),      // 47: slipway.releases.v1.GetDeploymentDriftResponse
-	(*DeployApplicationResponse)(nil),       // 48: slipway.releases.v1.DeployApplicationResponse
-	(*RollbackApplicationResponse)(nil),     // 49: slipway.releases.v1.RollbackApplicationResponse
-	(*ListApplicationReleasesResponse)(nil), // 50: slipway.releases.v1.ListApplicationReleasesResponse
-	(*LaunchInstanceResponse)(nil),          // 51: slipway.releases.v1.LaunchInstanceResponse
-	(*GetInstanceResponse)(nil),             // 52: slipway.releases.v1.GetInstanceResponse
-	(*ListInstancesResponse)(nil),           // 53: slipway.releases.v1.ListInstancesResponse
-	(*KeepAliveInstanceResponse)(nil),       // 54: slipway.releases.v1.KeepAliveInstanceResponse
-	(*DeleteInstanceResponse)(nil),          // 55: slipway.releases.v1.DeleteInstanceResponse
+	(*ListDigestReleasesRequest)(nil),       // 0: slipway.releases.v1.ListDigestReleasesRequest
+	(*ListDigestReleasesResponse)(nil),      // 1: slipway.releases.v1.ListDigestReleasesResponse
+	(*DigestRelease)(nil),                   // 2: slipway.releases.v1.DigestRelease
+	(*CreateDeploymentRequest)(nil),         // 3: slipway.releases.v1.CreateDeploymentRequest
+	(*ListDeploymentsRequest)(nil),          // 4: slipway.releases.v1.ListDeploymentsRequest
+	(*GetDeploymentRequest)(nil),            // 5: slipway.releases.v1.GetDeploymentRequest
+	(*HeadDeploymentRequest)(nil),           // 6: slipway.releases.v1.HeadDeploymentRequest
+	(*UpdateDeploymentRequest)(nil),         // 7: slipway.releases.v1.UpdateDeploymentRequest
+	(*DeleteDeploymentRequest)(nil),         // 8: slipway.releases.v1.DeleteDeploymentRequest
+	(*RollbackDeploymentRequest)(nil),       // 9: slipway.releases.v1.RollbackDeploymentRequest
+	(*GetDeploymentHistoryRequest)(nil),     // 10: slipway.releases.v1.GetDeploymentHistoryRequest
+	(*GetDeploymentValuesRequest)(nil),      // 11: slipway.releases.v1.GetDeploymentValuesRequest
+	(*GetDeploymentManifestRequest)(nil),    // 12: slipway.releases.v1.GetDeploymentManifestRequest
+	(*GetDeploymentNotesRequest)(nil),       // 13: slipway.releases.v1.GetDeploymentNotesRequest
+	(*GetDeploymentStatusRequest)(nil),      // 14: slipway.releases.v1.GetDeploymentStatusRequest
+	(*WatchDeploymentStatusRequest)(nil),    // 15: slipway.releases.v1.WatchDeploymentStatusRequest
+	(*ListDeploymentResourcesRequest)(nil),  // 16: slipway.releases.v1.ListDeploymentResourcesRequest
+	(*ListDeploymentEventsRequest)(nil),     // 17: slipway.releases.v1.ListDeploymentEventsRequest
+	(*GetDeploymentLogsRequest)(nil),        // 18: slipway.releases.v1.GetDeploymentLogsRequest
+	(*GetDeploymentHealthRequest)(nil),      // 19: slipway.releases.v1.GetDeploymentHealthRequest
+	(*GetDeploymentMetricsRequest)(nil),     // 20: slipway.releases.v1.GetDeploymentMetricsRequest
+	(*PlanDeploymentRequest)(nil),           // 21: slipway.releases.v1.PlanDeploymentRequest
+	(*GetDeploymentDriftRequest)(nil),       // 22: slipway.releases.v1.GetDeploymentDriftRequest
+	(*DeployApplicationRequest)(nil),        // 23: slipway.releases.v1.DeployApplicationRequest
+	(*RollbackApplicationRequest)(nil),      // 24: slipway.releases.v1.RollbackApplicationRequest
+	(*ListApplicationReleasesRequest)(nil),  // 25: slipway.releases.v1.ListApplicationReleasesRequest
+	(*LaunchInstanceRequest)(nil),           // 26: slipway.releases.v1.LaunchInstanceRequest
+	(*GetInstanceRequest)(nil),              // 27: slipway.releases.v1.GetInstanceRequest
+	(*ListInstancesRequest)(nil),            // 28: slipway.releases.v1.ListInstancesRequest
+	(*KeepAliveInstanceRequest)(nil),        // 29: slipway.releases.v1.KeepAliveInstanceRequest
+	(*DeleteInstanceRequest)(nil),           // 30: slipway.releases.v1.DeleteInstanceRequest
+	(*CreateDeploymentResponse)(nil),        // 31: slipway.releases.v1.CreateDeploymentResponse
+	(*ListDeploymentsResponse)(nil),         // 32: slipway.releases.v1.ListDeploymentsResponse
+	(*GetDeploymentResponse)(nil),           // 33: slipway.releases.v1.GetDeploymentResponse
+	(*HeadDeploymentResponse)(nil),          // 34: slipway.releases.v1.HeadDeploymentResponse
+	(*UpdateDeploymentResponse)(nil),        // 35: slipway.releases.v1.UpdateDeploymentResponse
+	(*DeleteDeploymentResponse)(nil),        // 36: slipway.releases.v1.DeleteDeploymentResponse
+	(*RollbackDeploymentResponse)(nil),      // 37: slipway.releases.v1.RollbackDeploymentResponse
+	(*GetDeploymentHistoryResponse)(nil),    // 38: slipway.releases.v1.GetDeploymentHistoryResponse
+	(*GetDeploymentValuesResponse)(nil),     // 39: slipway.releases.v1.GetDeploymentValuesResponse
+	(*GetDeploymentManifestResponse)(nil),   // 40: slipway.releases.v1.GetDeploymentManifestResponse
+	(*GetDeploymentNotesResponse)(nil),      // 41: slipway.releases.v1.GetDeploymentNotesResponse
+	(*GetDeploymentStatusResponse)(nil),     // 42: slipway.releases.v1.GetDeploymentStatusResponse
+	(*WatchDeploymentStatusResponse)(nil),   // 43: slipway.releases.v1.WatchDeploymentStatusResponse
+	(*ListDeploymentResourcesResponse)(nil), // 44: slipway.releases.v1.ListDeploymentResourcesResponse
+	(*ListDeploymentEventsResponse)(nil),    // 45: slipway.releases.v1.ListDeploymentEventsResponse
+	(*GetDeploymentLogsResponse)(nil),       // 46: slipway.releases.v1.GetDeploymentLogsResponse
+	(*GetDeploymentHealthResponse)(nil),     // 47: slipway.releases.v1.GetDeploymentHealthResponse
+	(*GetDeploymentMetricsResponse)(nil),    // 48: slipway.releases.v1.GetDeploymentMetricsResponse
+	(*PlanDeploymentResponse)(nil),          // 49: slipway.releases.v1.PlanDeploymentResponse
+	(*GetDeploymentDriftResponse)(nil),      // 50: slipway.releases.v1.GetDeploymentDriftResponse
+	(*DeployApplicationResponse)(nil),       // 51: slipway.releases.v1.DeployApplicationResponse
+	(*RollbackApplicationResponse)(nil),     // 52: slipway.releases.v1.RollbackApplicationResponse
+	(*ListApplicationReleasesResponse)(nil), // 53: slipway.releases.v1.ListApplicationReleasesResponse
+	(*LaunchInstanceResponse)(nil),          // 54: slipway.releases.v1.LaunchInstanceResponse
+	(*GetInstanceResponse)(nil),             // 55: slipway.releases.v1.GetInstanceResponse
+	(*ListInstancesResponse)(nil),           // 56: slipway.releases.v1.ListInstancesResponse
+	(*KeepAliveInstanceResponse)(nil),       // 57: slipway.releases.v1.KeepAliveInstanceResponse
+	(*DeleteInstanceResponse)(nil),          // 58: slipway.releases.v1.DeleteInstanceResponse
 }
 var file_slipway_releases_v1_releases_proto_depIdxs = []int32{
-	0,  // 0: slipway.releases.v1.ReleasesService.CreateDeployment:input_type -> slipway.releases.v1.CreateDeploymentRequest
-	1,  // 1: slipway.releases.v1.ReleasesService.ListDeployments:input_type -> slipway.releases.v1.ListDeploymentsRequest
-	2,  // 2: slipway.releases.v1.ReleasesService.GetDeployment:input_type -> slipway.releases.v1.GetDeploymentRequest
-	3,  // 3: slipway.releases.v1.ReleasesService.HeadDeployment:input_type -> slipway.releases.v1.HeadDeploymentRequest
-	4,  // 4: slipway.releases.v1.ReleasesService.UpdateDeployment:input_type -> slipway.releases.v1.UpdateDeploymentRequest
-	5,  // 5: slipway.releases.v1.ReleasesService.DeleteDeployment:input_type -> slipway.releases.v1.DeleteDeploymentRequest
-	6,  // 6: slipway.releases.v1.ReleasesService.RollbackDeployment:input_type -> slipway.releases.v1.RollbackDeploymentRequest
-	7,  // 7: slipway.releases.v1.ReleasesService.GetDeploymentHistory:input_type -> slipway.releases.v1.GetDeploymentHistoryRequest
-	8,  // 8: slipway.releases.v1.ReleasesService.GetDeploymentValues:input_type -> slipway.releases.v1.GetDeploymentValuesRequest
-	9,  // 9: slipway.releases.v1.ReleasesService.GetDeploymentManifest:input_type -> slipway.releases.v1.GetDeploymentManifestRequest
-	10, // 10: slipway.releases.v1.ReleasesService.GetDeploymentNotes:input_type -> slipway.releases.v1.GetDeploymentNotesRequest
-	11, // 11: slipway.releases.v1.ReleasesService.GetDeploymentStatus:input_type -> slipway.releases.v1.GetDeploymentStatusRequest
-	12, // 12: slipway.releases.v1.ReleasesService.WatchDeploymentStatus:input_type -> slipway.releases.v1.WatchDeploymentStatusRequest
-	13, // 13: slipway.releases.v1.ReleasesService.ListDeploymentResources:input_type -> slipway.releases.v1.ListDeploymentResourcesRequest
-	14, // 14: slipway.releases.v1.ReleasesService.ListDeploymentEvents:input_type -> slipway.releases.v1.ListDeploymentEventsRequest
-	15, // 15: slipway.releases.v1.ReleasesService.GetDeploymentLogs:input_type -> slipway.releases.v1.GetDeploymentLogsRequest
-	16, // 16: slipway.releases.v1.ReleasesService.GetDeploymentHealth:input_type -> slipway.releases.v1.GetDeploymentHealthRequest
-	17, // 17: slipway.releases.v1.ReleasesService.GetDeploymentMetrics:input_type -> slipway.releases.v1.GetDeploymentMetricsRequest
-	18, // 18: slipway.releases.v1.ReleasesService.PlanDeployment:input_type -> slipway.releases.v1.PlanDeploymentRequest
-	19, // 19: slipway.releases.v1.ReleasesService.GetDeploymentDrift:input_type -> slipway.releases.v1.GetDeploymentDriftRequest
-	20, // 20: slipway.releases.v1.ReleasesService.DeployApplication:input_type -> slipway.releases.v1.DeployApplicationRequest
-	21, // 21: slipway.releases.v1.ReleasesService.RollbackApplication:input_type -> slipway.releases.v1.RollbackApplicationRequest
-	22, // 22: slipway.releases.v1.ReleasesService.ListApplicationReleases:input_type -> slipway.releases.v1.ListApplicationReleasesRequest
-	23, // 23: slipway.releases.v1.ReleasesService.LaunchInstance:input_type -> slipway.releases.v1.LaunchInstanceRequest
-	24, // 24: slipway.releases.v1.ReleasesService.GetInstance:input_type -> slipway.releases.v1.GetInstanceRequest
-	25, // 25: slipway.releases.v1.ReleasesService.ListInstances:input_type -> slipway.releases.v1.ListInstancesRequest
-	26, // 26: slipway.releases.v1.ReleasesService.KeepAliveInstance:input_type -> slipway.releases.v1.KeepAliveInstanceRequest
-	27, // 27: slipway.releases.v1.ReleasesService.DeleteInstance:input_type -> slipway.releases.v1.DeleteInstanceRequest
-	28, // 28: slipway.releases.v1.ReleasesService.CreateDeployment:output_type -> slipway.releases.v1.CreateDeploymentResponse
-	29, // 29: slipway.releases.v1.ReleasesService.ListDeployments:output_type -> slipway.releases.v1.ListDeploymentsResponse
-	30, // 30: slipway.releases.v1.ReleasesService.GetDeployment:output_type -> slipway.releases.v1.GetDeploymentResponse
-	31, // 31: slipway.releases.v1.ReleasesService.HeadDeployment:output_type -> slipway.releases.v1.HeadDeploymentResponse
-	32, // 32: slipway.releases.v1.ReleasesService.UpdateDeployment:output_type -> slipway.releases.v1.UpdateDeploymentResponse
-	33, // 33: slipway.releases.v1.ReleasesService.DeleteDeployment:output_type -> slipway.releases.v1.DeleteDeploymentResponse
-	34, // 34: slipway.releases.v1.ReleasesService.RollbackDeployment:output_type -> slipway.releases.v1.RollbackDeploymentResponse
-	35, // 35: slipway.releases.v1.ReleasesService.GetDeploymentHistory:output_type -> slipway.releases.v1.GetDeploymentHistoryResponse
-	36, // 36: slipway.releases.v1.ReleasesService.GetDeploymentValues:output_type -> slipway.releases.v1.GetDeploymentValuesResponse
-	37, // 37: slipway.releases.v1.ReleasesService.GetDeploymentManifest:output_type -> slipway.releases.v1.GetDeploymentManifestResponse
-	38, // 38: slipway.releases.v1.ReleasesService.GetDeploymentNotes:output_type -> slipway.releases.v1.GetDeploymentNotesResponse
-	39, // 39: slipway.releases.v1.ReleasesService.GetDeploymentStatus:output_type -> slipway.releases.v1.GetDeploymentStatusResponse
-	40, // 40: slipway.releases.v1.ReleasesService.WatchDeploymentStatus:output_type -> slipway.releases.v1.WatchDeploymentStatusResponse
-	41, // 41: slipway.releases.v1.ReleasesService.ListDeploymentResources:output_type -> slipway.releases.v1.ListDeploymentResourcesResponse
-	42, // 42: slipway.releases.v1.ReleasesService.ListDeploymentEvents:output_type -> slipway.releases.v1.ListDeploymentEventsResponse
-	43, // 43: slipway.releases.v1.ReleasesService.GetDeploymentLogs:output_type -> slipway.releases.v1.GetDeploymentLogsResponse
-	44, // 44: slipway.releases.v1.ReleasesService.GetDeploymentHealth:output_type -> slipway.releases.v1.GetDeploymentHealthResponse
-	45, // 45: slipway.releases.v1.ReleasesService.GetDeploymentMetrics:output_type -> slipway.releases.v1.GetDeploymentMetricsResponse
-	46, // 46: slipway.releases.v1.ReleasesService.PlanDeployment:output_type -> slipway.releases.v1.PlanDeploymentResponse
-	47, // 47: slipway.releases.v1.ReleasesService.GetDeploymentDrift:output_type -> slipway.releases.v1.GetDeploymentDriftResponse
-	48, // 48: slipway.releases.v1.ReleasesService.DeployApplication:output_type -> slipway.releases.v1.DeployApplicationResponse
-	49, // 49: slipway.releases.v1.ReleasesService.RollbackApplication:output_type -> slipway.releases.v1.RollbackApplicationResponse
-	50, // 50: slipway.releases.v1.ReleasesService.ListApplicationReleases:output_type -> slipway.releases.v1.ListApplicationReleasesResponse
-	51, // 51: slipway.releases.v1.ReleasesService.LaunchInstance:output_type -> slipway.releases.v1.LaunchInstanceResponse
-	52, // 52: slipway.releases.v1.ReleasesService.GetInstance:output_type -> slipway.releases.v1.GetInstanceResponse
-	53, // 53: slipway.releases.v1.ReleasesService.ListInstances:output_type -> slipway.releases.v1.ListInstancesResponse
-	54, // 54: slipway.releases.v1.ReleasesService.KeepAliveInstance:output_type -> slipway.releases.v1.KeepAliveInstanceResponse
-	55, // 55: slipway.releases.v1.ReleasesService.DeleteInstance:output_type -> slipway.releases.v1.DeleteInstanceResponse
-	28, // [28:56] is the sub-list for method output_type
-	0,  // [0:28] is the sub-list for method input_type
-	0,  // [0:0] is the sub-list for extension type_name
-	0,  // [0:0] is the sub-list for extension extendee
-	0,  // [0:0] is the sub-list for field type_name
+	2,  // 0: slipway.releases.v1.ListDigestReleasesResponse.releases:type_name -> slipway.releases.v1.DigestRelease
+	3,  // 1: slipway.releases.v1.ReleasesService.CreateDeployment:input_type -> slipway.releases.v1.CreateDeploymentRequest
+	4,  // 2: slipway.releases.v1.ReleasesService.ListDeployments:input_type -> slipway.releases.v1.ListDeploymentsRequest
+	5,  // 3: slipway.releases.v1.ReleasesService.GetDeployment:input_type -> slipway.releases.v1.GetDeploymentRequest
+	6,  // 4: slipway.releases.v1.ReleasesService.HeadDeployment:input_type -> slipway.releases.v1.HeadDeploymentRequest
+	7,  // 5: slipway.releases.v1.ReleasesService.UpdateDeployment:input_type -> slipway.releases.v1.UpdateDeploymentRequest
+	8,  // 6: slipway.releases.v1.ReleasesService.DeleteDeployment:input_type -> slipway.releases.v1.DeleteDeploymentRequest
+	9,  // 7: slipway.releases.v1.ReleasesService.RollbackDeployment:input_type -> slipway.releases.v1.RollbackDeploymentRequest
+	10, // 8: slipway.releases.v1.ReleasesService.GetDeploymentHistory:input_type -> slipway.releases.v1.GetDeploymentHistoryRequest
+	11, // 9: slipway.releases.v1.ReleasesService.GetDeploymentValues:input_type -> slipway.releases.v1.GetDeploymentValuesRequest
+	12, // 10: slipway.releases.v1.ReleasesService.GetDeploymentManifest:input_type -> slipway.releases.v1.GetDeploymentManifestRequest
+	13, // 11: slipway.releases.v1.ReleasesService.GetDeploymentNotes:input_type -> slipway.releases.v1.GetDeploymentNotesRequest
+	14, // 12: slipway.releases.v1.ReleasesService.GetDeploymentStatus:input_type -> slipway.releases.v1.GetDeploymentStatusRequest
+	15, // 13: slipway.releases.v1.ReleasesService.WatchDeploymentStatus:input_type -> slipway.releases.v1.WatchDeploymentStatusRequest
+	16, // 14: slipway.releases.v1.ReleasesService.ListDeploymentResources:input_type -> slipway.releases.v1.ListDeploymentResourcesRequest
+	17, // 15: slipway.releases.v1.ReleasesService.ListDeploymentEvents:input_type -> slipway.releases.v1.ListDeploymentEventsRequest
+	18, // 16: slipway.releases.v1.ReleasesService.GetDeploymentLogs:input_type -> slipway.releases.v1.GetDeploymentLogsRequest
+	19, // 17: slipway.releases.v1.ReleasesService.GetDeploymentHealth:input_type -> slipway.releases.v1.GetDeploymentHealthRequest
+	20, // 18: slipway.releases.v1.ReleasesService.GetDeploymentMetrics:input_type -> slipway.releases.v1.GetDeploymentMetricsRequest
+	21, // 19: slipway.releases.v1.ReleasesService.PlanDeployment:input_type -> slipway.releases.v1.PlanDeploymentRequest
+	22, // 20: slipway.releases.v1.ReleasesService.GetDeploymentDrift:input_type -> slipway.releases.v1.GetDeploymentDriftRequest
+	23, // 21: slipway.releases.v1.ReleasesService.DeployApplication:input_type -> slipway.releases.v1.DeployApplicationRequest
+	24, // 22: slipway.releases.v1.ReleasesService.RollbackApplication:input_type -> slipway.releases.v1.RollbackApplicationRequest
+	25, // 23: slipway.releases.v1.ReleasesService.ListApplicationReleases:input_type -> slipway.releases.v1.ListApplicationReleasesRequest
+	26, // 24: slipway.releases.v1.ReleasesService.LaunchInstance:input_type -> slipway.releases.v1.LaunchInstanceRequest
+	27, // 25: slipway.releases.v1.ReleasesService.GetInstance:input_type -> slipway.releases.v1.GetInstanceRequest
+	28, // 26: slipway.releases.v1.ReleasesService.ListInstances:input_type -> slipway.releases.v1.ListInstancesRequest
+	29, // 27: slipway.releases.v1.ReleasesService.KeepAliveInstance:input_type -> slipway.releases.v1.KeepAliveInstanceRequest
+	30, // 28: slipway.releases.v1.ReleasesService.DeleteInstance:input_type -> slipway.releases.v1.DeleteInstanceRequest
+	0,  // 29: slipway.releases.v1.ReleasesService.ListDigestReleases:input_type -> slipway.releases.v1.ListDigestReleasesRequest
+	31, // 30: slipway.releases.v1.ReleasesService.CreateDeployment:output_type -> slipway.releases.v1.CreateDeploymentResponse
+	32, // 31: slipway.releases.v1.ReleasesService.ListDeployments:output_type -> slipway.releases.v1.ListDeploymentsResponse
+	33, // 32: slipway.releases.v1.ReleasesService.GetDeployment:output_type -> slipway.releases.v1.GetDeploymentResponse
+	34, // 33: slipway.releases.v1.ReleasesService.HeadDeployment:output_type -> slipway.releases.v1.HeadDeploymentResponse
+	35, // 34: slipway.releases.v1.ReleasesService.UpdateDeployment:output_type -> slipway.releases.v1.UpdateDeploymentResponse
+	36, // 35: slipway.releases.v1.ReleasesService.DeleteDeployment:output_type -> slipway.releases.v1.DeleteDeploymentResponse
+	37, // 36: slipway.releases.v1.ReleasesService.RollbackDeployment:output_type -> slipway.releases.v1.RollbackDeploymentResponse
+	38, // 37: slipway.releases.v1.ReleasesService.GetDeploymentHistory:output_type -> slipway.releases.v1.GetDeploymentHistoryResponse
+	39, // 38: slipway.releases.v1.ReleasesService.GetDeploymentValues:output_type -> slipway.releases.v1.GetDeploymentValuesResponse
+	40, // 39: slipway.releases.v1.ReleasesService.GetDeploymentManifest:output_type -> slipway.releases.v1.GetDeploymentManifestResponse
+	41, // 40: slipway.releases.v1.ReleasesService.GetDeploymentNotes:output_type -> slipway.releases.v1.GetDeploymentNotesResponse
+	42, // 41: slipway.releases.v1.ReleasesService.GetDeploymentStatus:output_type -> slipway.releases.v1.GetDeploymentStatusResponse
+	43, // 42: slipway.releases.v1.ReleasesService.WatchDeploymentStatus:output_type -> slipway.releases.v1.WatchDeploymentStatusResponse
+	44, // 43: slipway.releases.v1.ReleasesService.ListDeploymentResources:output_type -> slipway.releases.v1.ListDeploymentResourcesResponse
+	45, // 44: slipway.releases.v1.ReleasesService.ListDeploymentEvents:output_type -> slipway.releases.v1.ListDeploymentEventsResponse
+	46, // 45: slipway.releases.v1.ReleasesService.GetDeploymentLogs:output_type -> slipway.releases.v1.GetDeploymentLogsResponse
+	47, // 46: slipway.releases.v1.ReleasesService.GetDeploymentHealth:output_type -> slipway.releases.v1.GetDeploymentHealthResponse
+	48, // 47: slipway.releases.v1.ReleasesService.GetDeploymentMetrics:output_type -> slipway.releases.v1.GetDeploymentMetricsResponse
+	49, // 48: slipway.releases.v1.ReleasesService.PlanDeployment:output_type -> slipway.releases.v1.PlanDeploymentResponse
+	50, // 49: slipway.releases.v1.ReleasesService.GetDeploymentDrift:output_type -> slipway.releases.v1.GetDeploymentDriftResponse
+	51, // 50: slipway.releases.v1.ReleasesService.DeployApplication:output_type -> slipway.releases.v1.DeployApplicationResponse
+	52, // 51: slipway.releases.v1.ReleasesService.RollbackApplication:output_type -> slipway.releases.v1.RollbackApplicationResponse
+	53, // 52: slipway.releases.v1.ReleasesService.ListApplicationReleases:output_type -> slipway.releases.v1.ListApplicationReleasesResponse
+	54, // 53: slipway.releases.v1.ReleasesService.LaunchInstance:output_type -> slipway.releases.v1.LaunchInstanceResponse
+	55, // 54: slipway.releases.v1.ReleasesService.GetInstance:output_type -> slipway.releases.v1.GetInstanceResponse
+	56, // 55: slipway.releases.v1.ReleasesService.ListInstances:output_type -> slipway.releases.v1.ListInstancesResponse
+	57, // 56: slipway.releases.v1.ReleasesService.KeepAliveInstance:output_type -> slipway.releases.v1.KeepAliveInstanceResponse
+	58, // 57: slipway.releases.v1.ReleasesService.DeleteInstance:output_type -> slipway.releases.v1.DeleteInstanceResponse
+	1,  // 58: slipway.releases.v1.ReleasesService.ListDigestReleases:output_type -> slipway.releases.v1.ListDigestReleasesResponse
+	30, // [30:59] is the sub-list for method output_type
+	1,  // [1:30] is the sub-list for method input_type
+	1,  // [1:1] is the sub-list for extension type_name
+	1,  // [1:1] is the sub-list for extension extendee
+	0,  // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_slipway_releases_v1_releases_proto_init() }
@@ -193,12 +437,13 @@ func file_slipway_releases_v1_releases_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_slipway_releases_v1_releases_proto_rawDesc), len(file_slipway_releases_v1_releases_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   0,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_slipway_releases_v1_releases_proto_goTypes,
 		DependencyIndexes: file_slipway_releases_v1_releases_proto_depIdxs,
+		MessageInfos:      file_slipway_releases_v1_releases_proto_msgTypes,
 	}.Build()
 	File_slipway_releases_v1_releases_proto = out.File
 	file_slipway_releases_v1_releases_proto_goTypes = nil

@@ -47,6 +47,7 @@ const (
 	ReleasesService_ListInstances_FullMethodName           = "/slipway.releases.v1.ReleasesService/ListInstances"
 	ReleasesService_KeepAliveInstance_FullMethodName       = "/slipway.releases.v1.ReleasesService/KeepAliveInstance"
 	ReleasesService_DeleteInstance_FullMethodName          = "/slipway.releases.v1.ReleasesService/DeleteInstance"
+	ReleasesService_ListDigestReleases_FullMethodName      = "/slipway.releases.v1.ReleasesService/ListDigestReleases"
 )
 
 // ReleasesServiceClient is the client API for ReleasesService service.
@@ -186,6 +187,11 @@ type ReleasesServiceClient interface {
 	KeepAliveInstance(ctx context.Context, in *KeepAliveInstanceRequest, opts ...grpc.CallOption) (*KeepAliveInstanceResponse, error)
 	// DeleteInstance uninstalls an instance now.
 	DeleteInstance(ctx context.Context, in *DeleteInstanceRequest, opts ...grpc.CallOption) (*DeleteInstanceResponse, error)
+	// ListDigestReleases lists the releases whose deployed revision runs an
+	// image with one of the digests: where an image runs, and what keeps it
+	// from being deleted. No REST route: the registry service asks it, with
+	// the caller's identity, for its images routes.
+	ListDigestReleases(ctx context.Context, in *ListDigestReleasesRequest, opts ...grpc.CallOption) (*ListDigestReleasesResponse, error)
 }
 
 type releasesServiceClient struct {
@@ -494,6 +500,16 @@ func (c *releasesServiceClient) DeleteInstance(ctx context.Context, in *DeleteIn
 	return out, nil
 }
 
+func (c *releasesServiceClient) ListDigestReleases(ctx context.Context, in *ListDigestReleasesRequest, opts ...grpc.CallOption) (*ListDigestReleasesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDigestReleasesResponse)
+	err := c.cc.Invoke(ctx, ReleasesService_ListDigestReleases_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ReleasesServiceServer is the server API for ReleasesService service.
 // All implementations must embed UnimplementedReleasesServiceServer
 // for forward compatibility.
@@ -631,6 +647,11 @@ type ReleasesServiceServer interface {
 	KeepAliveInstance(context.Context, *KeepAliveInstanceRequest) (*KeepAliveInstanceResponse, error)
 	// DeleteInstance uninstalls an instance now.
 	DeleteInstance(context.Context, *DeleteInstanceRequest) (*DeleteInstanceResponse, error)
+	// ListDigestReleases lists the releases whose deployed revision runs an
+	// image with one of the digests: where an image runs, and what keeps it
+	// from being deleted. No REST route: the registry service asks it, with
+	// the caller's identity, for its images routes.
+	ListDigestReleases(context.Context, *ListDigestReleasesRequest) (*ListDigestReleasesResponse, error)
 	mustEmbedUnimplementedReleasesServiceServer()
 }
 
@@ -724,6 +745,9 @@ func (UnimplementedReleasesServiceServer) KeepAliveInstance(context.Context, *Ke
 }
 func (UnimplementedReleasesServiceServer) DeleteInstance(context.Context, *DeleteInstanceRequest) (*DeleteInstanceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteInstance not implemented")
+}
+func (UnimplementedReleasesServiceServer) ListDigestReleases(context.Context, *ListDigestReleasesRequest) (*ListDigestReleasesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDigestReleases not implemented")
 }
 func (UnimplementedReleasesServiceServer) mustEmbedUnimplementedReleasesServiceServer() {}
 func (UnimplementedReleasesServiceServer) testEmbeddedByValue()                         {}
@@ -1236,6 +1260,24 @@ func _ReleasesService_DeleteInstance_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ReleasesService_ListDigestReleases_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDigestReleasesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReleasesServiceServer).ListDigestReleases(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReleasesService_ListDigestReleases_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReleasesServiceServer).ListDigestReleases(ctx, req.(*ListDigestReleasesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ReleasesService_ServiceDesc is the grpc.ServiceDesc for ReleasesService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1346,6 +1388,10 @@ var ReleasesService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteInstance",
 			Handler:    _ReleasesService_DeleteInstance_Handler,
+		},
+		{
+			MethodName: "ListDigestReleases",
+			Handler:    _ReleasesService_ListDigestReleases_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

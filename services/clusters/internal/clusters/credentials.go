@@ -129,6 +129,9 @@ func (s *service) CreateCredential(ctx context.Context, in NewCredential) (Crede
 		}
 		return Credential{}, fmt.Errorf("record credential: %w", err)
 	}
+	// Callers may have cached "no login for this host": a new one must
+	// reach them now, not when that answer expires.
+	s.changes.Publish(ctx, Change{Org: c.Org, CredentialID: c.ID, Version: c.Version})
 	return c, nil
 }
 

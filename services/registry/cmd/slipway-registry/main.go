@@ -27,7 +27,7 @@ const watchOrg = "slipway-registry"
 
 func main() {
 	var (
-		dsn, clustersAddr string
+		dsn, clustersAddr, releasesAddr string
 		oc                outbound.Config
 		opts              registry.Options
 	)
@@ -40,6 +40,7 @@ func main() {
 		Flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&dsn, "database", "sqlite:slipway-registry.db", "database `DSN`: sqlite:PATH (embedded) or postgres://...")
 			fs.StringVar(&clustersAddr, "clusters-addr", "", "gRPC `address` of slipway-clusters, which holds the organizations' registry logins (required)")
+			fs.StringVar(&releasesAddr, "releases-addr", "", "gRPC `address` of slipway-releases, asked where images run and before one is deleted (empty: not deployed)")
 			fs.BoolVar(&opts.AcceptUnresolved, "accept-unresolved", false, "record images whose reference cannot be resolved to a digest (air-gapped registries) instead of refusing them")
 			oc.RegisterFlags(fs)
 		},
@@ -67,10 +68,27 @@ func main() {
 			watchCtx, stop := context.WithCancel(ctx)
 			p.Group.Add(func() error { return access.Watch(watchCtx) }, func(error) { stop() })
 
+			closers := []func() error{store.Close, conn.Close}
+			deployments := registry.NewRemoteDeployments(nil)
+			if releasesAddr != "" {
+				rc, err := client.Dial(releasesAddr, client.Config{TracerProvider: p.Telemetry.TracerProvider})
+				if err != nil {
+					return nil, nil, errors.Join(err, store.Close(), conn.Close())
+				}
+				closers = append(closers, rc.Close)
+				deployments = registry.NewRemoteDeployments(rc)
+			}
 			resolver := registry.NewRemoteResolver(registry.AccessLogins{Client: access}, policy)
-			svc := registry.New(store, resolver, opts, p.Log, p.Telemetry.Registry)
+			svc := registry.New(store, resolver, deployments, opts, p.Log, p.Telemetry.Registry)
 			registryv1.RegisterRegistryServiceServer(p.GRPC, registry.NewGRPCServer(registry.MakeEndpoints(svc), p.Log))
-			return []server.Check{store.Ping}, func() error { return errors.Join(store.Close(), conn.Close()) }, nil
+			cleanup := func() error {
+				var errs []error
+				for _, c := range closers {
+					errs = append(errs, c())
+				}
+				return errors.Join(errs...)
+			}
+			return []server.Check{store.Ping}, cleanup, nil
 		},
 	}.Main(context.Background(), os.Args[1:])
 	if err != nil {

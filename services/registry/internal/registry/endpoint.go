@@ -12,6 +12,8 @@ type Endpoints struct {
 	GetImage    endpoint.Endpoint
 	ListImages  endpoint.Endpoint
 	DeleteImage endpoint.Endpoint
+
+	ListImageDeployments, ListDigestDeployments endpoint.Endpoint
 }
 
 // MakeEndpoints returns the endpoints of s.
@@ -21,7 +23,25 @@ func MakeEndpoints(s Service) Endpoints {
 		GetImage:    makeGetImageEndpoint(s),
 		ListImages:  makeListImagesEndpoint(s),
 		DeleteImage: makeDeleteImageEndpoint(s),
+		ListImageDeployments: func(ctx context.Context, request any) (any, error) {
+			req := request.(imageDeploymentsRequest)
+			return s.ListImageDeployments(ctx, req.Name, req.Version, req.Page)
+		},
+		ListDigestDeployments: func(ctx context.Context, request any) (any, error) {
+			req := request.(digestDeploymentsRequest)
+			return s.ListDigestDeployments(ctx, req.Digest, req.Page)
+		},
 	}
+}
+
+type imageDeploymentsRequest struct {
+	Name, Version string
+	Page          PageRequest
+}
+
+type digestDeploymentsRequest struct {
+	Digest string
+	Page   PageRequest
 }
 
 type createImageRequest struct{ Image NewImage }

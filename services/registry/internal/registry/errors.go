@@ -14,4 +14,7 @@ var errorTable = grpcerr.Table{
 	{Err: ErrUnauthorized, Code: codes.PermissionDenied},
 	{Err: ErrUnresolvable, Code: codes.FailedPrecondition, Reason: grpcerr.ReasonUnprocessable},
 	{Err: ErrRegistryUnavailable, Code: codes.Unavailable},
+	{Err: ErrInUse, Code: codes.FailedPrecondition},
+	{Err: ErrDeploymentsNotTracked, Code: codes.Unimplemented},
+	{Err: ErrDeploymentsUnknown, Code: codes.Unavailable},
 }

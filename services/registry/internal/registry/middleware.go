@@ -75,8 +75,8 @@ func outcome(err error) string {
 
 // New builds the service onion: domain service, then instrumenting, then
 // logging (outermost, so it sees what callers see).
-func New(store Store, resolver Resolver, opts Options, log *slog.Logger, reg prometheus.Registerer) Service {
-	var svc Service = NewService(store, resolver, opts, log)
+func New(store Store, resolver Resolver, deployments Deployments, opts Options, log *slog.Logger, reg prometheus.Registerer) Service {
+	var svc Service = NewService(store, resolver, deployments, opts, log)
 	svc = InstrumentingMiddleware(reg)(svc)
 	svc = LoggingMiddleware(log)(svc)
 	return svc

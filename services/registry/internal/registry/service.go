@@ -78,6 +78,8 @@ type Service interface {
 	GetImage(ctx context.Context, name, version string) (Image, error)
 	ListImages(ctx context.Context, f ImageFilter, p PageRequest) (ImagePage, error)
 	DeleteImage(ctx context.Context, name, version string) error
+	ListImageDeployments(ctx context.Context, name, version string, p PageRequest) (DeploymentPage, error)
+	ListDigestDeployments(ctx context.Context, digest string, p PageRequest) (DeploymentPage, error)
 }
 
 // Middleware decorates a Service.
@@ -93,17 +95,18 @@ type Options struct {
 }
 
 type service struct {
-	store    Store
-	resolver Resolver
-	opts     Options
-	log      *slog.Logger
-	now      func() time.Time
+	store       Store
+	resolver    Resolver
+	deployments Deployments
+	opts        Options
+	log         *slog.Logger
+	now         func() time.Time
 }
 
 // NewService returns the images API over store, resolving digests with
-// resolver.
-func NewService(store Store, resolver Resolver, opts Options, log *slog.Logger) Service {
-	return &service{store: store, resolver: resolver, opts: opts, log: log, now: time.Now}
+// resolver and asking deployments where images run.
+func NewService(store Store, resolver Resolver, deployments Deployments, opts Options, log *slog.Logger) Service {
+	return &service{store: store, resolver: resolver, deployments: deployments, opts: opts, log: log, now: time.Now}
 }
 
 func (s *service) CreateImage(ctx context.Context, in NewImage) (Image, error) {
@@ -216,6 +219,13 @@ func (s *service) DeleteImage(ctx context.Context, name, version string) error {
 		return err
 	}
 	if err := validateKey(name, version); err != nil {
+		return err
+	}
+	img, err := s.store.GetImage(ctx, caller.Org, name, version)
+	if err != nil {
+		return notFound(err, name, version)
+	}
+	if err := s.checkUnused(ctx, img); err != nil {
 		return err
 	}
 	if err := s.store.DeleteImage(ctx, caller.Org, name, version); err != nil {

@@ -30,7 +30,7 @@ func BenchmarkImages100k(b *testing.B) {
 			}
 			defer store.Close()
 			seed(b, store, 100_000)
-			svc := NewService(store, tagResolver{}, Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			svc := NewService(store, tagResolver{}, &memDeployments{running: map[string][]Deployment{}}, Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			caller := identity.NewContext(ctx, identity.Identity{Subject: "user:bench", Org: "bench", Role: identity.RoleDeployer}, "")
 
 			b.Run("create", func(b *testing.B) {

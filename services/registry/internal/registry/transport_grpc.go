@@ -18,6 +18,8 @@ type grpcServer struct {
 	getImage    grpctransport.Handler
 	listImages  grpctransport.Handler
 	deleteImage grpctransport.Handler
+
+	imageDeployments, digestDeployments grpctransport.Handler
 }
 
 var _ registryv1.RegistryServiceServer = (*grpcServer)(nil)
@@ -30,6 +32,20 @@ func NewGRPCServer(eps Endpoints, log *slog.Logger) registryv1.RegistryServiceSe
 		getImage:    grpctransport.NewServer(eps.GetImage, decodeGetImageRequest, encodeImageResponse(wrapGet)),
 		listImages:  grpctransport.NewServer(eps.ListImages, decodeListImagesRequest, encodeListImagesResponse),
 		deleteImage: grpctransport.NewServer(eps.DeleteImage, decodeDeleteImageRequest, encodeDeleteImageResponse),
+		imageDeployments: grpctransport.NewServer(eps.ListImageDeployments, func(_ context.Context, r any) (any, error) {
+			req := r.(*registryv1.ListImageDeploymentsRequest)
+			return imageDeploymentsRequest{Name: req.GetName(), Version: req.GetVersion(), Page: PageRequest{Size: req.GetPageSize(), Token: req.GetPageToken()}}, nil
+		}, func(_ context.Context, r any) (any, error) {
+			deps, next := deploymentsProto(r.(DeploymentPage))
+			return &registryv1.ListImageDeploymentsResponse{Deployments: deps, NextPageToken: next}, nil
+		}),
+		digestDeployments: grpctransport.NewServer(eps.ListDigestDeployments, func(_ context.Context, r any) (any, error) {
+			req := r.(*registryv1.ListDigestDeploymentsRequest)
+			return digestDeploymentsRequest{Digest: req.GetDigest(), Page: PageRequest{Size: req.GetPageSize(), Token: req.GetPageToken()}}, nil
+		}, func(_ context.Context, r any) (any, error) {
+			deps, next := deploymentsProto(r.(DeploymentPage))
+			return &registryv1.ListDigestDeploymentsResponse{Deployments: deps, NextPageToken: next}, nil
+		}),
 	}
 }
 
@@ -47,6 +63,22 @@ func (s *grpcServer) ListImages(ctx context.Context, req *registryv1.ListImagesR
 
 func (s *grpcServer) DeleteImage(ctx context.Context, req *registryv1.DeleteImageRequest) (*registryv1.DeleteImageResponse, error) {
 	return serve[*registryv1.DeleteImageResponse](ctx, s, s.deleteImage, req)
+}
+
+func (s *grpcServer) ListImageDeployments(ctx context.Context, req *registryv1.ListImageDeploymentsRequest) (*registryv1.ListImageDeploymentsResponse, error) {
+	return serve[*registryv1.ListImageDeploymentsResponse](ctx, s, s.imageDeployments, req)
+}
+
+func (s *grpcServer) ListDigestDeployments(ctx context.Context, req *registryv1.ListDigestDeploymentsRequest) (*registryv1.ListDigestDeploymentsResponse, error) {
+	return serve[*registryv1.ListDigestDeploymentsResponse](ctx, s, s.digestDeployments, req)
+}
+
+func deploymentsProto(p DeploymentPage) ([]*registryv1.ImageDeployment, string) {
+	out := make([]*registryv1.ImageDeployment, 0, len(p.Deployments))
+	for _, d := range p.Deployments {
+		out = append(out, &registryv1.ImageDeployment{Cluster: d.Cluster, Namespace: d.Namespace, Release: d.Release, Revision: d.Revision, Digest: d.Digest})
+	}
+	return out, p.NextPageToken
 }
 
 // serve runs one go-kit handler and turns its error into a status; an error

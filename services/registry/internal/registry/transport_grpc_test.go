@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -32,6 +33,34 @@ import (
 type harness struct {
 	client registryv1.RegistryServiceClient
 	signer *identity.Signer
+	deps   *memDeployments
+}
+
+// memDeployments stands in for the releases service: releases by org and
+// digest, or "not tracked".
+type memDeployments struct {
+	mu         sync.Mutex
+	notTracked bool
+	running    map[string][]Deployment // org + " " + digest
+}
+
+func (m *memDeployments) Running(_ context.Context, org string, digests []string, _ PageRequest) (DeploymentPage, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.notTracked {
+		return DeploymentPage{}, ErrDeploymentsNotTracked
+	}
+	var p DeploymentPage
+	for _, d := range digests {
+		p.Deployments = append(p.Deployments, m.running[org+" "+d]...)
+	}
+	return p, nil
+}
+
+func (m *memDeployments) set(org, digest string, d ...Deployment) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.running[org+" "+digest] = d
 }
 
 func newHarness(t *testing.T, dsn string) *harness {
@@ -52,8 +81,9 @@ func newHarness(t *testing.T, dsn string) *harness {
 	t.Cleanup(func() { _ = store.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := prometheus.NewRegistry()
+	deps := &memDeployments{running: map[string][]Deployment{}}
 	srv := server.NewGRPC(server.GRPCConfig{Logger: log, Registry: reg, TracerProvider: noop.NewTracerProvider(), Verifier: verifier})
-	registryv1.RegisterRegistryServiceServer(srv, NewGRPCServer(MakeEndpoints(New(store, tagResolver{}, Options{}, log, reg)), log))
+	registryv1.RegisterRegistryServiceServer(srv, NewGRPCServer(MakeEndpoints(New(store, tagResolver{}, deps, Options{}, log, reg)), log))
 	srv.Ready()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -66,10 +96,9 @@ func newHarness(t *testing.T, dsn string) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	return &harness{client: registryv1.NewRegistryServiceClient(conn), signer: identity.NewSigner(key, 0)}
+	return &harness{client: registryv1.NewRegistryServiceClient(conn), signer: identity.NewSigner(key, 0), deps: deps}
 }
 
-// as returns a context calling as subject with role in org.
 // tagResolver stands in for a registry (the real one is exercised in
 // resolve_test.go): a digest reference resolves to its digest, a tag to a
 // digest derived from the reference, and tags named "missing" to nothing.
@@ -85,6 +114,7 @@ func (tagResolver) Resolve(_ context.Context, _, ref string) (string, error) {
 	return fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(ref))), nil
 }
 
+// as returns a context calling as subject with role in org.
 func (h *harness) as(t *testing.T, org string, role identity.Role) context.Context {
 	t.Helper()
 	tok, err := h.signer.Sign(identity.Identity{Subject: "user:" + string(role), Org: org, Role: role})
@@ -367,4 +397,65 @@ func badRequestField(err error) string {
 		}
 	}
 	return ""
+}
+
+// TestImageDeployments: where an image runs comes from the releases
+// service, for the caller's org only, and a running image is not deleted.
+func TestImageDeployments(t *testing.T) {
+	h := newHarness(t, sqltest.SQLite(t))
+	acme := h.as(t, "acme", identity.RoleDeployer)
+	created, err := h.client.CreateImage(acme, &registryv1.CreateImageRequest{Org: "acme", Image: &registryv1.Image{
+		Name: "api", Version: "1.0.0", Reference: "registry.example.com/acme/api:1.0.0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := created.GetImage().GetDigest()
+	running := Deployment{Cluster: "cl_1", Namespace: "web", Release: "api-prod", Revision: 3, Digest: digest}
+	h.deps.set("acme", digest, running)
+	want := []*registryv1.ImageDeployment{{Cluster: "cl_1", Namespace: "web", Release: "api-prod", Revision: 3, Digest: digest}}
+
+	got, err := h.client.ListImageDeployments(acme, &registryv1.ListImageDeploymentsRequest{Org: "acme", Name: "api", Version: "1.0.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got.GetDeployments(), protocmp.Transform()); diff != "" {
+		t.Errorf("image deployments (-want +got):\n%s", diff)
+	}
+	byDigest, err := h.client.ListDigestDeployments(acme, &registryv1.ListDigestDeploymentsRequest{Org: "acme", Digest: digest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, byDigest.GetDeployments(), protocmp.Transform()); diff != "" {
+		t.Errorf("digest deployments (-want +got):\n%s", diff)
+	}
+	for _, bad := range []string{"", "sha256:abc", "md5:" + strings.Repeat("0", 64), "sha256:" + strings.Repeat("A", 64)} {
+		_, err := h.client.ListDigestDeployments(acme, &registryv1.ListDigestDeploymentsRequest{Org: "acme", Digest: bad})
+		wantCode(t, err, codes.InvalidArgument)
+	}
+
+	_, err = h.client.DeleteImage(acme, &registryv1.DeleteImageRequest{Org: "acme", Name: "api", Version: "1.0.0"})
+	wantCode(t, err, codes.FailedPrecondition)
+	if err != nil && !strings.Contains(err.Error(), "cl_1/web/api-prod") {
+		t.Errorf("refusal %q does not name the release", err)
+	}
+
+	// Another org: its own image namespace, and its own org to the releases service.
+	globex := h.as(t, "globex", identity.RoleOwner)
+	_, err = h.client.ListImageDeployments(globex, &registryv1.ListImageDeploymentsRequest{Org: "globex", Name: "api", Version: "1.0.0"})
+	wantCode(t, err, codes.NotFound)
+	other, err := h.client.ListDigestDeployments(globex, &registryv1.ListDigestDeploymentsRequest{Org: "globex", Digest: digest})
+	if err != nil || len(other.GetDeployments()) != 0 {
+		t.Errorf("globex sees acme's deployments of the digest: %v, %v", other, err)
+	}
+
+	// While the releases service does not report deployments, say so, and
+	// nothing is known to keep the image.
+	h.deps.mu.Lock()
+	h.deps.notTracked = true
+	h.deps.mu.Unlock()
+	_, err = h.client.ListImageDeployments(acme, &registryv1.ListImageDeploymentsRequest{Org: "acme", Name: "api", Version: "1.0.0"})
+	wantCode(t, err, codes.Unimplemented)
+	if _, err := h.client.DeleteImage(acme, &registryv1.DeleteImageRequest{Org: "acme", Name: "api", Version: "1.0.0"}); err != nil {
+		t.Errorf("delete while deployments are not tracked: %v", err)
+	}
 }
