@@ -67,6 +67,7 @@ var Table = map[string]identity.Role{
 	"RegistryService_GetImage":              viewer,
 	"RegistryService_ListImages":            viewer,
 	"RegistryService_DeleteImage":           deployer,
+	"RegistryService_ReceivePushEvents":     deployer,
 	"RegistryService_ListImageDeployments":  viewer,
 	"RegistryService_ListDigestDeployments": viewer,
 

@@ -52,6 +52,10 @@ const (
 	orgsPrefix  = orgsPath + "/"
 )
 
+// RegistryEventsMediaType is the Content-Type of an OCI registry's
+// notification envelopes (distribution's notifications).
+const RegistryEventsMediaType = "application/vnd.docker.distribution.events.v2+json"
+
 // MaxBodyBytes bounds a request body.
 const MaxBodyBytes = 4 << 20
 
@@ -160,6 +164,13 @@ func NewHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 	}
 	yamlPB := &yamlMarshaler{json: jsonPB}
+	// OCI registries' notification envelopes carry more than Slipway reads
+	// (request, actor, source...) and grow with registry versions: only
+	// their media type is decoded leniently.
+	eventsPB := &runtime.JSONPb{
+		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
+	}
 	mux := runtime.NewServeMux(
 		runtime.WithErrorHandler(errorHandler),
 		runtime.WithRoutingErrorHandler(routingErrorHandler),
@@ -167,6 +178,7 @@ func NewHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 		runtime.WithMarshalerOption("application/json", jsonPB),
 		runtime.WithMarshalerOption("application/yaml", yamlPB),
 		runtime.WithMarshalerOption("application/x-yaml", yamlPB),
+		runtime.WithMarshalerOption(RegistryEventsMediaType, eventsPB),
 		// Nothing from the HTTP request reaches the services but what the
 		// edge puts there: never the caller's Authorization header.
 		runtime.WithIncomingHeaderMatcher(func(string) (string, bool) { return "", false }),

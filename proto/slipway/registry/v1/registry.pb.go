@@ -906,6 +906,272 @@ func (*DeleteImageResponse) Descriptor() ([]byte, []int) {
 	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{13}
 }
 
+// ReceivePushEventsRequest is a notification envelope. Fields of the
+// registry's events that Slipway does not use are ignored.
+type ReceivePushEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Org   string                 `protobuf:"bytes,1,opt,name=org,proto3" json:"org,omitempty"`
+	// At most 100 events.
+	Events        []*PushEvent `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceivePushEventsRequest) Reset() {
+	*x = ReceivePushEventsRequest{}
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceivePushEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceivePushEventsRequest) ProtoMessage() {}
+
+func (x *ReceivePushEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceivePushEventsRequest.ProtoReflect.Descriptor instead.
+func (*ReceivePushEventsRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ReceivePushEventsRequest) GetOrg() string {
+	if x != nil {
+		return x.Org
+	}
+	return ""
+}
+
+func (x *ReceivePushEventsRequest) GetEvents() []*PushEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+// PushEvent is one event of the envelope.
+type PushEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Event id, unique per event.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// "push", "pull", "delete", ...; only pushes record images.
+	Action        string      `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
+	Target        *PushTarget `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushEvent) Reset() {
+	*x = PushEvent{}
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushEvent) ProtoMessage() {}
+
+func (x *PushEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushEvent.ProtoReflect.Descriptor instead.
+func (*PushEvent) Descriptor() ([]byte, []int) {
+	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *PushEvent) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PushEvent) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *PushEvent) GetTarget() *PushTarget {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+// PushTarget is what an event is about.
+type PushTarget struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Media type of the manifest.
+	MediaType string `protobuf:"bytes,1,opt,name=media_type,json=mediaType,proto3" json:"media_type,omitempty"`
+	// Digest of the manifest.
+	Digest string `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
+	// Repository, "team/api".
+	Repository string `protobuf:"bytes,3,opt,name=repository,proto3" json:"repository,omitempty"`
+	// URL the manifest can be fetched from; its host is the registry's.
+	Url string `protobuf:"bytes,4,opt,name=url,proto3" json:"url,omitempty"`
+	// The tag pushed; empty for a push by digest.
+	Tag           string `protobuf:"bytes,5,opt,name=tag,proto3" json:"tag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushTarget) Reset() {
+	*x = PushTarget{}
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushTarget) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushTarget) ProtoMessage() {}
+
+func (x *PushTarget) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushTarget.ProtoReflect.Descriptor instead.
+func (*PushTarget) Descriptor() ([]byte, []int) {
+	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PushTarget) GetMediaType() string {
+	if x != nil {
+		return x.MediaType
+	}
+	return ""
+}
+
+func (x *PushTarget) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *PushTarget) GetRepository() string {
+	if x != nil {
+		return x.Repository
+	}
+	return ""
+}
+
+func (x *PushTarget) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *PushTarget) GetTag() string {
+	if x != nil {
+		return x.Tag
+	}
+	return ""
+}
+
+// ReceivePushEventsResponse says what became of each pushed tag.
+type ReceivePushEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Images recorded by this call.
+	Created []*Image `protobuf:"bytes,1,rep,name=created,proto3" json:"created,omitempty"`
+	// Tags already recorded with the same digest (replays), as
+	// "name:version".
+	Existing []string `protobuf:"bytes,2,rep,name=existing,proto3" json:"existing,omitempty"`
+	// Events not recorded, each with why ("pull: not a push", "api:1.0
+	// recorded with another digest").
+	Skipped       []string `protobuf:"bytes,3,rep,name=skipped,proto3" json:"skipped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceivePushEventsResponse) Reset() {
+	*x = ReceivePushEventsResponse{}
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceivePushEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceivePushEventsResponse) ProtoMessage() {}
+
+func (x *ReceivePushEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceivePushEventsResponse.ProtoReflect.Descriptor instead.
+func (*ReceivePushEventsResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ReceivePushEventsResponse) GetCreated() []*Image {
+	if x != nil {
+		return x.Created
+	}
+	return nil
+}
+
+func (x *ReceivePushEventsResponse) GetExisting() []string {
+	if x != nil {
+		return x.Existing
+	}
+	return nil
+}
+
+func (x *ReceivePushEventsResponse) GetSkipped() []string {
+	if x != nil {
+		return x.Skipped
+	}
+	return nil
+}
+
 var File_slipway_registry_v1_registry_proto protoreflect.FileDescriptor
 
 const file_slipway_registry_v1_registry_proto_rawDesc = "" +
@@ -970,13 +1236,35 @@ const file_slipway_registry_v1_registry_proto_rawDesc = "" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\"\x15\n" +
-	"\x13DeleteImageResponse2\xd9\a\n" +
+	"\x13DeleteImageResponse\"d\n" +
+	"\x18ReceivePushEventsRequest\x12\x10\n" +
+	"\x03org\x18\x01 \x01(\tR\x03org\x126\n" +
+	"\x06events\x18\x02 \x03(\v2\x1e.slipway.registry.v1.PushEventR\x06events\"l\n" +
+	"\tPushEvent\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06action\x18\x02 \x01(\tR\x06action\x127\n" +
+	"\x06target\x18\x03 \x01(\v2\x1f.slipway.registry.v1.PushTargetR\x06target\"\x87\x01\n" +
+	"\n" +
+	"PushTarget\x12\x1d\n" +
+	"\n" +
+	"media_type\x18\x01 \x01(\tR\tmediaType\x12\x16\n" +
+	"\x06digest\x18\x02 \x01(\tR\x06digest\x12\x1e\n" +
+	"\n" +
+	"repository\x18\x03 \x01(\tR\n" +
+	"repository\x12\x10\n" +
+	"\x03url\x18\x04 \x01(\tR\x03url\x12\x10\n" +
+	"\x03tag\x18\x05 \x01(\tR\x03tag\"\x87\x01\n" +
+	"\x19ReceivePushEventsResponse\x124\n" +
+	"\acreated\x18\x01 \x03(\v2\x1a.slipway.registry.v1.ImageR\acreated\x12\x1a\n" +
+	"\bexisting\x18\x02 \x03(\tR\bexisting\x12\x18\n" +
+	"\askipped\x18\x03 \x03(\tR\askipped2\xf9\b\n" +
 	"\x0fRegistryService\x12\x8a\x01\n" +
 	"\vCreateImage\x12'.slipway.registry.v1.CreateImageRequest\x1a(.slipway.registry.v1.CreateImageResponse\"(\x82\xd3\xe4\x93\x02\":\x05image\"\x19/api/v1/orgs/{org}/images\x12\x94\x01\n" +
 	"\bGetImage\x12$.slipway.registry.v1.GetImageRequest\x1a%.slipway.registry.v1.GetImageResponse\";\x82\xd3\xe4\x93\x025\x123/api/v1/orgs/{org}/images/{name}/versions/{version}\x12\x80\x01\n" +
 	"\n" +
 	"ListImages\x12&.slipway.registry.v1.ListImagesRequest\x1a'.slipway.registry.v1.ListImagesResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/api/v1/orgs/{org}/images\x12\x9d\x01\n" +
-	"\vDeleteImage\x12'.slipway.registry.v1.DeleteImageRequest\x1a(.slipway.registry.v1.DeleteImageResponse\";\x82\xd3\xe4\x93\x025*3/api/v1/orgs/{org}/images/{name}/versions/{version}\x12\xc4\x01\n" +
+	"\vDeleteImage\x12'.slipway.registry.v1.DeleteImageRequest\x1a(.slipway.registry.v1.DeleteImageResponse\";\x82\xd3\xe4\x93\x025*3/api/v1/orgs/{org}/images/{name}/versions/{version}\x12\x9d\x01\n" +
+	"\x11ReceivePushEvents\x12-.slipway.registry.v1.ReceivePushEventsRequest\x1a..slipway.registry.v1.ReceivePushEventsResponse\")\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/api/v1/orgs/{org}/images:push\x12\xc4\x01\n" +
 	"\x14ListImageDeployments\x120.slipway.registry.v1.ListImageDeploymentsRequest\x1a1.slipway.registry.v1.ListImageDeploymentsResponse\"G\x82\xd3\xe4\x93\x02A\x12?/api/v1/orgs/{org}/images/{name}/versions/{version}/deployments\x12\xb7\x01\n" +
 	"\x15ListDigestDeployments\x121.slipway.registry.v1.ListDigestDeploymentsRequest\x1a2.slipway.registry.v1.ListDigestDeploymentsResponse\"7\x82\xd3\xe4\x93\x021\x12//api/v1/orgs/{org}/digests/{digest}/deploymentsBCZAgithub.com/slipwayhq/slipway/proto/slipway/registry/v1;registryv1b\x06proto3"
 
@@ -992,7 +1280,7 @@ func file_slipway_registry_v1_registry_proto_rawDescGZIP() []byte {
 	return file_slipway_registry_v1_registry_proto_rawDescData
 }
 
-var file_slipway_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_slipway_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_slipway_registry_v1_registry_proto_goTypes = []any{
 	(*ListImageDeploymentsRequest)(nil),   // 0: slipway.registry.v1.ListImageDeploymentsRequest
 	(*ListDigestDeploymentsRequest)(nil),  // 1: slipway.registry.v1.ListDigestDeploymentsRequest
@@ -1008,33 +1296,42 @@ var file_slipway_registry_v1_registry_proto_goTypes = []any{
 	(*ListImagesResponse)(nil),            // 11: slipway.registry.v1.ListImagesResponse
 	(*DeleteImageRequest)(nil),            // 12: slipway.registry.v1.DeleteImageRequest
 	(*DeleteImageResponse)(nil),           // 13: slipway.registry.v1.DeleteImageResponse
-	(*timestamppb.Timestamp)(nil),         // 14: google.protobuf.Timestamp
+	(*ReceivePushEventsRequest)(nil),      // 14: slipway.registry.v1.ReceivePushEventsRequest
+	(*PushEvent)(nil),                     // 15: slipway.registry.v1.PushEvent
+	(*PushTarget)(nil),                    // 16: slipway.registry.v1.PushTarget
+	(*ReceivePushEventsResponse)(nil),     // 17: slipway.registry.v1.ReceivePushEventsResponse
+	(*timestamppb.Timestamp)(nil),         // 18: google.protobuf.Timestamp
 }
 var file_slipway_registry_v1_registry_proto_depIdxs = []int32{
 	4,  // 0: slipway.registry.v1.ListImageDeploymentsResponse.deployments:type_name -> slipway.registry.v1.ImageDeployment
 	4,  // 1: slipway.registry.v1.ListDigestDeploymentsResponse.deployments:type_name -> slipway.registry.v1.ImageDeployment
-	14, // 2: slipway.registry.v1.Image.create_time:type_name -> google.protobuf.Timestamp
+	18, // 2: slipway.registry.v1.Image.create_time:type_name -> google.protobuf.Timestamp
 	5,  // 3: slipway.registry.v1.CreateImageRequest.image:type_name -> slipway.registry.v1.Image
 	5,  // 4: slipway.registry.v1.CreateImageResponse.image:type_name -> slipway.registry.v1.Image
 	5,  // 5: slipway.registry.v1.GetImageResponse.image:type_name -> slipway.registry.v1.Image
 	5,  // 6: slipway.registry.v1.ListImagesResponse.images:type_name -> slipway.registry.v1.Image
-	6,  // 7: slipway.registry.v1.RegistryService.CreateImage:input_type -> slipway.registry.v1.CreateImageRequest
-	8,  // 8: slipway.registry.v1.RegistryService.GetImage:input_type -> slipway.registry.v1.GetImageRequest
-	10, // 9: slipway.registry.v1.RegistryService.ListImages:input_type -> slipway.registry.v1.ListImagesRequest
-	12, // 10: slipway.registry.v1.RegistryService.DeleteImage:input_type -> slipway.registry.v1.DeleteImageRequest
-	0,  // 11: slipway.registry.v1.RegistryService.ListImageDeployments:input_type -> slipway.registry.v1.ListImageDeploymentsRequest
-	1,  // 12: slipway.registry.v1.RegistryService.ListDigestDeployments:input_type -> slipway.registry.v1.ListDigestDeploymentsRequest
-	7,  // 13: slipway.registry.v1.RegistryService.CreateImage:output_type -> slipway.registry.v1.CreateImageResponse
-	9,  // 14: slipway.registry.v1.RegistryService.GetImage:output_type -> slipway.registry.v1.GetImageResponse
-	11, // 15: slipway.registry.v1.RegistryService.ListImages:output_type -> slipway.registry.v1.ListImagesResponse
-	13, // 16: slipway.registry.v1.RegistryService.DeleteImage:output_type -> slipway.registry.v1.DeleteImageResponse
-	2,  // 17: slipway.registry.v1.RegistryService.ListImageDeployments:output_type -> slipway.registry.v1.ListImageDeploymentsResponse
-	3,  // 18: slipway.registry.v1.RegistryService.ListDigestDeployments:output_type -> slipway.registry.v1.ListDigestDeploymentsResponse
-	13, // [13:19] is the sub-list for method output_type
-	7,  // [7:13] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	15, // 7: slipway.registry.v1.ReceivePushEventsRequest.events:type_name -> slipway.registry.v1.PushEvent
+	16, // 8: slipway.registry.v1.PushEvent.target:type_name -> slipway.registry.v1.PushTarget
+	5,  // 9: slipway.registry.v1.ReceivePushEventsResponse.created:type_name -> slipway.registry.v1.Image
+	6,  // 10: slipway.registry.v1.RegistryService.CreateImage:input_type -> slipway.registry.v1.CreateImageRequest
+	8,  // 11: slipway.registry.v1.RegistryService.GetImage:input_type -> slipway.registry.v1.GetImageRequest
+	10, // 12: slipway.registry.v1.RegistryService.ListImages:input_type -> slipway.registry.v1.ListImagesRequest
+	12, // 13: slipway.registry.v1.RegistryService.DeleteImage:input_type -> slipway.registry.v1.DeleteImageRequest
+	14, // 14: slipway.registry.v1.RegistryService.ReceivePushEvents:input_type -> slipway.registry.v1.ReceivePushEventsRequest
+	0,  // 15: slipway.registry.v1.RegistryService.ListImageDeployments:input_type -> slipway.registry.v1.ListImageDeploymentsRequest
+	1,  // 16: slipway.registry.v1.RegistryService.ListDigestDeployments:input_type -> slipway.registry.v1.ListDigestDeploymentsRequest
+	7,  // 17: slipway.registry.v1.RegistryService.CreateImage:output_type -> slipway.registry.v1.CreateImageResponse
+	9,  // 18: slipway.registry.v1.RegistryService.GetImage:output_type -> slipway.registry.v1.GetImageResponse
+	11, // 19: slipway.registry.v1.RegistryService.ListImages:output_type -> slipway.registry.v1.ListImagesResponse
+	13, // 20: slipway.registry.v1.RegistryService.DeleteImage:output_type -> slipway.registry.v1.DeleteImageResponse
+	17, // 21: slipway.registry.v1.RegistryService.ReceivePushEvents:output_type -> slipway.registry.v1.ReceivePushEventsResponse
+	2,  // 22: slipway.registry.v1.RegistryService.ListImageDeployments:output_type -> slipway.registry.v1.ListImageDeploymentsResponse
+	3,  // 23: slipway.registry.v1.RegistryService.ListDigestDeployments:output_type -> slipway.registry.v1.ListDigestDeploymentsResponse
+	17, // [17:24] is the sub-list for method output_type
+	10, // [10:17] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_slipway_registry_v1_registry_proto_init() }
@@ -1048,7 +1345,7 @@ func file_slipway_registry_v1_registry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_slipway_registry_v1_registry_proto_rawDesc), len(file_slipway_registry_v1_registry_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,7 @@ const (
 	RegistryService_GetImage_FullMethodName              = "/slipway.registry.v1.RegistryService/GetImage"
 	RegistryService_ListImages_FullMethodName            = "/slipway.registry.v1.RegistryService/ListImages"
 	RegistryService_DeleteImage_FullMethodName           = "/slipway.registry.v1.RegistryService/DeleteImage"
+	RegistryService_ReceivePushEvents_FullMethodName     = "/slipway.registry.v1.RegistryService/ReceivePushEvents"
 	RegistryService_ListImageDeployments_FullMethodName  = "/slipway.registry.v1.RegistryService/ListImageDeployments"
 	RegistryService_ListDigestDeployments_FullMethodName = "/slipway.registry.v1.RegistryService/ListDigestDeployments"
 )
@@ -53,6 +54,19 @@ type RegistryServiceClient interface {
 	// DeleteImage removes one image version. It is refused while a release
 	// still uses the image.
 	DeleteImage(ctx context.Context, in *DeleteImageRequest, opts ...grpc.CallOption) (*DeleteImageResponse, error)
+	// ReceivePushEvents takes an OCI registry's push notifications (the
+	// distribution notification envelope, as the registry POSTs it with
+	// Content-Type application/vnd.docker.distribution.events.v2+json) and
+	// records an image for every pushed tag: name the last segment of the
+	// repository, version the tag, reference host/repository:tag, and the
+	// digest resolved anew from the registry (never taken from the payload,
+	// which only says a tag was pushed). The registry
+	// authenticates with an API token of the organization (deployer role),
+	// sent in the endpoint's Authorization header: that token is the org's
+	// webhook secret, revocable like any other. Replays are idempotent: a tag
+	// already recorded with the same digest counts as existing, one recorded
+	// with another digest is reported as a conflict and left as it is.
+	ReceivePushEvents(ctx context.Context, in *ReceivePushEventsRequest, opts ...grpc.CallOption) (*ReceivePushEventsResponse, error)
 	// ListImageDeployments lists the releases (cluster, namespace, release,
 	// revision) whose deployed revision runs the image version's digest,
 	// answered by the releases service. UNIMPLEMENTED while the releases
@@ -111,6 +125,16 @@ func (c *registryServiceClient) DeleteImage(ctx context.Context, in *DeleteImage
 	return out, nil
 }
 
+func (c *registryServiceClient) ReceivePushEvents(ctx context.Context, in *ReceivePushEventsRequest, opts ...grpc.CallOption) (*ReceivePushEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReceivePushEventsResponse)
+	err := c.cc.Invoke(ctx, RegistryService_ReceivePushEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *registryServiceClient) ListImageDeployments(ctx context.Context, in *ListImageDeploymentsRequest, opts ...grpc.CallOption) (*ListImageDeploymentsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListImageDeploymentsResponse)
@@ -157,6 +181,19 @@ type RegistryServiceServer interface {
 	// DeleteImage removes one image version. It is refused while a release
 	// still uses the image.
 	DeleteImage(context.Context, *DeleteImageRequest) (*DeleteImageResponse, error)
+	// ReceivePushEvents takes an OCI registry's push notifications (the
+	// distribution notification envelope, as the registry POSTs it with
+	// Content-Type application/vnd.docker.distribution.events.v2+json) and
+	// records an image for every pushed tag: name the last segment of the
+	// repository, version the tag, reference host/repository:tag, and the
+	// digest resolved anew from the registry (never taken from the payload,
+	// which only says a tag was pushed). The registry
+	// authenticates with an API token of the organization (deployer role),
+	// sent in the endpoint's Authorization header: that token is the org's
+	// webhook secret, revocable like any other. Replays are idempotent: a tag
+	// already recorded with the same digest counts as existing, one recorded
+	// with another digest is reported as a conflict and left as it is.
+	ReceivePushEvents(context.Context, *ReceivePushEventsRequest) (*ReceivePushEventsResponse, error)
 	// ListImageDeployments lists the releases (cluster, namespace, release,
 	// revision) whose deployed revision runs the image version's digest,
 	// answered by the releases service. UNIMPLEMENTED while the releases
@@ -186,6 +223,9 @@ func (UnimplementedRegistryServiceServer) ListImages(context.Context, *ListImage
 }
 func (UnimplementedRegistryServiceServer) DeleteImage(context.Context, *DeleteImageRequest) (*DeleteImageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteImage not implemented")
+}
+func (UnimplementedRegistryServiceServer) ReceivePushEvents(context.Context, *ReceivePushEventsRequest) (*ReceivePushEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReceivePushEvents not implemented")
 }
 func (UnimplementedRegistryServiceServer) ListImageDeployments(context.Context, *ListImageDeploymentsRequest) (*ListImageDeploymentsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListImageDeployments not implemented")
@@ -286,6 +326,24 @@ func _RegistryService_DeleteImage_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RegistryService_ReceivePushEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReceivePushEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).ReceivePushEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_ReceivePushEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).ReceivePushEvents(ctx, req.(*ReceivePushEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _RegistryService_ListImageDeployments_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListImageDeploymentsRequest)
 	if err := dec(in); err != nil {
@@ -344,6 +402,10 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteImage",
 			Handler:    _RegistryService_DeleteImage_Handler,
+		},
+		{
+			MethodName: "ReceivePushEvents",
+			Handler:    _RegistryService_ReceivePushEvents_Handler,
 		},
 		{
 			MethodName: "ListImageDeployments",

@@ -13,7 +13,7 @@ type Endpoints struct {
 	ListImages  endpoint.Endpoint
 	DeleteImage endpoint.Endpoint
 
-	ListImageDeployments, ListDigestDeployments endpoint.Endpoint
+	ReceivePushEvents, ListImageDeployments, ListDigestDeployments endpoint.Endpoint
 }
 
 // MakeEndpoints returns the endpoints of s.
@@ -23,6 +23,9 @@ func MakeEndpoints(s Service) Endpoints {
 		GetImage:    makeGetImageEndpoint(s),
 		ListImages:  makeListImagesEndpoint(s),
 		DeleteImage: makeDeleteImageEndpoint(s),
+		ReceivePushEvents: func(ctx context.Context, request any) (any, error) {
+			return s.ReceivePushEvents(ctx, request.([]PushEvent))
+		},
 		ListImageDeployments: func(ctx context.Context, request any) (any, error) {
 			req := request.(imageDeploymentsRequest)
 			return s.ListImageDeployments(ctx, req.Name, req.Version, req.Page)

@@ -78,6 +78,7 @@ type Service interface {
 	GetImage(ctx context.Context, name, version string) (Image, error)
 	ListImages(ctx context.Context, f ImageFilter, p PageRequest) (ImagePage, error)
 	DeleteImage(ctx context.Context, name, version string) error
+	ReceivePushEvents(ctx context.Context, events []PushEvent) (PushResult, error)
 	ListImageDeployments(ctx context.Context, name, version string, p PageRequest) (DeploymentPage, error)
 	ListDigestDeployments(ctx context.Context, digest string, p PageRequest) (DeploymentPage, error)
 }

@@ -19,7 +19,7 @@ type grpcServer struct {
 	listImages  grpctransport.Handler
 	deleteImage grpctransport.Handler
 
-	imageDeployments, digestDeployments grpctransport.Handler
+	receivePush, imageDeployments, digestDeployments grpctransport.Handler
 }
 
 var _ registryv1.RegistryServiceServer = (*grpcServer)(nil)
@@ -32,6 +32,14 @@ func NewGRPCServer(eps Endpoints, log *slog.Logger) registryv1.RegistryServiceSe
 		getImage:    grpctransport.NewServer(eps.GetImage, decodeGetImageRequest, encodeImageResponse(wrapGet)),
 		listImages:  grpctransport.NewServer(eps.ListImages, decodeListImagesRequest, encodeListImagesResponse),
 		deleteImage: grpctransport.NewServer(eps.DeleteImage, decodeDeleteImageRequest, encodeDeleteImageResponse),
+		receivePush: grpctransport.NewServer(eps.ReceivePushEvents, decodePushEvents, func(_ context.Context, r any) (any, error) {
+			res := r.(PushResult)
+			out := &registryv1.ReceivePushEventsResponse{Created: make([]*registryv1.Image, 0, len(res.Created)), Existing: res.Existing, Skipped: res.Skipped}
+			for _, img := range res.Created {
+				out.Created = append(out.Created, toProto(img))
+			}
+			return out, nil
+		}),
 		imageDeployments: grpctransport.NewServer(eps.ListImageDeployments, func(_ context.Context, r any) (any, error) {
 			req := r.(*registryv1.ListImageDeploymentsRequest)
 			return imageDeploymentsRequest{Name: req.GetName(), Version: req.GetVersion(), Page: PageRequest{Size: req.GetPageSize(), Token: req.GetPageToken()}}, nil
@@ -63,6 +71,21 @@ func (s *grpcServer) ListImages(ctx context.Context, req *registryv1.ListImagesR
 
 func (s *grpcServer) DeleteImage(ctx context.Context, req *registryv1.DeleteImageRequest) (*registryv1.DeleteImageResponse, error) {
 	return serve[*registryv1.DeleteImageResponse](ctx, s, s.deleteImage, req)
+}
+
+func (s *grpcServer) ReceivePushEvents(ctx context.Context, req *registryv1.ReceivePushEventsRequest) (*registryv1.ReceivePushEventsResponse, error) {
+	return serve[*registryv1.ReceivePushEventsResponse](ctx, s, s.receivePush, req)
+}
+
+func decodePushEvents(_ context.Context, r any) (any, error) {
+	req := r.(*registryv1.ReceivePushEventsRequest)
+	events := make([]PushEvent, 0, len(req.GetEvents()))
+	for _, e := range req.GetEvents() {
+		t := e.GetTarget()
+		events = append(events, PushEvent{ID: e.GetId(), Action: e.GetAction(), MediaType: t.GetMediaType(), Digest: t.GetDigest(),
+			Repository: t.GetRepository(), URL: t.GetUrl(), Tag: t.GetTag()})
+	}
+	return events, nil
 }
 
 func (s *grpcServer) ListImageDeployments(ctx context.Context, req *registryv1.ListImageDeploymentsRequest) (*registryv1.ListImageDeploymentsResponse, error) {
