@@ -39,6 +39,9 @@ type Registry struct {
 	// Notify, when set, is the URL the registry POSTs its event envelopes
 	// (application/vnd.docker.distribution.events.v1+json) to.
 	Notify string
+	// NotifyHeaders are sent with every notification (an Authorization
+	// header carrying the receiver's token).
+	NotifyHeaders map[string]string
 }
 
 var _ devenv.Component = Registry{}
@@ -152,10 +155,21 @@ func (r Registry) config(addr, storage, htpasswd string) map[string]any {
 				"timeout":   "5s",
 				"threshold": 3,
 				"backoff":   "1s",
+				"headers":   r.notifyHeaders(),
 			}},
 		}
 	}
 	return c
+}
+
+// notifyHeaders is NotifyHeaders as distribution's configuration takes
+// them: a list of values per header.
+func (r Registry) notifyHeaders() map[string][]string {
+	h := map[string][]string{}
+	for k, v := range r.NotifyHeaders {
+		h[k] = []string{v}
+	}
+	return h
 }
 
 // ready reports whether the registry answers the API version check with
