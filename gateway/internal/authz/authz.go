@@ -68,6 +68,8 @@ var Table = map[string]identity.Role{
 	"RegistryService_ListImages":            viewer,
 	"RegistryService_DeleteImage":           deployer,
 	"RegistryService_ReceivePushEvents":     deployer,
+	"RegistryService_GetPushRule":           viewer,
+	"RegistryService_UpdatePushRule":        admin,
 	"RegistryService_ListImageDeployments":  viewer,
 	"RegistryService_ListDigestDeployments": viewer,
 

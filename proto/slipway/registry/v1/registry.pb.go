@@ -23,6 +23,60 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// PushNaming says which part of a repository names the image.
+type PushNaming int32
+
+const (
+	// The default: the last segment ("team/billing/api" is "api").
+	PushNaming_PUSH_NAMING_UNSPECIFIED PushNaming = 0
+	// The last segment, as the default.
+	PushNaming_PUSH_NAMING_LAST_SEGMENT PushNaming = 1
+	// The whole (prefix-stripped) path, "/" becoming "-"
+	// ("billing/api" is "billing-api").
+	PushNaming_PUSH_NAMING_PATH PushNaming = 2
+)
+
+// Enum value maps for PushNaming.
+var (
+	PushNaming_name = map[int32]string{
+		0: "PUSH_NAMING_UNSPECIFIED",
+		1: "PUSH_NAMING_LAST_SEGMENT",
+		2: "PUSH_NAMING_PATH",
+	}
+	PushNaming_value = map[string]int32{
+		"PUSH_NAMING_UNSPECIFIED":  0,
+		"PUSH_NAMING_LAST_SEGMENT": 1,
+		"PUSH_NAMING_PATH":         2,
+	}
+)
+
+func (x PushNaming) Enum() *PushNaming {
+	p := new(PushNaming)
+	*p = x
+	return p
+}
+
+func (x PushNaming) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PushNaming) Descriptor() protoreflect.EnumDescriptor {
+	return file_slipway_registry_v1_registry_proto_enumTypes[0].Descriptor()
+}
+
+func (PushNaming) Type() protoreflect.EnumType {
+	return &file_slipway_registry_v1_registry_proto_enumTypes[0]
+}
+
+func (x PushNaming) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PushNaming.Descriptor instead.
+func (PushNaming) EnumDescriptor() ([]byte, []int) {
+	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{0}
+}
+
 // ListImageDeploymentsRequest names an image version.
 type ListImageDeploymentsRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -1172,6 +1226,252 @@ func (x *ReceivePushEventsResponse) GetSkipped() []string {
 	return nil
 }
 
+// PushRule maps a pushed repository and tag to an image name and version.
+// The version is always the tag.
+type PushRule struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only repositories under this prefix ("team/", at most 255 characters)
+	// record images, and the prefix is removed before naming; empty: every
+	// repository.
+	RepositoryPrefix string `protobuf:"bytes,1,opt,name=repository_prefix,json=repositoryPrefix,proto3" json:"repository_prefix,omitempty"`
+	// How the rest of the repository becomes the name.
+	Naming        PushNaming `protobuf:"varint,2,opt,name=naming,proto3,enum=slipway.registry.v1.PushNaming" json:"naming,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushRule) Reset() {
+	*x = PushRule{}
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushRule) ProtoMessage() {}
+
+func (x *PushRule) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushRule.ProtoReflect.Descriptor instead.
+func (*PushRule) Descriptor() ([]byte, []int) {
+	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *PushRule) GetRepositoryPrefix() string {
+	if x != nil {
+		return x.RepositoryPrefix
+	}
+	return ""
+}
+
+func (x *PushRule) GetNaming() PushNaming {
+	if x != nil {
+		return x.Naming
+	}
+	return PushNaming_PUSH_NAMING_UNSPECIFIED
+}
+
+// GetPushRuleRequest names the organization.
+type GetPushRuleRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Org           string                 `protobuf:"bytes,1,opt,name=org,proto3" json:"org,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPushRuleRequest) Reset() {
+	*x = GetPushRuleRequest{}
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPushRuleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPushRuleRequest) ProtoMessage() {}
+
+func (x *GetPushRuleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPushRuleRequest.ProtoReflect.Descriptor instead.
+func (*GetPushRuleRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *GetPushRuleRequest) GetOrg() string {
+	if x != nil {
+		return x.Org
+	}
+	return ""
+}
+
+// GetPushRuleResponse is the organization's rule.
+type GetPushRuleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rule          *PushRule              `protobuf:"bytes,1,opt,name=rule,proto3" json:"rule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPushRuleResponse) Reset() {
+	*x = GetPushRuleResponse{}
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPushRuleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPushRuleResponse) ProtoMessage() {}
+
+func (x *GetPushRuleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPushRuleResponse.ProtoReflect.Descriptor instead.
+func (*GetPushRuleResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *GetPushRuleResponse) GetRule() *PushRule {
+	if x != nil {
+		return x.Rule
+	}
+	return nil
+}
+
+// UpdatePushRuleRequest replaces the organization's rule.
+type UpdatePushRuleRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Org           string                 `protobuf:"bytes,1,opt,name=org,proto3" json:"org,omitempty"`
+	Rule          *PushRule              `protobuf:"bytes,2,opt,name=rule,proto3" json:"rule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdatePushRuleRequest) Reset() {
+	*x = UpdatePushRuleRequest{}
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdatePushRuleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdatePushRuleRequest) ProtoMessage() {}
+
+func (x *UpdatePushRuleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdatePushRuleRequest.ProtoReflect.Descriptor instead.
+func (*UpdatePushRuleRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *UpdatePushRuleRequest) GetOrg() string {
+	if x != nil {
+		return x.Org
+	}
+	return ""
+}
+
+func (x *UpdatePushRuleRequest) GetRule() *PushRule {
+	if x != nil {
+		return x.Rule
+	}
+	return nil
+}
+
+// UpdatePushRuleResponse is the rule as stored.
+type UpdatePushRuleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rule          *PushRule              `protobuf:"bytes,1,opt,name=rule,proto3" json:"rule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdatePushRuleResponse) Reset() {
+	*x = UpdatePushRuleResponse{}
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdatePushRuleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdatePushRuleResponse) ProtoMessage() {}
+
+func (x *UpdatePushRuleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_registry_v1_registry_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdatePushRuleResponse.ProtoReflect.Descriptor instead.
+func (*UpdatePushRuleResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_registry_v1_registry_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *UpdatePushRuleResponse) GetRule() *PushRule {
+	if x != nil {
+		return x.Rule
+	}
+	return nil
+}
+
 var File_slipway_registry_v1_registry_proto protoreflect.FileDescriptor
 
 const file_slipway_registry_v1_registry_proto_rawDesc = "" +
@@ -1257,14 +1557,33 @@ const file_slipway_registry_v1_registry_proto_rawDesc = "" +
 	"\x19ReceivePushEventsResponse\x124\n" +
 	"\acreated\x18\x01 \x03(\v2\x1a.slipway.registry.v1.ImageR\acreated\x12\x1a\n" +
 	"\bexisting\x18\x02 \x03(\tR\bexisting\x12\x18\n" +
-	"\askipped\x18\x03 \x03(\tR\askipped2\xf9\b\n" +
+	"\askipped\x18\x03 \x03(\tR\askipped\"p\n" +
+	"\bPushRule\x12+\n" +
+	"\x11repository_prefix\x18\x01 \x01(\tR\x10repositoryPrefix\x127\n" +
+	"\x06naming\x18\x02 \x01(\x0e2\x1f.slipway.registry.v1.PushNamingR\x06naming\"&\n" +
+	"\x12GetPushRuleRequest\x12\x10\n" +
+	"\x03org\x18\x01 \x01(\tR\x03org\"H\n" +
+	"\x13GetPushRuleResponse\x121\n" +
+	"\x04rule\x18\x01 \x01(\v2\x1d.slipway.registry.v1.PushRuleR\x04rule\"\\\n" +
+	"\x15UpdatePushRuleRequest\x12\x10\n" +
+	"\x03org\x18\x01 \x01(\tR\x03org\x121\n" +
+	"\x04rule\x18\x02 \x01(\v2\x1d.slipway.registry.v1.PushRuleR\x04rule\"K\n" +
+	"\x16UpdatePushRuleResponse\x121\n" +
+	"\x04rule\x18\x01 \x01(\v2\x1d.slipway.registry.v1.PushRuleR\x04rule*]\n" +
+	"\n" +
+	"PushNaming\x12\x1b\n" +
+	"\x17PUSH_NAMING_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18PUSH_NAMING_LAST_SEGMENT\x10\x01\x12\x14\n" +
+	"\x10PUSH_NAMING_PATH\x10\x022\xa6\v\n" +
 	"\x0fRegistryService\x12\x8a\x01\n" +
 	"\vCreateImage\x12'.slipway.registry.v1.CreateImageRequest\x1a(.slipway.registry.v1.CreateImageResponse\"(\x82\xd3\xe4\x93\x02\":\x05image\"\x19/api/v1/orgs/{org}/images\x12\x94\x01\n" +
 	"\bGetImage\x12$.slipway.registry.v1.GetImageRequest\x1a%.slipway.registry.v1.GetImageResponse\";\x82\xd3\xe4\x93\x025\x123/api/v1/orgs/{org}/images/{name}/versions/{version}\x12\x80\x01\n" +
 	"\n" +
 	"ListImages\x12&.slipway.registry.v1.ListImagesRequest\x1a'.slipway.registry.v1.ListImagesResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/api/v1/orgs/{org}/images\x12\x9d\x01\n" +
 	"\vDeleteImage\x12'.slipway.registry.v1.DeleteImageRequest\x1a(.slipway.registry.v1.DeleteImageResponse\";\x82\xd3\xe4\x93\x025*3/api/v1/orgs/{org}/images/{name}/versions/{version}\x12\x9d\x01\n" +
-	"\x11ReceivePushEvents\x12-.slipway.registry.v1.ReceivePushEventsRequest\x1a..slipway.registry.v1.ReceivePushEventsResponse\")\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/api/v1/orgs/{org}/images:push\x12\xc4\x01\n" +
+	"\x11ReceivePushEvents\x12-.slipway.registry.v1.ReceivePushEventsRequest\x1a..slipway.registry.v1.ReceivePushEventsResponse\")\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/api/v1/orgs/{org}/images:push\x12\x8c\x01\n" +
+	"\vGetPushRule\x12'.slipway.registry.v1.GetPushRuleRequest\x1a(.slipway.registry.v1.GetPushRuleResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/api/v1/orgs/{org}/image-push-rule\x12\x9b\x01\n" +
+	"\x0eUpdatePushRule\x12*.slipway.registry.v1.UpdatePushRuleRequest\x1a+.slipway.registry.v1.UpdatePushRuleResponse\"0\x82\xd3\xe4\x93\x02*:\x04rule\x1a\"/api/v1/orgs/{org}/image-push-rule\x12\xc4\x01\n" +
 	"\x14ListImageDeployments\x120.slipway.registry.v1.ListImageDeploymentsRequest\x1a1.slipway.registry.v1.ListImageDeploymentsResponse\"G\x82\xd3\xe4\x93\x02A\x12?/api/v1/orgs/{org}/images/{name}/versions/{version}/deployments\x12\xb7\x01\n" +
 	"\x15ListDigestDeployments\x121.slipway.registry.v1.ListDigestDeploymentsRequest\x1a2.slipway.registry.v1.ListDigestDeploymentsResponse\"7\x82\xd3\xe4\x93\x021\x12//api/v1/orgs/{org}/digests/{digest}/deploymentsBCZAgithub.com/slipwayhq/slipway/proto/slipway/registry/v1;registryv1b\x06proto3"
 
@@ -1280,58 +1599,73 @@ func file_slipway_registry_v1_registry_proto_rawDescGZIP() []byte {
 	return file_slipway_registry_v1_registry_proto_rawDescData
 }
 
-var file_slipway_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_slipway_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_slipway_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_slipway_registry_v1_registry_proto_goTypes = []any{
-	(*ListImageDeploymentsRequest)(nil),   // 0: slipway.registry.v1.ListImageDeploymentsRequest
-	(*ListDigestDeploymentsRequest)(nil),  // 1: slipway.registry.v1.ListDigestDeploymentsRequest
-	(*ListImageDeploymentsResponse)(nil),  // 2: slipway.registry.v1.ListImageDeploymentsResponse
-	(*ListDigestDeploymentsResponse)(nil), // 3: slipway.registry.v1.ListDigestDeploymentsResponse
-	(*ImageDeployment)(nil),               // 4: slipway.registry.v1.ImageDeployment
-	(*Image)(nil),                         // 5: slipway.registry.v1.Image
-	(*CreateImageRequest)(nil),            // 6: slipway.registry.v1.CreateImageRequest
-	(*CreateImageResponse)(nil),           // 7: slipway.registry.v1.CreateImageResponse
-	(*GetImageRequest)(nil),               // 8: slipway.registry.v1.GetImageRequest
-	(*GetImageResponse)(nil),              // 9: slipway.registry.v1.GetImageResponse
-	(*ListImagesRequest)(nil),             // 10: slipway.registry.v1.ListImagesRequest
-	(*ListImagesResponse)(nil),            // 11: slipway.registry.v1.ListImagesResponse
-	(*DeleteImageRequest)(nil),            // 12: slipway.registry.v1.DeleteImageRequest
-	(*DeleteImageResponse)(nil),           // 13: slipway.registry.v1.DeleteImageResponse
-	(*ReceivePushEventsRequest)(nil),      // 14: slipway.registry.v1.ReceivePushEventsRequest
-	(*PushEvent)(nil),                     // 15: slipway.registry.v1.PushEvent
-	(*PushTarget)(nil),                    // 16: slipway.registry.v1.PushTarget
-	(*ReceivePushEventsResponse)(nil),     // 17: slipway.registry.v1.ReceivePushEventsResponse
-	(*timestamppb.Timestamp)(nil),         // 18: google.protobuf.Timestamp
+	(PushNaming)(0),                       // 0: slipway.registry.v1.PushNaming
+	(*ListImageDeploymentsRequest)(nil),   // 1: slipway.registry.v1.ListImageDeploymentsRequest
+	(*ListDigestDeploymentsRequest)(nil),  // 2: slipway.registry.v1.ListDigestDeploymentsRequest
+	(*ListImageDeploymentsResponse)(nil),  // 3: slipway.registry.v1.ListImageDeploymentsResponse
+	(*ListDigestDeploymentsResponse)(nil), // 4: slipway.registry.v1.ListDigestDeploymentsResponse
+	(*ImageDeployment)(nil),               // 5: slipway.registry.v1.ImageDeployment
+	(*Image)(nil),                         // 6: slipway.registry.v1.Image
+	(*CreateImageRequest)(nil),            // 7: slipway.registry.v1.CreateImageRequest
+	(*CreateImageResponse)(nil),           // 8: slipway.registry.v1.CreateImageResponse
+	(*GetImageRequest)(nil),               // 9: slipway.registry.v1.GetImageRequest
+	(*GetImageResponse)(nil),              // 10: slipway.registry.v1.GetImageResponse
+	(*ListImagesRequest)(nil),             // 11: slipway.registry.v1.ListImagesRequest
+	(*ListImagesResponse)(nil),            // 12: slipway.registry.v1.ListImagesResponse
+	(*DeleteImageRequest)(nil),            // 13: slipway.registry.v1.DeleteImageRequest
+	(*DeleteImageResponse)(nil),           // 14: slipway.registry.v1.DeleteImageResponse
+	(*ReceivePushEventsRequest)(nil),      // 15: slipway.registry.v1.ReceivePushEventsRequest
+	(*PushEvent)(nil),                     // 16: slipway.registry.v1.PushEvent
+	(*PushTarget)(nil),                    // 17: slipway.registry.v1.PushTarget
+	(*ReceivePushEventsResponse)(nil),     // 18: slipway.registry.v1.ReceivePushEventsResponse
+	(*PushRule)(nil),                      // 19: slipway.registry.v1.PushRule
+	(*GetPushRuleRequest)(nil),            // 20: slipway.registry.v1.GetPushRuleRequest
+	(*GetPushRuleResponse)(nil),           // 21: slipway.registry.v1.GetPushRuleResponse
+	(*UpdatePushRuleRequest)(nil),         // 22: slipway.registry.v1.UpdatePushRuleRequest
+	(*UpdatePushRuleResponse)(nil),        // 23: slipway.registry.v1.UpdatePushRuleResponse
+	(*timestamppb.Timestamp)(nil),         // 24: google.protobuf.Timestamp
 }
 var file_slipway_registry_v1_registry_proto_depIdxs = []int32{
-	4,  // 0: slipway.registry.v1.ListImageDeploymentsResponse.deployments:type_name -> slipway.registry.v1.ImageDeployment
-	4,  // 1: slipway.registry.v1.ListDigestDeploymentsResponse.deployments:type_name -> slipway.registry.v1.ImageDeployment
-	18, // 2: slipway.registry.v1.Image.create_time:type_name -> google.protobuf.Timestamp
-	5,  // 3: slipway.registry.v1.CreateImageRequest.image:type_name -> slipway.registry.v1.Image
-	5,  // 4: slipway.registry.v1.CreateImageResponse.image:type_name -> slipway.registry.v1.Image
-	5,  // 5: slipway.registry.v1.GetImageResponse.image:type_name -> slipway.registry.v1.Image
-	5,  // 6: slipway.registry.v1.ListImagesResponse.images:type_name -> slipway.registry.v1.Image
-	15, // 7: slipway.registry.v1.ReceivePushEventsRequest.events:type_name -> slipway.registry.v1.PushEvent
-	16, // 8: slipway.registry.v1.PushEvent.target:type_name -> slipway.registry.v1.PushTarget
-	5,  // 9: slipway.registry.v1.ReceivePushEventsResponse.created:type_name -> slipway.registry.v1.Image
-	6,  // 10: slipway.registry.v1.RegistryService.CreateImage:input_type -> slipway.registry.v1.CreateImageRequest
-	8,  // 11: slipway.registry.v1.RegistryService.GetImage:input_type -> slipway.registry.v1.GetImageRequest
-	10, // 12: slipway.registry.v1.RegistryService.ListImages:input_type -> slipway.registry.v1.ListImagesRequest
-	12, // 13: slipway.registry.v1.RegistryService.DeleteImage:input_type -> slipway.registry.v1.DeleteImageRequest
-	14, // 14: slipway.registry.v1.RegistryService.ReceivePushEvents:input_type -> slipway.registry.v1.ReceivePushEventsRequest
-	0,  // 15: slipway.registry.v1.RegistryService.ListImageDeployments:input_type -> slipway.registry.v1.ListImageDeploymentsRequest
-	1,  // 16: slipway.registry.v1.RegistryService.ListDigestDeployments:input_type -> slipway.registry.v1.ListDigestDeploymentsRequest
-	7,  // 17: slipway.registry.v1.RegistryService.CreateImage:output_type -> slipway.registry.v1.CreateImageResponse
-	9,  // 18: slipway.registry.v1.RegistryService.GetImage:output_type -> slipway.registry.v1.GetImageResponse
-	11, // 19: slipway.registry.v1.RegistryService.ListImages:output_type -> slipway.registry.v1.ListImagesResponse
-	13, // 20: slipway.registry.v1.RegistryService.DeleteImage:output_type -> slipway.registry.v1.DeleteImageResponse
-	17, // 21: slipway.registry.v1.RegistryService.ReceivePushEvents:output_type -> slipway.registry.v1.ReceivePushEventsResponse
-	2,  // 22: slipway.registry.v1.RegistryService.ListImageDeployments:output_type -> slipway.registry.v1.ListImageDeploymentsResponse
-	3,  // 23: slipway.registry.v1.RegistryService.ListDigestDeployments:output_type -> slipway.registry.v1.ListDigestDeploymentsResponse
-	17, // [17:24] is the sub-list for method output_type
-	10, // [10:17] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	5,  // 0: slipway.registry.v1.ListImageDeploymentsResponse.deployments:type_name -> slipway.registry.v1.ImageDeployment
+	5,  // 1: slipway.registry.v1.ListDigestDeploymentsResponse.deployments:type_name -> slipway.registry.v1.ImageDeployment
+	24, // 2: slipway.registry.v1.Image.create_time:type_name -> google.protobuf.Timestamp
+	6,  // 3: slipway.registry.v1.CreateImageRequest.image:type_name -> slipway.registry.v1.Image
+	6,  // 4: slipway.registry.v1.CreateImageResponse.image:type_name -> slipway.registry.v1.Image
+	6,  // 5: slipway.registry.v1.GetImageResponse.image:type_name -> slipway.registry.v1.Image
+	6,  // 6: slipway.registry.v1.ListImagesResponse.images:type_name -> slipway.registry.v1.Image
+	16, // 7: slipway.registry.v1.ReceivePushEventsRequest.events:type_name -> slipway.registry.v1.PushEvent
+	17, // 8: slipway.registry.v1.PushEvent.target:type_name -> slipway.registry.v1.PushTarget
+	6,  // 9: slipway.registry.v1.ReceivePushEventsResponse.created:type_name -> slipway.registry.v1.Image
+	0,  // 10: slipway.registry.v1.PushRule.naming:type_name -> slipway.registry.v1.PushNaming
+	19, // 11: slipway.registry.v1.GetPushRuleResponse.rule:type_name -> slipway.registry.v1.PushRule
+	19, // 12: slipway.registry.v1.UpdatePushRuleRequest.rule:type_name -> slipway.registry.v1.PushRule
+	19, // 13: slipway.registry.v1.UpdatePushRuleResponse.rule:type_name -> slipway.registry.v1.PushRule
+	7,  // 14: slipway.registry.v1.RegistryService.CreateImage:input_type -> slipway.registry.v1.CreateImageRequest
+	9,  // 15: slipway.registry.v1.RegistryService.GetImage:input_type -> slipway.registry.v1.GetImageRequest
+	11, // 16: slipway.registry.v1.RegistryService.ListImages:input_type -> slipway.registry.v1.ListImagesRequest
+	13, // 17: slipway.registry.v1.RegistryService.DeleteImage:input_type -> slipway.registry.v1.DeleteImageRequest
+	15, // 18: slipway.registry.v1.RegistryService.ReceivePushEvents:input_type -> slipway.registry.v1.ReceivePushEventsRequest
+	20, // 19: slipway.registry.v1.RegistryService.GetPushRule:input_type -> slipway.registry.v1.GetPushRuleRequest
+	22, // 20: slipway.registry.v1.RegistryService.UpdatePushRule:input_type -> slipway.registry.v1.UpdatePushRuleRequest
+	1,  // 21: slipway.registry.v1.RegistryService.ListImageDeployments:input_type -> slipway.registry.v1.ListImageDeploymentsRequest
+	2,  // 22: slipway.registry.v1.RegistryService.ListDigestDeployments:input_type -> slipway.registry.v1.ListDigestDeploymentsRequest
+	8,  // 23: slipway.registry.v1.RegistryService.CreateImage:output_type -> slipway.registry.v1.CreateImageResponse
+	10, // 24: slipway.registry.v1.RegistryService.GetImage:output_type -> slipway.registry.v1.GetImageResponse
+	12, // 25: slipway.registry.v1.RegistryService.ListImages:output_type -> slipway.registry.v1.ListImagesResponse
+	14, // 26: slipway.registry.v1.RegistryService.DeleteImage:output_type -> slipway.registry.v1.DeleteImageResponse
+	18, // 27: slipway.registry.v1.RegistryService.ReceivePushEvents:output_type -> slipway.registry.v1.ReceivePushEventsResponse
+	21, // 28: slipway.registry.v1.RegistryService.GetPushRule:output_type -> slipway.registry.v1.GetPushRuleResponse
+	23, // 29: slipway.registry.v1.RegistryService.UpdatePushRule:output_type -> slipway.registry.v1.UpdatePushRuleResponse
+	3,  // 30: slipway.registry.v1.RegistryService.ListImageDeployments:output_type -> slipway.registry.v1.ListImageDeploymentsResponse
+	4,  // 31: slipway.registry.v1.RegistryService.ListDigestDeployments:output_type -> slipway.registry.v1.ListDigestDeploymentsResponse
+	23, // [23:32] is the sub-list for method output_type
+	14, // [14:23] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_slipway_registry_v1_registry_proto_init() }
@@ -1344,13 +1678,14 @@ func file_slipway_registry_v1_registry_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_slipway_registry_v1_registry_proto_rawDesc), len(file_slipway_registry_v1_registry_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   18,
+			NumEnums:      1,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_slipway_registry_v1_registry_proto_goTypes,
 		DependencyIndexes: file_slipway_registry_v1_registry_proto_depIdxs,
+		EnumInfos:         file_slipway_registry_v1_registry_proto_enumTypes,
 		MessageInfos:      file_slipway_registry_v1_registry_proto_msgTypes,
 	}.Build()
 	File_slipway_registry_v1_registry_proto = out.File

@@ -24,6 +24,8 @@ const (
 	RegistryService_ListImages_FullMethodName            = "/slipway.registry.v1.RegistryService/ListImages"
 	RegistryService_DeleteImage_FullMethodName           = "/slipway.registry.v1.RegistryService/DeleteImage"
 	RegistryService_ReceivePushEvents_FullMethodName     = "/slipway.registry.v1.RegistryService/ReceivePushEvents"
+	RegistryService_GetPushRule_FullMethodName           = "/slipway.registry.v1.RegistryService/GetPushRule"
+	RegistryService_UpdatePushRule_FullMethodName        = "/slipway.registry.v1.RegistryService/UpdatePushRule"
 	RegistryService_ListImageDeployments_FullMethodName  = "/slipway.registry.v1.RegistryService/ListImageDeployments"
 	RegistryService_ListDigestDeployments_FullMethodName = "/slipway.registry.v1.RegistryService/ListDigestDeployments"
 )
@@ -67,6 +69,11 @@ type RegistryServiceClient interface {
 	// already recorded with the same digest counts as existing, one recorded
 	// with another digest is reported as a conflict and left as it is.
 	ReceivePushEvents(ctx context.Context, in *ReceivePushEventsRequest, opts ...grpc.CallOption) (*ReceivePushEventsResponse, error)
+	// GetPushRule returns how the organization's push webhooks name images
+	// (the default rule when none was set).
+	GetPushRule(ctx context.Context, in *GetPushRuleRequest, opts ...grpc.CallOption) (*GetPushRuleResponse, error)
+	// UpdatePushRule sets how the organization's push webhooks name images.
+	UpdatePushRule(ctx context.Context, in *UpdatePushRuleRequest, opts ...grpc.CallOption) (*UpdatePushRuleResponse, error)
 	// ListImageDeployments lists the releases (cluster, namespace, release,
 	// revision) whose deployed revision runs the image version's digest,
 	// answered by the releases service. UNIMPLEMENTED while the releases
@@ -135,6 +142,26 @@ func (c *registryServiceClient) ReceivePushEvents(ctx context.Context, in *Recei
 	return out, nil
 }
 
+func (c *registryServiceClient) GetPushRule(ctx context.Context, in *GetPushRuleRequest, opts ...grpc.CallOption) (*GetPushRuleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetPushRuleResponse)
+	err := c.cc.Invoke(ctx, RegistryService_GetPushRule_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) UpdatePushRule(ctx context.Context, in *UpdatePushRuleRequest, opts ...grpc.CallOption) (*UpdatePushRuleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdatePushRuleResponse)
+	err := c.cc.Invoke(ctx, RegistryService_UpdatePushRule_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *registryServiceClient) ListImageDeployments(ctx context.Context, in *ListImageDeploymentsRequest, opts ...grpc.CallOption) (*ListImageDeploymentsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListImageDeploymentsResponse)
@@ -194,6 +221,11 @@ type RegistryServiceServer interface {
 	// already recorded with the same digest counts as existing, one recorded
 	// with another digest is reported as a conflict and left as it is.
 	ReceivePushEvents(context.Context, *ReceivePushEventsRequest) (*ReceivePushEventsResponse, error)
+	// GetPushRule returns how the organization's push webhooks name images
+	// (the default rule when none was set).
+	GetPushRule(context.Context, *GetPushRuleRequest) (*GetPushRuleResponse, error)
+	// UpdatePushRule sets how the organization's push webhooks name images.
+	UpdatePushRule(context.Context, *UpdatePushRuleRequest) (*UpdatePushRuleResponse, error)
 	// ListImageDeployments lists the releases (cluster, namespace, release,
 	// revision) whose deployed revision runs the image version's digest,
 	// answered by the releases service. UNIMPLEMENTED while the releases
@@ -226,6 +258,12 @@ func (UnimplementedRegistryServiceServer) DeleteImage(context.Context, *DeleteIm
 }
 func (UnimplementedRegistryServiceServer) ReceivePushEvents(context.Context, *ReceivePushEventsRequest) (*ReceivePushEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReceivePushEvents not implemented")
+}
+func (UnimplementedRegistryServiceServer) GetPushRule(context.Context, *GetPushRuleRequest) (*GetPushRuleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPushRule not implemented")
+}
+func (UnimplementedRegistryServiceServer) UpdatePushRule(context.Context, *UpdatePushRuleRequest) (*UpdatePushRuleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdatePushRule not implemented")
 }
 func (UnimplementedRegistryServiceServer) ListImageDeployments(context.Context, *ListImageDeploymentsRequest) (*ListImageDeploymentsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListImageDeployments not implemented")
@@ -344,6 +382,42 @@ func _RegistryService_ReceivePushEvents_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RegistryService_GetPushRule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPushRuleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).GetPushRule(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_GetPushRule_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).GetPushRule(ctx, req.(*GetPushRuleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_UpdatePushRule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdatePushRuleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).UpdatePushRule(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_UpdatePushRule_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).UpdatePushRule(ctx, req.(*UpdatePushRuleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _RegistryService_ListImageDeployments_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListImageDeploymentsRequest)
 	if err := dec(in); err != nil {
@@ -406,6 +480,14 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReceivePushEvents",
 			Handler:    _RegistryService_ReceivePushEvents_Handler,
+		},
+		{
+			MethodName: "GetPushRule",
+			Handler:    _RegistryService_GetPushRule_Handler,
+		},
+		{
+			MethodName: "UpdatePushRule",
+			Handler:    _RegistryService_UpdatePushRule_Handler,
 		},
 		{
 			MethodName: "ListImageDeployments",

@@ -13,7 +13,8 @@ type Endpoints struct {
 	ListImages  endpoint.Endpoint
 	DeleteImage endpoint.Endpoint
 
-	ReceivePushEvents, ListImageDeployments, ListDigestDeployments endpoint.Endpoint
+	ReceivePushEvents, GetPushRule, UpdatePushRule endpoint.Endpoint
+	ListImageDeployments, ListDigestDeployments    endpoint.Endpoint
 }
 
 // MakeEndpoints returns the endpoints of s.
@@ -26,6 +27,8 @@ func MakeEndpoints(s Service) Endpoints {
 		ReceivePushEvents: func(ctx context.Context, request any) (any, error) {
 			return s.ReceivePushEvents(ctx, request.([]PushEvent))
 		},
+		GetPushRule:    func(ctx context.Context, _ any) (any, error) { return s.GetPushRule(ctx) },
+		UpdatePushRule: func(ctx context.Context, request any) (any, error) { return s.UpdatePushRule(ctx, request.(PushRule)) },
 		ListImageDeployments: func(ctx context.Context, request any) (any, error) {
 			req := request.(imageDeploymentsRequest)
 			return s.ListImageDeployments(ctx, req.Name, req.Version, req.Page)

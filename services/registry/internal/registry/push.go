@@ -6,11 +6,78 @@ import (
 	"fmt"
 	"net/url"
 	"path"
+	"regexp"
 	"slices"
+	"strings"
 
 	"github.com/slipwayhq/slipway/pkg/identity"
 	"github.com/slipwayhq/slipway/pkg/validate"
 )
+
+// PushNaming says which part of a repository names the image.
+type PushNaming int
+
+// Namings.
+const (
+	NamingLastSegment PushNaming = 1 // "team/billing/api" is "api"
+	NamingPath        PushNaming = 2 // "billing/api" is "billing-api"
+)
+
+// PushRule maps pushed repositories to image names (the version is the tag).
+type PushRule struct {
+	// RepositoryPrefix limits the rule to repositories under it, and is
+	// removed before naming.
+	RepositoryPrefix string
+	Naming           PushNaming
+}
+
+// DefaultPushRule applies until an org sets its own.
+var DefaultPushRule = PushRule{Naming: NamingLastSegment}
+
+// maxPrefixLen bounds a rule's repository prefix.
+const maxPrefixLen = 255
+
+func (r PushRule) validate() error {
+	if len(r.RepositoryPrefix) > maxPrefixLen {
+		return validate.Field("rule.repository_prefix", "at most %d characters", maxPrefixLen)
+	}
+	if r.RepositoryPrefix != "" && !repositoryPrefix.MatchString(r.RepositoryPrefix) {
+		return validate.Field("rule.repository_prefix", "must be repository path segments ending in \"/\" (lower-case letters, digits, '.', '_', '-'), e.g. team/")
+	}
+	if r.Naming != NamingLastSegment && r.Naming != NamingPath {
+		return validate.Field("rule.naming", "must be PUSH_NAMING_LAST_SEGMENT or PUSH_NAMING_PATH")
+	}
+	return nil
+}
+
+// repositoryPrefix is one or more repository path segments, each followed
+// by "/".
+var repositoryPrefix = regexp.MustCompile(`^([a-z0-9]+([._-][a-z0-9]+)*/)+$`)
+
+func (s *service) GetPushRule(ctx context.Context) (PushRule, error) {
+	caller, err := callerWith(ctx, identity.RoleViewer)
+	if err != nil {
+		return PushRule{}, err
+	}
+	return s.store.GetPushRule(ctx, caller.Org)
+}
+
+func (s *service) UpdatePushRule(ctx context.Context, r PushRule) (PushRule, error) {
+	caller, err := callerWith(ctx, identity.RoleAdmin)
+	if err != nil {
+		return PushRule{}, err
+	}
+	if r.Naming == 0 {
+		r.Naming = NamingLastSegment
+	}
+	if err := r.validate(); err != nil {
+		return PushRule{}, err
+	}
+	if err := s.store.PutPushRule(ctx, caller.Org, r, s.now().UTC()); err != nil {
+		return PushRule{}, err
+	}
+	return r, nil
+}
 
 // MaxPushEvents bounds the events of one notification envelope
 // (distribution sends them one or a few at a time).
@@ -47,9 +114,13 @@ func (s *service) ReceivePushEvents(ctx context.Context, events []PushEvent) (Pu
 	if len(events) > MaxPushEvents {
 		return PushResult{}, validate.Field("events", "at most %d events per envelope, got %d", MaxPushEvents, len(events))
 	}
+	rule, err := s.store.GetPushRule(ctx, caller.Org)
+	if err != nil {
+		return PushResult{}, err
+	}
 	var res PushResult
 	for _, e := range events {
-		in, why := imageFromEvent(e)
+		in, why := imageFromEvent(e, rule)
 		if why != "" {
 			res.Skipped = append(res.Skipped, fmt.Sprintf("event %s: %s", short(e.ID), why))
 			continue
@@ -81,10 +152,9 @@ func (s *service) ReceivePushEvents(ctx context.Context, events []PushEvent) (Pu
 	return res, nil
 }
 
-// imageFromEvent maps a push to the image it records (the default rule:
-// name the repository's last segment, version the tag), or says why the
-// event records none.
-func imageFromEvent(e PushEvent) (NewImage, string) {
+// imageFromEvent maps a push to the image it records by rule (the version
+// is the tag), or says why the event records none.
+func imageFromEvent(e PushEvent, rule PushRule) (NewImage, string) {
 	switch {
 	case e.Action != "push":
 		return NewImage{}, fmt.Sprintf("%s: not a push", quoteShort(e.Action))
@@ -99,7 +169,15 @@ func imageFromEvent(e PushEvent) (NewImage, string) {
 	if err != nil || u.Host == "" || u.User != nil {
 		return NewImage{}, "the target URL names no registry host"
 	}
-	in := NewImage{Name: path.Base(e.Repository), Version: e.Tag, Reference: u.Host + "/" + e.Repository + ":" + e.Tag}
+	rest, ok := strings.CutPrefix(e.Repository, rule.RepositoryPrefix)
+	if !ok || rest == "" {
+		return NewImage{}, fmt.Sprintf("repository %s is not under the org's prefix %s", quoteShort(e.Repository), quoteShort(rule.RepositoryPrefix))
+	}
+	name := path.Base(rest)
+	if rule.Naming == NamingPath {
+		name = strings.ReplaceAll(rest, "/", "-")
+	}
+	in := NewImage{Name: name, Version: e.Tag, Reference: u.Host + "/" + e.Repository + ":" + e.Tag}
 	if err := validateKey(in.Name, in.Version); err != nil {
 		return NewImage{}, fmt.Sprintf("repository %s, tag %s: %v", quoteShort(e.Repository), quoteShort(e.Tag), err)
 	}

@@ -88,12 +88,14 @@ func TestReceivePushEvents(t *testing.T) {
 // and an image it accepts is one CreateImage accepts.
 func FuzzImageFromEvent(f *testing.F) {
 	d := "sha256:" + strings.Repeat("ab", 32)
-	f.Add("push", ociManifest, d, "team/api", "https://r.example.com/v2/team/api/manifests/x", "1.0")
-	f.Add("push", ociManifest, d, "api", "http://127.0.0.1:5000/v2/api/manifests/x", "latest")
-	f.Add("push", ociManifest, d, "a/b/c", "https://u:p@r/", "v")
-	f.Add("delete", "", "", "", "", "")
-	f.Fuzz(func(t *testing.T, action, mediaType, digest, repo, rawURL, tag string) {
-		in, why := imageFromEvent(PushEvent{Action: action, MediaType: mediaType, Digest: digest, Repository: repo, URL: rawURL, Tag: tag})
+	f.Add("push", ociManifest, d, "team/api", "https://r.example.com/v2/team/api/manifests/x", "1.0", "", uint8(1))
+	f.Add("push", ociManifest, d, "api", "http://127.0.0.1:5000/v2/api/manifests/x", "latest", "", uint8(2))
+	f.Add("push", ociManifest, d, "team/billing/api", "https://r/v2/", "v1", "team/", uint8(2))
+	f.Add("push", ociManifest, d, "a/b/c", "https://u:p@r/", "v", "a/", uint8(1))
+	f.Add("delete", "", "", "", "", "", "", uint8(0))
+	f.Fuzz(func(t *testing.T, action, mediaType, digest, repo, rawURL, tag, prefix string, naming uint8) {
+		rule := PushRule{RepositoryPrefix: prefix, Naming: PushNaming(naming)}
+		in, why := imageFromEvent(PushEvent{Action: action, MediaType: mediaType, Digest: digest, Repository: repo, URL: rawURL, Tag: tag}, rule)
 		if why != "" {
 			if len(why) > 1000 {
 				t.Fatalf("skip reason of %d bytes", len(why))
@@ -104,4 +106,44 @@ func FuzzImageFromEvent(f *testing.F) {
 			t.Fatalf("accepted %+v, which CreateImage refuses: %v", in, err)
 		}
 	})
+}
+
+// TestPushRule: an org's rule decides which repositories record images and
+// how they are named; only admins set it; it is the org's own.
+func TestPushRule(t *testing.T) {
+	h := newHarness(t, sqltest.SQLite(t))
+	admin := h.as(t, "acme", identity.RoleAdmin)
+	got, err := h.client.GetPushRule(admin, &registryv1.GetPushRuleRequest{Org: "acme"})
+	if err != nil || got.GetRule().GetNaming() != registryv1.PushNaming_PUSH_NAMING_LAST_SEGMENT || got.GetRule().GetRepositoryPrefix() != "" {
+		t.Fatalf("default rule = %v, %v", got, err)
+	}
+	rule := &registryv1.PushRule{RepositoryPrefix: "team/", Naming: registryv1.PushNaming_PUSH_NAMING_PATH}
+	_, err = h.client.UpdatePushRule(h.as(t, "acme", identity.RoleDeployer), &registryv1.UpdatePushRuleRequest{Org: "acme", Rule: rule})
+	wantCode(t, err, codes.PermissionDenied)
+	for _, bad := range []*registryv1.PushRule{{RepositoryPrefix: "team"}, {RepositoryPrefix: "/team/"}, {RepositoryPrefix: "Team/"}, {Naming: 7}} {
+		_, err := h.client.UpdatePushRule(admin, &registryv1.UpdatePushRuleRequest{Org: "acme", Rule: bad})
+		wantCode(t, err, codes.InvalidArgument)
+	}
+	if _, err := h.client.UpdatePushRule(admin, &registryv1.UpdatePushRuleRequest{Org: "acme", Rule: rule}); err != nil {
+		t.Fatal(err)
+	}
+	if other, err := h.client.GetPushRule(h.as(t, "globex", identity.RoleViewer), &registryv1.GetPushRuleRequest{Org: "globex"}); err != nil || other.GetRule().GetRepositoryPrefix() != "" {
+		t.Errorf("globex's rule = %v, %v; want the default", other, err)
+	}
+
+	deployer := h.as(t, "acme", identity.RoleDeployer)
+	d, _ := tagResolver{}.Resolve(deployer, "acme", "registry.example.com/team/billing/api:2.0")
+	res, err := h.client.ReceivePushEvents(deployer, &registryv1.ReceivePushEventsRequest{Org: "acme", Events: []*registryv1.PushEvent{
+		pushEvent("a", "team/billing/api", "2.0", d),
+		pushEvent("b", "other/api", "2.0", d),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.GetCreated()) != 1 || res.GetCreated()[0].GetName() != "billing-api" {
+		t.Errorf("created %v; want billing-api by the path naming", res.GetCreated())
+	}
+	if len(res.GetSkipped()) != 1 || !strings.Contains(res.GetSkipped()[0], "not under the org's prefix") {
+		t.Errorf("skipped %q; want other/api outside the prefix", res.GetSkipped())
+	}
 }

@@ -79,6 +79,8 @@ type Service interface {
 	ListImages(ctx context.Context, f ImageFilter, p PageRequest) (ImagePage, error)
 	DeleteImage(ctx context.Context, name, version string) error
 	ReceivePushEvents(ctx context.Context, events []PushEvent) (PushResult, error)
+	GetPushRule(ctx context.Context) (PushRule, error)
+	UpdatePushRule(ctx context.Context, r PushRule) (PushRule, error)
 	ListImageDeployments(ctx context.Context, name, version string, p PageRequest) (DeploymentPage, error)
 	ListDigestDeployments(ctx context.Context, digest string, p PageRequest) (DeploymentPage, error)
 }

@@ -22,6 +22,10 @@ type Store interface {
 	// ListImages returns up to limit images matching f, newest first,
 	// starting after the image with id after ("" for the first page).
 	ListImages(ctx context.Context, org string, f ImageFilter, after string, limit int) ([]Image, error)
+	// GetPushRule returns org's push rule, DefaultPushRule when none is set.
+	GetPushRule(ctx context.Context, org string) (PushRule, error)
+	// PutPushRule sets org's push rule.
+	PutPushRule(ctx context.Context, org string, r PushRule, at time.Time) error
 	// DeleteImage removes an image or returns ErrImageNotFound.
 	DeleteImage(ctx context.Context, org, name, version string) error
 }
@@ -131,4 +135,28 @@ func scanImage(row interface{ Scan(...any) error }) (Image, error) {
 	}
 	img.Created = time.UnixMicro(created).UTC()
 	return img, nil
+}
+
+func (s *SQLStore) GetPushRule(ctx context.Context, org string) (PushRule, error) {
+	var r PushRule
+	var naming int
+	err := s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT repository_prefix, naming FROM push_rules WHERE org = ?`), org).Scan(&r.RepositoryPrefix, &naming)
+	if errors.Is(err, sql.ErrNoRows) {
+		return DefaultPushRule, nil
+	}
+	if err != nil {
+		return PushRule{}, fmt.Errorf("get push rule: %w", err)
+	}
+	r.Naming = PushNaming(naming)
+	return r, nil
+}
+
+func (s *SQLStore) PutPushRule(ctx context.Context, org string, r PushRule, at time.Time) error {
+	_, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO push_rules (org, repository_prefix, naming, updated_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (org) DO UPDATE SET repository_prefix = excluded.repository_prefix, naming = excluded.naming, updated_at = excluded.updated_at`),
+		org, r.RepositoryPrefix, int(r.Naming), at.UnixMicro())
+	if err != nil {
+		return fmt.Errorf("put push rule: %w", err)
+	}
+	return nil
 }

@@ -41,6 +41,24 @@ func testImage(t testing.TB, org, name, version string) Image {
 }
 
 func runStoreSuite(t *testing.T, s Store) {
+	t.Run("push rules default, set and stay per org", func(t *testing.T) {
+		ctx := context.Background()
+		if r, err := s.GetPushRule(ctx, "rules"); err != nil || r != DefaultPushRule {
+			t.Fatalf("unset rule = %+v, %v; want the default", r, err)
+		}
+		want := PushRule{RepositoryPrefix: "team/", Naming: NamingPath}
+		for range 2 { // the second put updates
+			if err := s.PutPushRule(ctx, "rules", want, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if r, err := s.GetPushRule(ctx, "rules"); err != nil || r != want {
+			t.Errorf("rule = %+v, %v; want %+v", r, err, want)
+		}
+		if r, _ := s.GetPushRule(ctx, "rules-other"); r != DefaultPushRule {
+			t.Errorf("another org's rule = %+v", r)
+		}
+	})
 	ctx := context.Background()
 
 	t.Run("insert then get returns every field", func(t *testing.T) {

@@ -19,7 +19,8 @@ type grpcServer struct {
 	listImages  grpctransport.Handler
 	deleteImage grpctransport.Handler
 
-	receivePush, imageDeployments, digestDeployments grpctransport.Handler
+	receivePush, getPushRule, updatePushRule grpctransport.Handler
+	imageDeployments, digestDeployments      grpctransport.Handler
 }
 
 var _ registryv1.RegistryServiceServer = (*grpcServer)(nil)
@@ -39,6 +40,15 @@ func NewGRPCServer(eps Endpoints, log *slog.Logger) registryv1.RegistryServiceSe
 				out.Created = append(out.Created, toProto(img))
 			}
 			return out, nil
+		}),
+		getPushRule: grpctransport.NewServer(eps.GetPushRule, func(context.Context, any) (any, error) { return nil, nil }, func(_ context.Context, r any) (any, error) {
+			return &registryv1.GetPushRuleResponse{Rule: pushRuleProto(r.(PushRule))}, nil
+		}),
+		updatePushRule: grpctransport.NewServer(eps.UpdatePushRule, func(_ context.Context, r any) (any, error) {
+			rule := r.(*registryv1.UpdatePushRuleRequest).GetRule()
+			return PushRule{RepositoryPrefix: rule.GetRepositoryPrefix(), Naming: PushNaming(rule.GetNaming())}, nil
+		}, func(_ context.Context, r any) (any, error) {
+			return &registryv1.UpdatePushRuleResponse{Rule: pushRuleProto(r.(PushRule))}, nil
 		}),
 		imageDeployments: grpctransport.NewServer(eps.ListImageDeployments, func(_ context.Context, r any) (any, error) {
 			req := r.(*registryv1.ListImageDeploymentsRequest)
@@ -75,6 +85,18 @@ func (s *grpcServer) DeleteImage(ctx context.Context, req *registryv1.DeleteImag
 
 func (s *grpcServer) ReceivePushEvents(ctx context.Context, req *registryv1.ReceivePushEventsRequest) (*registryv1.ReceivePushEventsResponse, error) {
 	return serve[*registryv1.ReceivePushEventsResponse](ctx, s, s.receivePush, req)
+}
+
+func (s *grpcServer) GetPushRule(ctx context.Context, req *registryv1.GetPushRuleRequest) (*registryv1.GetPushRuleResponse, error) {
+	return serve[*registryv1.GetPushRuleResponse](ctx, s, s.getPushRule, req)
+}
+
+func (s *grpcServer) UpdatePushRule(ctx context.Context, req *registryv1.UpdatePushRuleRequest) (*registryv1.UpdatePushRuleResponse, error) {
+	return serve[*registryv1.UpdatePushRuleResponse](ctx, s, s.updatePushRule, req)
+}
+
+func pushRuleProto(r PushRule) *registryv1.PushRule {
+	return &registryv1.PushRule{RepositoryPrefix: r.RepositoryPrefix, Naming: registryv1.PushNaming(r.Naming)}
 }
 
 func decodePushEvents(_ context.Context, r any) (any, error) {
