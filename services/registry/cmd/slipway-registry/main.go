@@ -28,8 +28,8 @@ const watchOrg = "slipway-registry"
 func main() {
 	var (
 		dsn, clustersAddr, releasesAddr string
-		oc                outbound.Config
-		opts              registry.Options
+		oc                              outbound.Config
+		opts                            registry.Options
 	)
 	err := server.Service{
 		Name:      "registry",
