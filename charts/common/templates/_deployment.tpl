@@ -6,6 +6,12 @@ common.deployment renders a Slipway service's Deployment. Call it with a dict:
   database      true for a chart that owns a database (database.* values; see
                 _database.tpl): the DSN env, the SQLite volume, and the
                 replicaCount check (optional)
+  serviceKey    true for an acting service (registry, catalog, releases): its
+                own identity signing key, serviceKey.* (see _servicekeys.tpl),
+                mounted alone (--service-key) (optional)
+  trustServices true for a service that receives calls the acting services
+                make as themselves: the public keys of trustedServiceKeys
+                (--identity-service-keys) (optional)
   env           extra container env, a YAML list rendered by the chart (optional)
   volumes       extra pod volumes, a YAML list (optional)
   volumeMounts  extra container volume mounts, a YAML list (optional)
@@ -62,6 +68,12 @@ spec:
             {{- if .database }}
             {{- include "common.database.env" $ | nindent 12 }}
             {{- end }}
+            {{- if .serviceKey }}
+            {{- include "common.serviceKey.env" $ | nindent 12 }}
+            {{- end }}
+            {{- if .trustServices }}
+            {{- with include "common.trustedServiceKeys.env" $ }}{{ . | nindent 12 }}{{ end }}
+            {{- end }}
             {{- with .env }}
             {{- . | trim | nindent 12 }}
             {{- end }}
@@ -88,6 +100,12 @@ spec:
             {{- if and .database (not $.Values.database.existingSecret) }}
             {{- include "common.database.volumeMounts" $ | nindent 12 }}
             {{- end }}
+            {{- if .serviceKey }}
+            {{- include "common.serviceKey.volumeMounts" $ | nindent 12 }}
+            {{- end }}
+            {{- if .trustServices }}
+            {{- with include "common.trustedServiceKeys.volumeMounts" $ }}{{ . | nindent 12 }}{{ end }}
+            {{- end }}
             {{- with .volumeMounts }}
             {{- . | trim | nindent 12 }}
             {{- end }}
@@ -104,6 +122,12 @@ spec:
           emptyDir: {}
         {{- if and .database (not $.Values.database.existingSecret) }}
         {{- include "common.database.volumes" $ | nindent 8 }}
+        {{- end }}
+        {{- if .serviceKey }}
+        {{- include "common.serviceKey.volumes" $ | nindent 8 }}
+        {{- end }}
+        {{- if .trustServices }}
+        {{- with include "common.trustedServiceKeys.volumes" $ }}{{ . | nindent 8 }}{{ end }}
         {{- end }}
         {{- with .volumes }}
         {{- . | trim | nindent 8 }}
