@@ -93,6 +93,18 @@ func (t Table) IsInternal(err error) bool {
 	return err != nil && status.Code(t.ToStatus(err)) == codes.Internal
 }
 
+// Outcome labels err for metrics: "ok", "rejected" (the caller's doing:
+// bad input, not found, conflicts) or "error" (ours: what ToStatus hides).
+func (t Table) Outcome(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case t.IsInternal(err):
+		return "error"
+	}
+	return "rejected"
+}
+
 // FieldViolation returns InvalidArgument naming the field, with a
 // google.rpc.BadRequest detail that clients can read field by field.
 func FieldViolation(fe *validate.FieldError) error {

@@ -215,3 +215,14 @@ func TestToStatusReason(t *testing.T) {
 		t.Errorf("a rule without a reason attached %q", r)
 	}
 }
+
+func TestOutcome(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{{nil, "ok"}, {errNotFound, "rejected"}, {errors.New("disk on fire"), "error"}} {
+		if got := table.Outcome(tc.err); got != tc.want {
+			t.Errorf("Outcome(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}

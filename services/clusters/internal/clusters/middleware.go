@@ -113,7 +113,7 @@ type instrumentingService struct {
 }
 
 func (s *instrumentingService) count(op string, err error) {
-	s.calls.WithLabelValues(op, outcome(err)).Inc()
+	s.calls.WithLabelValues(op, errorTable.Outcome(err)).Inc()
 }
 
 func (s *instrumentingService) RegisterCluster(ctx context.Context, in NewCluster) (Cluster, error) {
@@ -174,14 +174,4 @@ func (s *instrumentingService) RepositoryAuth(ctx context.Context, credRef, url 
 	a, err := s.Service.RepositoryAuth(ctx, credRef, url)
 	s.count("repository_auth", err)
 	return a, err
-}
-
-func outcome(err error) string {
-	switch {
-	case err == nil:
-		return "ok"
-	case errorTable.IsInternal(err):
-		return "error"
-	}
-	return "rejected"
 }

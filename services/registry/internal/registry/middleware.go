@@ -53,24 +53,14 @@ type instrumentingService struct {
 
 func (s *instrumentingService) CreateImage(ctx context.Context, in NewImage) (Image, error) {
 	img, err := s.Service.CreateImage(ctx, in)
-	s.changes.WithLabelValues("create", outcome(err)).Inc()
+	s.changes.WithLabelValues("create", errorTable.Outcome(err)).Inc()
 	return img, err
 }
 
 func (s *instrumentingService) DeleteImage(ctx context.Context, name, version string) error {
 	err := s.Service.DeleteImage(ctx, name, version)
-	s.changes.WithLabelValues("delete", outcome(err)).Inc()
+	s.changes.WithLabelValues("delete", errorTable.Outcome(err)).Inc()
 	return err
-}
-
-func outcome(err error) string {
-	switch {
-	case err == nil:
-		return "ok"
-	case errorTable.IsInternal(err):
-		return "error"
-	}
-	return "rejected"
 }
 
 // New builds the service onion: domain service, then instrumenting, then
