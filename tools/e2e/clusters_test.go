@@ -428,6 +428,9 @@ func freeze(t *testing.T, pid int, stop bool) {
 	if err := syscall.Kill(pid, sig); err != nil {
 		t.Fatal(err)
 	}
+	if stop {
+		eventually(t, 5*time.Second, "vault stopped", func() bool { return testenv.Stopped(pid) })
+	}
 }
 
 func closedPort(t *testing.T) string {

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	vault "github.com/hashicorp/vault/api"
+
+	"github.com/slipwayhq/slipway/pkg/testenv"
 )
 
 // clustersPolicy mirrors tools/internal/devenv/vault/policies/clusters.hcl,
@@ -224,6 +226,19 @@ func (d *devVault) signal(sig syscall.Signal) {
 	d.mu.Unlock()
 	if err := p.Signal(sig); err != nil {
 		d.t.Fatalf("signal %s to vault: %v", sig, err)
+	}
+	if sig != syscall.SIGSTOP {
+		return
+	}
+	// The stop is asynchronous: on a loaded machine the server can still
+	// answer a few requests after Signal returns. Wait until every thread
+	// is stopped, so that what the test measures is a hung Vault.
+	deadline := time.Now().Add(5 * time.Second)
+	for !testenv.Stopped(p.Pid) {
+		if time.Now().After(deadline) {
+			d.t.Fatalf("vault (pid %d) not stopped 5 s after SIGSTOP", p.Pid)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
