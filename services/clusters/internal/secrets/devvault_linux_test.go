@@ -22,22 +22,10 @@ import (
 	"github.com/slipwayhq/slipway/pkg/testenv"
 )
 
-// clustersPolicy mirrors tools/internal/devenv/vault/policies/clusters.hcl,
-// which this module may not import (tools/cmd/importcheck).
-const clustersPolicy = `
-path "secret/data/orgs/+/*" {
-  capabilities = ["create", "read", "update", "delete", "list"]
-}
-path "secret/metadata/orgs/+/*" {
-  capabilities = ["create", "read", "update", "delete", "list"]
-}
-path "auth/token/lookup-self" {
-  capabilities = ["read"]
-}
-path "auth/token/renew-self" {
-  capabilities = ["update"]
-}
-`
+// clustersPolicyFile is the policy the devstack gives the clusters
+// service; the test reads the file itself (the module may not import
+// tools/), so that it always exercises the policy that ships.
+const clustersPolicyFile = "../../../../tools/internal/devenv/vault/policies/clusters.hcl"
 
 // devVault is a Vault dev server of one test's own, which it may stop,
 // seal or restart without disturbing the devstack the other tests share.
@@ -298,7 +286,11 @@ func (d *devVault) appRole(o roleOpts) Config {
 			t.Fatalf("enable approle: %v", err)
 		}
 	}
-	if err := c.Sys().PutPolicyWithContext(ctx, "slipway-clusters", clustersPolicy); err != nil {
+	policy, err := os.ReadFile(clustersPolicyFile)
+	if err != nil {
+		t.Fatalf("read the clusters policy: %v", err)
+	}
+	if err := c.Sys().PutPolicyWithContext(ctx, "slipway-clusters", string(policy)); err != nil {
 		t.Fatalf("write policy: %v", err)
 	}
 	role := "auth/approle/role/slipway-clusters"
