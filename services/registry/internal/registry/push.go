@@ -126,21 +126,14 @@ func (s *service) ReceivePushEvents(ctx context.Context, events []PushEvent) (Pu
 			continue
 		}
 		key := in.Name + ":" + in.Version
-		if old, err := s.store.GetImage(ctx, caller.Org, in.Name, in.Version); err == nil {
-			if old.Digest == e.Digest {
-				res.Existing = append(res.Existing, key)
-			} else {
-				res.Skipped = append(res.Skipped, fmt.Sprintf("%s is recorded with digest %s, not the pushed %s; images are immutable: push a new tag", key, orNone(old.Digest), e.Digest))
-			}
-			continue
-		}
-		img, err := s.CreateImage(ctx, in)
+		img, old, err := s.create(ctx, caller, in)
 		switch {
 		case err == nil:
 			res.Created = append(res.Created, img)
-		case errors.Is(err, ErrImageExists):
-			// A concurrent delivery of the same event won.
+		case errors.Is(err, ErrImageExists) && old.Digest == e.Digest:
 			res.Existing = append(res.Existing, key)
+		case errors.Is(err, ErrImageExists):
+			res.Skipped = append(res.Skipped, fmt.Sprintf("%s is recorded with digest %s, not the pushed %s; images are immutable: push a new tag", key, orNone(old.Digest), e.Digest))
 		case errors.Is(err, ErrUnresolvable):
 			res.Skipped = append(res.Skipped, fmt.Sprintf("%s: %v", key, err))
 		default:

@@ -117,20 +117,29 @@ func (s *service) CreateImage(ctx context.Context, in NewImage) (Image, error) {
 	if err != nil {
 		return Image{}, err
 	}
+	img, _, err := s.create(ctx, caller, in)
+	return img, err
+}
+
+// create records in for caller. When the version is recorded already it
+// returns ErrImageExists with the recorded image, which push webhooks
+// compare with what was pushed.
+func (s *service) create(ctx context.Context, caller identity.Identity, in NewImage) (Image, Image, error) {
 	ref, digest, err := validateNewImage(in)
 	if err != nil {
-		return Image{}, err
+		return Image{}, Image{}, err
 	}
+	exists := fmt.Errorf("%w: %s version %s is immutable; record a new version instead", ErrImageExists, in.Name, in.Version)
 	// An image is never overwritten: say so before asking any registry.
-	if _, err := s.store.GetImage(ctx, caller.Org, in.Name, in.Version); err == nil {
-		return Image{}, fmt.Errorf("%w: %s version %s is immutable; record a new version instead", ErrImageExists, in.Name, in.Version)
+	if old, err := s.store.GetImage(ctx, caller.Org, in.Name, in.Version); err == nil {
+		return Image{}, old, exists
 	}
 	if digest, err = s.resolve(ctx, caller.Org, ref, digest); err != nil {
-		return Image{}, err
+		return Image{}, Image{}, err
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
-		return Image{}, fmt.Errorf("new image id: %w", err)
+		return Image{}, Image{}, fmt.Errorf("new image id: %w", err)
 	}
 	img := Image{
 		ID:        id.String(),
@@ -144,11 +153,13 @@ func (s *service) CreateImage(ctx context.Context, in NewImage) (Image, error) {
 	}
 	if err := s.store.InsertImage(ctx, img); err != nil {
 		if errors.Is(err, ErrImageExists) {
-			return Image{}, fmt.Errorf("%w: %s version %s is immutable; record a new version instead", ErrImageExists, in.Name, in.Version)
+			// Recorded concurrently: read back what won.
+			old, _ := s.store.GetImage(ctx, caller.Org, in.Name, in.Version)
+			return Image{}, old, exists
 		}
-		return Image{}, fmt.Errorf("insert image: %w", err)
+		return Image{}, Image{}, fmt.Errorf("insert image: %w", err)
 	}
-	return img, nil
+	return img, Image{}, nil
 }
 
 // resolve returns the digest ref resolves to now, which must be pinned
