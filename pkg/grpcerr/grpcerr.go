@@ -45,6 +45,14 @@ func Reason(s *status.Status) string {
 	return ""
 }
 
+// violations is an error naming several bad fields (validate.Errors, or a
+// domain error listing what failed). A mapped error implementing it gets a
+// google.rpc.BadRequest detail with every field, whatever its code.
+type violations interface {
+	error
+	FieldViolations() []*validate.FieldError
+}
+
 // Table is one service's error table.
 type Table []Rule
 
@@ -67,6 +75,16 @@ func (t Table) ToStatus(err error) error {
 		st := status.New(r.Code, err.Error())
 		if r.Reason != "" {
 			if d, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: r.Reason, Domain: ErrorDomain}); derr == nil {
+				st = d
+			}
+		}
+		var fv violations
+		if errors.As(err, &fv) {
+			br := &errdetails.BadRequest{}
+			for _, fe := range fv.FieldViolations() {
+				br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: fe.Field, Description: fe.Reason})
+			}
+			if d, derr := st.WithDetails(br); derr == nil {
 				st = d
 			}
 		}

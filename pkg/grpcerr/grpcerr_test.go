@@ -226,3 +226,33 @@ func TestOutcome(t *testing.T) {
 		}
 	}
 }
+
+// schemaError is a domain error listing several failing fields.
+type schemaError struct{ fields []*validate.FieldError }
+
+func (e *schemaError) Error() string                           { return "values do not match the schema" }
+func (e *schemaError) Unwrap() error                           { return errLocked }
+func (e *schemaError) FieldViolations() []*validate.FieldError { return e.fields }
+
+func TestToStatusListsViolations(t *testing.T) {
+	err := fmt.Errorf("target prod: %w", &schemaError{fields: []*validate.FieldError{
+		{Field: "/replicaCount", Reason: "got string, want integer"},
+		{Field: "/image", Reason: "missing property tag"},
+	}})
+	s := status.Convert(table.ToStatus(err))
+	if s.Code() != codes.FailedPrecondition {
+		t.Fatalf("code %v, want FailedPrecondition", s.Code())
+	}
+	var got []string
+	for _, d := range s.Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok {
+			for _, v := range br.GetFieldViolations() {
+				got = append(got, v.GetField()+": "+v.GetDescription())
+			}
+		}
+	}
+	want := "/replicaCount: got string, want integer|/image: missing property tag"
+	if strings.Join(got, "|") != want {
+		t.Errorf("violations %q, want %q", got, want)
+	}
+}
