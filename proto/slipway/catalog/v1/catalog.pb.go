@@ -237,9 +237,13 @@ type RepositorySync struct {
 	// Why the latest sync failed, when it did ("index.yaml: 404 Not Found",
 	// "x509: certificate signed by unknown authority"). Never contains
 	// credentials or response bodies. Empty after a successful sync.
-	LastError     string `protobuf:"bytes,5,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LastError string `protobuf:"bytes,5,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// Chart versions of the index left out of the latest successful sync
+	// because they were invalid (no semantic version, a name not matching
+	// its entry, ...).
+	SkippedVersions int32 `protobuf:"varint,6,opt,name=skipped_versions,json=skippedVersions,proto3" json:"skipped_versions,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *RepositorySync) Reset() {
@@ -305,6 +309,13 @@ func (x *RepositorySync) GetLastError() string {
 		return x.LastError
 	}
 	return ""
+}
+
+func (x *RepositorySync) GetSkippedVersions() int32 {
+	if x != nil {
+		return x.SkippedVersions
+	}
+	return 0
 }
 
 // Chart is a chart in a repository's index, described by its latest
@@ -1012,7 +1023,9 @@ type ApplicationTarget struct {
 	// Namespace in the cluster; created if missing.
 	Namespace string `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	// Values for this target, merged over the application's values.
-	Values        *structpb.Struct `protobuf:"bytes,4,opt,name=values,proto3" json:"values,omitempty"`
+	Values *structpb.Struct `protobuf:"bytes,4,opt,name=values,proto3" json:"values,omitempty"`
+	// Where the target stands. Output only: ignored on input.
+	Status        *ApplicationTargetStatus `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1075,6 +1088,101 @@ func (x *ApplicationTarget) GetValues() *structpb.Struct {
 	return nil
 }
 
+func (x *ApplicationTarget) GetStatus() *ApplicationTargetStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+// ApplicationTargetStatus is what GetApplication reports for a target.
+type ApplicationTargetStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The chart version a deploy to the target would use now: the highest
+	// synced version matching the application's constraint. Empty when none
+	// matches (see error).
+	ChartVersion string `protobuf:"bytes,1,opt,name=chart_version,json=chartVersion,proto3" json:"chart_version,omitempty"`
+	// The chart version of the release deployed on the target, when the
+	// releases service reports one.
+	DeployedChartVersion string `protobuf:"bytes,2,opt,name=deployed_chart_version,json=deployedChartVersion,proto3" json:"deployed_chart_version,omitempty"`
+	// Whether chart_version is newer than deployed_chart_version.
+	UpgradeAvailable bool `protobuf:"varint,3,opt,name=upgrade_available,json=upgradeAvailable,proto3" json:"upgrade_available,omitempty"`
+	// The chart's highest synced version overall, newer than chart_version
+	// when the constraint holds the application back (a new major version).
+	LatestChartVersion string `protobuf:"bytes,4,opt,name=latest_chart_version,json=latestChartVersion,proto3" json:"latest_chart_version,omitempty"`
+	// Why chart_version or deployed_chart_version could not be found, when
+	// so ("no synced version of hello matches ^3", "releases service
+	// unavailable").
+	Error         string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplicationTargetStatus) Reset() {
+	*x = ApplicationTargetStatus{}
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplicationTargetStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplicationTargetStatus) ProtoMessage() {}
+
+func (x *ApplicationTargetStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplicationTargetStatus.ProtoReflect.Descriptor instead.
+func (*ApplicationTargetStatus) Descriptor() ([]byte, []int) {
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ApplicationTargetStatus) GetChartVersion() string {
+	if x != nil {
+		return x.ChartVersion
+	}
+	return ""
+}
+
+func (x *ApplicationTargetStatus) GetDeployedChartVersion() string {
+	if x != nil {
+		return x.DeployedChartVersion
+	}
+	return ""
+}
+
+func (x *ApplicationTargetStatus) GetUpgradeAvailable() bool {
+	if x != nil {
+		return x.UpgradeAvailable
+	}
+	return false
+}
+
+func (x *ApplicationTargetStatus) GetLatestChartVersion() string {
+	if x != nil {
+		return x.LatestChartVersion
+	}
+	return ""
+}
+
+func (x *ApplicationTargetStatus) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 // CreateRepositoryRequest is the input of CatalogService.CreateRepository.
 type CreateRepositoryRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1088,7 +1196,7 @@ type CreateRepositoryRequest struct {
 
 func (x *CreateRepositoryRequest) Reset() {
 	*x = CreateRepositoryRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[9]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1100,7 +1208,7 @@ func (x *CreateRepositoryRequest) String() string {
 func (*CreateRepositoryRequest) ProtoMessage() {}
 
 func (x *CreateRepositoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[9]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1113,7 +1221,7 @@ func (x *CreateRepositoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRepositoryRequest.ProtoReflect.Descriptor instead.
 func (*CreateRepositoryRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{9}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateRepositoryRequest) GetOrg() string {
@@ -1141,7 +1249,7 @@ type CreateRepositoryResponse struct {
 
 func (x *CreateRepositoryResponse) Reset() {
 	*x = CreateRepositoryResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[10]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1153,7 +1261,7 @@ func (x *CreateRepositoryResponse) String() string {
 func (*CreateRepositoryResponse) ProtoMessage() {}
 
 func (x *CreateRepositoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[10]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1166,7 +1274,7 @@ func (x *CreateRepositoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRepositoryResponse.ProtoReflect.Descriptor instead.
 func (*CreateRepositoryResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{10}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateRepositoryResponse) GetRepository() *Repository {
@@ -1188,7 +1296,7 @@ type GetRepositoryRequest struct {
 
 func (x *GetRepositoryRequest) Reset() {
 	*x = GetRepositoryRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[11]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1200,7 +1308,7 @@ func (x *GetRepositoryRequest) String() string {
 func (*GetRepositoryRequest) ProtoMessage() {}
 
 func (x *GetRepositoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[11]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1213,7 +1321,7 @@ func (x *GetRepositoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRepositoryRequest.ProtoReflect.Descriptor instead.
 func (*GetRepositoryRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{11}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetRepositoryRequest) GetOrg() string {
@@ -1240,7 +1348,7 @@ type GetRepositoryResponse struct {
 
 func (x *GetRepositoryResponse) Reset() {
 	*x = GetRepositoryResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[12]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1252,7 +1360,7 @@ func (x *GetRepositoryResponse) String() string {
 func (*GetRepositoryResponse) ProtoMessage() {}
 
 func (x *GetRepositoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[12]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1265,7 +1373,7 @@ func (x *GetRepositoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRepositoryResponse.ProtoReflect.Descriptor instead.
 func (*GetRepositoryResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{12}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetRepositoryResponse) GetRepository() *Repository {
@@ -1292,7 +1400,7 @@ type ListRepositoriesRequest struct {
 
 func (x *ListRepositoriesRequest) Reset() {
 	*x = ListRepositoriesRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[13]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1304,7 +1412,7 @@ func (x *ListRepositoriesRequest) String() string {
 func (*ListRepositoriesRequest) ProtoMessage() {}
 
 func (x *ListRepositoriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[13]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1317,7 +1425,7 @@ func (x *ListRepositoriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepositoriesRequest.ProtoReflect.Descriptor instead.
 func (*ListRepositoriesRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{13}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListRepositoriesRequest) GetOrg() string {
@@ -1360,7 +1468,7 @@ type ListRepositoriesResponse struct {
 
 func (x *ListRepositoriesResponse) Reset() {
 	*x = ListRepositoriesResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[14]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1372,7 +1480,7 @@ func (x *ListRepositoriesResponse) String() string {
 func (*ListRepositoriesResponse) ProtoMessage() {}
 
 func (x *ListRepositoriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[14]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1385,7 +1493,7 @@ func (x *ListRepositoriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepositoriesResponse.ProtoReflect.Descriptor instead.
 func (*ListRepositoriesResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{14}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListRepositoriesResponse) GetRepositories() []*Repository {
@@ -1426,7 +1534,7 @@ type UpdateRepositoryRequest struct {
 
 func (x *UpdateRepositoryRequest) Reset() {
 	*x = UpdateRepositoryRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[15]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1438,7 +1546,7 @@ func (x *UpdateRepositoryRequest) String() string {
 func (*UpdateRepositoryRequest) ProtoMessage() {}
 
 func (x *UpdateRepositoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[15]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1451,7 +1559,7 @@ func (x *UpdateRepositoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRepositoryRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRepositoryRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{15}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UpdateRepositoryRequest) GetOrg() string {
@@ -1514,7 +1622,7 @@ type UpdateRepositoryResponse struct {
 
 func (x *UpdateRepositoryResponse) Reset() {
 	*x = UpdateRepositoryResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[16]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1526,7 +1634,7 @@ func (x *UpdateRepositoryResponse) String() string {
 func (*UpdateRepositoryResponse) ProtoMessage() {}
 
 func (x *UpdateRepositoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[16]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1539,7 +1647,7 @@ func (x *UpdateRepositoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRepositoryResponse.ProtoReflect.Descriptor instead.
 func (*UpdateRepositoryResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{16}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UpdateRepositoryResponse) GetRepository() *Repository {
@@ -1561,7 +1669,7 @@ type DeleteRepositoryRequest struct {
 
 func (x *DeleteRepositoryRequest) Reset() {
 	*x = DeleteRepositoryRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[17]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1573,7 +1681,7 @@ func (x *DeleteRepositoryRequest) String() string {
 func (*DeleteRepositoryRequest) ProtoMessage() {}
 
 func (x *DeleteRepositoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[17]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1586,7 +1694,7 @@ func (x *DeleteRepositoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRepositoryRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRepositoryRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{17}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeleteRepositoryRequest) GetOrg() string {
@@ -1612,7 +1720,7 @@ type DeleteRepositoryResponse struct {
 
 func (x *DeleteRepositoryResponse) Reset() {
 	*x = DeleteRepositoryResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[18]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1624,7 +1732,7 @@ func (x *DeleteRepositoryResponse) String() string {
 func (*DeleteRepositoryResponse) ProtoMessage() {}
 
 func (x *DeleteRepositoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[18]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1637,7 +1745,7 @@ func (x *DeleteRepositoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRepositoryResponse.ProtoReflect.Descriptor instead.
 func (*DeleteRepositoryResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{18}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{19}
 }
 
 // SyncRepositoryRequest is the input of CatalogService.SyncRepository.
@@ -1652,7 +1760,7 @@ type SyncRepositoryRequest struct {
 
 func (x *SyncRepositoryRequest) Reset() {
 	*x = SyncRepositoryRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[19]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1664,7 +1772,7 @@ func (x *SyncRepositoryRequest) String() string {
 func (*SyncRepositoryRequest) ProtoMessage() {}
 
 func (x *SyncRepositoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[19]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1677,7 +1785,7 @@ func (x *SyncRepositoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRepositoryRequest.ProtoReflect.Descriptor instead.
 func (*SyncRepositoryRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{19}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SyncRepositoryRequest) GetOrg() string {
@@ -1705,7 +1813,7 @@ type SyncRepositoryResponse struct {
 
 func (x *SyncRepositoryResponse) Reset() {
 	*x = SyncRepositoryResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[20]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1717,7 +1825,7 @@ func (x *SyncRepositoryResponse) String() string {
 func (*SyncRepositoryResponse) ProtoMessage() {}
 
 func (x *SyncRepositoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[20]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1730,7 +1838,7 @@ func (x *SyncRepositoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRepositoryResponse.ProtoReflect.Descriptor instead.
 func (*SyncRepositoryResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{20}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SyncRepositoryResponse) GetRepository() *Repository {
@@ -1761,7 +1869,7 @@ type SearchChartsRequest struct {
 
 func (x *SearchChartsRequest) Reset() {
 	*x = SearchChartsRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[21]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1773,7 +1881,7 @@ func (x *SearchChartsRequest) String() string {
 func (*SearchChartsRequest) ProtoMessage() {}
 
 func (x *SearchChartsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[21]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1786,7 +1894,7 @@ func (x *SearchChartsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchChartsRequest.ProtoReflect.Descriptor instead.
 func (*SearchChartsRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{21}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SearchChartsRequest) GetOrg() string {
@@ -1843,7 +1951,7 @@ type SearchChartsResponse struct {
 
 func (x *SearchChartsResponse) Reset() {
 	*x = SearchChartsResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[22]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1855,7 +1963,7 @@ func (x *SearchChartsResponse) String() string {
 func (*SearchChartsResponse) ProtoMessage() {}
 
 func (x *SearchChartsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[22]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1868,7 +1976,7 @@ func (x *SearchChartsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchChartsResponse.ProtoReflect.Descriptor instead.
 func (*SearchChartsResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{22}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SearchChartsResponse) GetCharts() []*Chart {
@@ -1901,7 +2009,7 @@ type ListChartsRequest struct {
 
 func (x *ListChartsRequest) Reset() {
 	*x = ListChartsRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[23]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1913,7 +2021,7 @@ func (x *ListChartsRequest) String() string {
 func (*ListChartsRequest) ProtoMessage() {}
 
 func (x *ListChartsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[23]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1926,7 +2034,7 @@ func (x *ListChartsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChartsRequest.ProtoReflect.Descriptor instead.
 func (*ListChartsRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{23}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListChartsRequest) GetOrg() string {
@@ -1969,7 +2077,7 @@ type ListChartsResponse struct {
 
 func (x *ListChartsResponse) Reset() {
 	*x = ListChartsResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[24]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1981,7 +2089,7 @@ func (x *ListChartsResponse) String() string {
 func (*ListChartsResponse) ProtoMessage() {}
 
 func (x *ListChartsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[24]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1994,7 +2102,7 @@ func (x *ListChartsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChartsResponse.ProtoReflect.Descriptor instead.
 func (*ListChartsResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{24}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListChartsResponse) GetCharts() []*Chart {
@@ -2029,7 +2137,7 @@ type GetChartRequest struct {
 
 func (x *GetChartRequest) Reset() {
 	*x = GetChartRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[25]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2041,7 +2149,7 @@ func (x *GetChartRequest) String() string {
 func (*GetChartRequest) ProtoMessage() {}
 
 func (x *GetChartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[25]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2054,7 +2162,7 @@ func (x *GetChartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChartRequest.ProtoReflect.Descriptor instead.
 func (*GetChartRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{25}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetChartRequest) GetOrg() string {
@@ -2107,7 +2215,7 @@ type GetChartResponse struct {
 
 func (x *GetChartResponse) Reset() {
 	*x = GetChartResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[26]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2119,7 +2227,7 @@ func (x *GetChartResponse) String() string {
 func (*GetChartResponse) ProtoMessage() {}
 
 func (x *GetChartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[26]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2132,7 +2240,7 @@ func (x *GetChartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChartResponse.ProtoReflect.Descriptor instead.
 func (*GetChartResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{26}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetChartResponse) GetChart() *Chart {
@@ -2172,7 +2280,7 @@ type GetChartVersionRequest struct {
 
 func (x *GetChartVersionRequest) Reset() {
 	*x = GetChartVersionRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[27]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2184,7 +2292,7 @@ func (x *GetChartVersionRequest) String() string {
 func (*GetChartVersionRequest) ProtoMessage() {}
 
 func (x *GetChartVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[27]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2197,7 +2305,7 @@ func (x *GetChartVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChartVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetChartVersionRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{27}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetChartVersionRequest) GetOrg() string {
@@ -2250,7 +2358,7 @@ type GetChartVersionResponse struct {
 
 func (x *GetChartVersionResponse) Reset() {
 	*x = GetChartVersionResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[28]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2262,7 +2370,7 @@ func (x *GetChartVersionResponse) String() string {
 func (*GetChartVersionResponse) ProtoMessage() {}
 
 func (x *GetChartVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[28]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2275,7 +2383,7 @@ func (x *GetChartVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChartVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetChartVersionResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{28}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetChartVersionResponse) GetChartVersion() *ChartVersion {
@@ -2326,7 +2434,7 @@ type CreateApplicationRequest struct {
 
 func (x *CreateApplicationRequest) Reset() {
 	*x = CreateApplicationRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[29]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2338,7 +2446,7 @@ func (x *CreateApplicationRequest) String() string {
 func (*CreateApplicationRequest) ProtoMessage() {}
 
 func (x *CreateApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[29]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2351,7 +2459,7 @@ func (x *CreateApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApplicationRequest.ProtoReflect.Descriptor instead.
 func (*CreateApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{29}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CreateApplicationRequest) GetOrg() string {
@@ -2379,7 +2487,7 @@ type CreateApplicationResponse struct {
 
 func (x *CreateApplicationResponse) Reset() {
 	*x = CreateApplicationResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[30]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2391,7 +2499,7 @@ func (x *CreateApplicationResponse) String() string {
 func (*CreateApplicationResponse) ProtoMessage() {}
 
 func (x *CreateApplicationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[30]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2404,7 +2512,7 @@ func (x *CreateApplicationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApplicationResponse.ProtoReflect.Descriptor instead.
 func (*CreateApplicationResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{30}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CreateApplicationResponse) GetApplication() *Application {
@@ -2426,7 +2534,7 @@ type GetApplicationRequest struct {
 
 func (x *GetApplicationRequest) Reset() {
 	*x = GetApplicationRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[31]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2438,7 +2546,7 @@ func (x *GetApplicationRequest) String() string {
 func (*GetApplicationRequest) ProtoMessage() {}
 
 func (x *GetApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[31]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2451,7 +2559,7 @@ func (x *GetApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetApplicationRequest.ProtoReflect.Descriptor instead.
 func (*GetApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{31}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetApplicationRequest) GetOrg() string {
@@ -2478,7 +2586,7 @@ type GetApplicationResponse struct {
 
 func (x *GetApplicationResponse) Reset() {
 	*x = GetApplicationResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[32]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2490,7 +2598,7 @@ func (x *GetApplicationResponse) String() string {
 func (*GetApplicationResponse) ProtoMessage() {}
 
 func (x *GetApplicationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[32]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2503,7 +2611,7 @@ func (x *GetApplicationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetApplicationResponse.ProtoReflect.Descriptor instead.
 func (*GetApplicationResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{32}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetApplicationResponse) GetApplication() *Application {
@@ -2524,6 +2632,9 @@ type ListApplicationsRequest struct {
 	Chart string `protobuf:"bytes,3,opt,name=chart,proto3" json:"chart,omitempty"`
 	// Only applications running this image name, when set.
 	Image string `protobuf:"bytes,4,opt,name=image,proto3" json:"image,omitempty"`
+	// Only applications with a target on this cluster (its id), when set.
+	// The clusters service asks this before deleting a cluster.
+	Cluster string `protobuf:"bytes,7,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	// At most this many applications per page: 50 when unset, at most 500.
 	PageSize int32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// A next_page_token from an earlier call with the same filters.
@@ -2534,7 +2645,7 @@ type ListApplicationsRequest struct {
 
 func (x *ListApplicationsRequest) Reset() {
 	*x = ListApplicationsRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[33]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2546,7 +2657,7 @@ func (x *ListApplicationsRequest) String() string {
 func (*ListApplicationsRequest) ProtoMessage() {}
 
 func (x *ListApplicationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[33]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2559,7 +2670,7 @@ func (x *ListApplicationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApplicationsRequest.ProtoReflect.Descriptor instead.
 func (*ListApplicationsRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{33}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListApplicationsRequest) GetOrg() string {
@@ -2590,6 +2701,13 @@ func (x *ListApplicationsRequest) GetImage() string {
 	return ""
 }
 
+func (x *ListApplicationsRequest) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
 func (x *ListApplicationsRequest) GetPageSize() int32 {
 	if x != nil {
 		return x.PageSize
@@ -2616,7 +2734,7 @@ type ListApplicationsResponse struct {
 
 func (x *ListApplicationsResponse) Reset() {
 	*x = ListApplicationsResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[34]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2628,7 +2746,7 @@ func (x *ListApplicationsResponse) String() string {
 func (*ListApplicationsResponse) ProtoMessage() {}
 
 func (x *ListApplicationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[34]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2641,7 +2759,7 @@ func (x *ListApplicationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApplicationsResponse.ProtoReflect.Descriptor instead.
 func (*ListApplicationsResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{34}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListApplicationsResponse) GetApplications() []*Application {
@@ -2671,7 +2789,7 @@ type UpdateApplicationRequest struct {
 
 func (x *UpdateApplicationRequest) Reset() {
 	*x = UpdateApplicationRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[35]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2683,7 +2801,7 @@ func (x *UpdateApplicationRequest) String() string {
 func (*UpdateApplicationRequest) ProtoMessage() {}
 
 func (x *UpdateApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[35]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2696,7 +2814,7 @@ func (x *UpdateApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateApplicationRequest.ProtoReflect.Descriptor instead.
 func (*UpdateApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{35}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *UpdateApplicationRequest) GetOrg() string {
@@ -2724,7 +2842,7 @@ type UpdateApplicationResponse struct {
 
 func (x *UpdateApplicationResponse) Reset() {
 	*x = UpdateApplicationResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[36]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2736,7 +2854,7 @@ func (x *UpdateApplicationResponse) String() string {
 func (*UpdateApplicationResponse) ProtoMessage() {}
 
 func (x *UpdateApplicationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[36]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2749,7 +2867,7 @@ func (x *UpdateApplicationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateApplicationResponse.ProtoReflect.Descriptor instead.
 func (*UpdateApplicationResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{36}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *UpdateApplicationResponse) GetApplication() *Application {
@@ -2771,7 +2889,7 @@ type DeleteApplicationRequest struct {
 
 func (x *DeleteApplicationRequest) Reset() {
 	*x = DeleteApplicationRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[37]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2783,7 +2901,7 @@ func (x *DeleteApplicationRequest) String() string {
 func (*DeleteApplicationRequest) ProtoMessage() {}
 
 func (x *DeleteApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[37]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2796,7 +2914,7 @@ func (x *DeleteApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteApplicationRequest.ProtoReflect.Descriptor instead.
 func (*DeleteApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{37}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DeleteApplicationRequest) GetOrg() string {
@@ -2822,7 +2940,7 @@ type DeleteApplicationResponse struct {
 
 func (x *DeleteApplicationResponse) Reset() {
 	*x = DeleteApplicationResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[38]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2834,7 +2952,7 @@ func (x *DeleteApplicationResponse) String() string {
 func (*DeleteApplicationResponse) ProtoMessage() {}
 
 func (x *DeleteApplicationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[38]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2847,7 +2965,7 @@ func (x *DeleteApplicationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteApplicationResponse.ProtoReflect.Descriptor instead.
 func (*DeleteApplicationResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{38}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{39}
 }
 
 var File_slipway_catalog_v1_catalog_proto protoreflect.FileDescriptor
@@ -2870,7 +2988,7 @@ const file_slipway_catalog_v1_catalog_proto_rawDesc = "" +
 	"\vupdate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x18\n" +
 	"\acreator\x18\n" +
-	" \x01(\tR\acreator\"\x99\x02\n" +
+	" \x01(\tR\acreator\"\xc4\x02\n" +
 	"\x0eRepositorySync\x12=\n" +
 	"\x05state\x18\x01 \x01(\x0e2'.slipway.catalog.v1.RepositorySyncStateR\x05state\x12@\n" +
 	"\x0elast_sync_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\flastSyncTime\x12F\n" +
@@ -2878,7 +2996,8 @@ const file_slipway_catalog_v1_catalog_proto_rawDesc = "" +
 	"\vchart_count\x18\x04 \x01(\x05R\n" +
 	"chartCount\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\x05 \x01(\tR\tlastError\"\xf9\x02\n" +
+	"last_error\x18\x05 \x01(\tR\tlastError\x12)\n" +
+	"\x10skipped_versions\x18\x06 \x01(\x05R\x0fskippedVersions\"\xf9\x02\n" +
 	"\x05Chart\x12\x1e\n" +
 	"\n" +
 	"repository\x18\x01 \x01(\tR\n" +
@@ -2956,12 +3075,19 @@ const file_slipway_catalog_v1_catalog_proto_rawDesc = "" +
 	"repository\x18\x01 \x01(\tR\n" +
 	"repository\x12\x14\n" +
 	"\x05chart\x18\x02 \x01(\tR\x05chart\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\tR\aversion\"\x90\x01\n" +
+	"\aversion\x18\x03 \x01(\tR\aversion\"\xd5\x01\n" +
 	"\x11ApplicationTarget\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\acluster\x18\x02 \x01(\tR\acluster\x12\x1c\n" +
 	"\tnamespace\x18\x03 \x01(\tR\tnamespace\x12/\n" +
-	"\x06values\x18\x04 \x01(\v2\x17.google.protobuf.StructR\x06values\"k\n" +
+	"\x06values\x18\x04 \x01(\v2\x17.google.protobuf.StructR\x06values\x12C\n" +
+	"\x06status\x18\x05 \x01(\v2+.slipway.catalog.v1.ApplicationTargetStatusR\x06status\"\xe9\x01\n" +
+	"\x17ApplicationTargetStatus\x12#\n" +
+	"\rchart_version\x18\x01 \x01(\tR\fchartVersion\x124\n" +
+	"\x16deployed_chart_version\x18\x02 \x01(\tR\x14deployedChartVersion\x12+\n" +
+	"\x11upgrade_available\x18\x03 \x01(\bR\x10upgradeAvailable\x120\n" +
+	"\x14latest_chart_version\x18\x04 \x01(\tR\x12latestChartVersion\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\"k\n" +
 	"\x17CreateRepositoryRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12>\n" +
 	"\n" +
@@ -3080,12 +3206,13 @@ const file_slipway_catalog_v1_catalog_proto_rawDesc = "" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12 \n" +
 	"\vapplication\x18\x02 \x01(\tR\vapplication\"[\n" +
 	"\x16GetApplicationResponse\x12A\n" +
-	"\vapplication\x18\x01 \x01(\v2\x1f.slipway.catalog.v1.ApplicationR\vapplication\"\xa7\x01\n" +
+	"\vapplication\x18\x01 \x01(\v2\x1f.slipway.catalog.v1.ApplicationR\vapplication\"\xc1\x01\n" +
 	"\x17ListApplicationsRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
 	"\x05chart\x18\x03 \x01(\tR\x05chart\x12\x14\n" +
-	"\x05image\x18\x04 \x01(\tR\x05image\x12\x1b\n" +
+	"\x05image\x18\x04 \x01(\tR\x05image\x12\x18\n" +
+	"\acluster\x18\a \x01(\tR\acluster\x12\x1b\n" +
 	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x06 \x01(\tR\tpageToken\"\x87\x01\n" +
@@ -3106,7 +3233,7 @@ const file_slipway_catalog_v1_catalog_proto_rawDesc = "" +
 	"\x1dREPOSITORY_SYNC_STATE_PENDING\x10\x01\x12!\n" +
 	"\x1dREPOSITORY_SYNC_STATE_SYNCING\x10\x02\x12 \n" +
 	"\x1cREPOSITORY_SYNC_STATE_SYNCED\x10\x03\x12 \n" +
-	"\x1cREPOSITORY_SYNC_STATE_FAILED\x10\x042\x8c\x13\n" +
+	"\x1cREPOSITORY_SYNC_STATE_FAILED\x10\x042\xd2\x13\n" +
 	"\x0eCatalogService\x12\xa2\x01\n" +
 	"\x10CreateRepository\x12+.slipway.catalog.v1.CreateRepositoryRequest\x1a,.slipway.catalog.v1.CreateRepositoryResponse\"3\x82\xd3\xe4\x93\x02-:\n" +
 	"repository\"\x1f/api/v1/orgs/{org}/repositories\x12\x9a\x01\n" +
@@ -3118,8 +3245,8 @@ const file_slipway_catalog_v1_catalog_proto_rawDesc = "" +
 	"\fSearchCharts\x12'.slipway.catalog.v1.SearchChartsRequest\x1a(.slipway.catalog.v1.SearchChartsResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/api/v1/orgs/{org}/charts\x12\x98\x01\n" +
 	"\n" +
 	"ListCharts\x12%.slipway.catalog.v1.ListChartsRequest\x1a&.slipway.catalog.v1.ListChartsResponse\";\x82\xd3\xe4\x93\x025\x123/api/v1/orgs/{org}/repositories/{repository}/charts\x12\x8d\x01\n" +
-	"\bGetChart\x12#.slipway.catalog.v1.GetChartRequest\x1a$.slipway.catalog.v1.GetChartResponse\"6\x82\xd3\xe4\x93\x020\x12./api/v1/orgs/{org}/charts/{repository}/{chart}\x12\xac\x01\n" +
-	"\x0fGetChartVersion\x12*.slipway.catalog.v1.GetChartVersionRequest\x1a+.slipway.catalog.v1.GetChartVersionResponse\"@\x82\xd3\xe4\x93\x02:\x128/api/v1/orgs/{org}/charts/{repository}/{chart}/{version}\x12\xa6\x01\n" +
+	"\bGetChart\x12#.slipway.catalog.v1.GetChartRequest\x1a$.slipway.catalog.v1.GetChartResponse\"6\x82\xd3\xe4\x93\x020\x12./api/v1/orgs/{org}/charts/{repository}/{chart}\x12\xf2\x01\n" +
+	"\x0fGetChartVersion\x12*.slipway.catalog.v1.GetChartVersionRequest\x1a+.slipway.catalog.v1.GetChartVersionResponse\"\x85\x01\x82\xd3\xe4\x93\x02\x7fZ:\x128/api/v1/orgs/{org}/charts/{repository}/{chart}/{version}\x12A/api/v1/orgs/{org}/charts/{repository}/{chart}/versions/{version}\x12\xa6\x01\n" +
 	"\x11CreateApplication\x12,.slipway.catalog.v1.CreateApplicationRequest\x1a-.slipway.catalog.v1.CreateApplicationResponse\"4\x82\xd3\xe4\x93\x02.:\vapplication\"\x1f/api/v1/orgs/{org}/applications\x12\x9e\x01\n" +
 	"\x0eGetApplication\x12).slipway.catalog.v1.GetApplicationRequest\x1a*.slipway.catalog.v1.GetApplicationResponse\"5\x82\xd3\xe4\x93\x02/\x12-/api/v1/orgs/{org}/applications/{application}\x12\x96\x01\n" +
 	"\x10ListApplications\x12+.slipway.catalog.v1.ListApplicationsRequest\x1a,.slipway.catalog.v1.ListApplicationsResponse\"'\x82\xd3\xe4\x93\x02!\x12\x1f/api/v1/orgs/{org}/applications\x12\xb9\x01\n" +
@@ -3139,7 +3266,7 @@ func file_slipway_catalog_v1_catalog_proto_rawDescGZIP() []byte {
 }
 
 var file_slipway_catalog_v1_catalog_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_slipway_catalog_v1_catalog_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_slipway_catalog_v1_catalog_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_slipway_catalog_v1_catalog_proto_goTypes = []any{
 	(RepositorySyncState)(0),          // 0: slipway.catalog.v1.RepositorySyncState
 	(*Repository)(nil),                // 1: slipway.catalog.v1.Repository
@@ -3151,113 +3278,115 @@ var file_slipway_catalog_v1_catalog_proto_goTypes = []any{
 	(*Application)(nil),               // 7: slipway.catalog.v1.Application
 	(*ChartReference)(nil),            // 8: slipway.catalog.v1.ChartReference
 	(*ApplicationTarget)(nil),         // 9: slipway.catalog.v1.ApplicationTarget
-	(*CreateRepositoryRequest)(nil),   // 10: slipway.catalog.v1.CreateRepositoryRequest
-	(*CreateRepositoryResponse)(nil),  // 11: slipway.catalog.v1.CreateRepositoryResponse
-	(*GetRepositoryRequest)(nil),      // 12: slipway.catalog.v1.GetRepositoryRequest
-	(*GetRepositoryResponse)(nil),     // 13: slipway.catalog.v1.GetRepositoryResponse
-	(*ListRepositoriesRequest)(nil),   // 14: slipway.catalog.v1.ListRepositoriesRequest
-	(*ListRepositoriesResponse)(nil),  // 15: slipway.catalog.v1.ListRepositoriesResponse
-	(*UpdateRepositoryRequest)(nil),   // 16: slipway.catalog.v1.UpdateRepositoryRequest
-	(*UpdateRepositoryResponse)(nil),  // 17: slipway.catalog.v1.UpdateRepositoryResponse
-	(*DeleteRepositoryRequest)(nil),   // 18: slipway.catalog.v1.DeleteRepositoryRequest
-	(*DeleteRepositoryResponse)(nil),  // 19: slipway.catalog.v1.DeleteRepositoryResponse
-	(*SyncRepositoryRequest)(nil),     // 20: slipway.catalog.v1.SyncRepositoryRequest
-	(*SyncRepositoryResponse)(nil),    // 21: slipway.catalog.v1.SyncRepositoryResponse
-	(*SearchChartsRequest)(nil),       // 22: slipway.catalog.v1.SearchChartsRequest
-	(*SearchChartsResponse)(nil),      // 23: slipway.catalog.v1.SearchChartsResponse
-	(*ListChartsRequest)(nil),         // 24: slipway.catalog.v1.ListChartsRequest
-	(*ListChartsResponse)(nil),        // 25: slipway.catalog.v1.ListChartsResponse
-	(*GetChartRequest)(nil),           // 26: slipway.catalog.v1.GetChartRequest
-	(*GetChartResponse)(nil),          // 27: slipway.catalog.v1.GetChartResponse
-	(*GetChartVersionRequest)(nil),    // 28: slipway.catalog.v1.GetChartVersionRequest
-	(*GetChartVersionResponse)(nil),   // 29: slipway.catalog.v1.GetChartVersionResponse
-	(*CreateApplicationRequest)(nil),  // 30: slipway.catalog.v1.CreateApplicationRequest
-	(*CreateApplicationResponse)(nil), // 31: slipway.catalog.v1.CreateApplicationResponse
-	(*GetApplicationRequest)(nil),     // 32: slipway.catalog.v1.GetApplicationRequest
-	(*GetApplicationResponse)(nil),    // 33: slipway.catalog.v1.GetApplicationResponse
-	(*ListApplicationsRequest)(nil),   // 34: slipway.catalog.v1.ListApplicationsRequest
-	(*ListApplicationsResponse)(nil),  // 35: slipway.catalog.v1.ListApplicationsResponse
-	(*UpdateApplicationRequest)(nil),  // 36: slipway.catalog.v1.UpdateApplicationRequest
-	(*UpdateApplicationResponse)(nil), // 37: slipway.catalog.v1.UpdateApplicationResponse
-	(*DeleteApplicationRequest)(nil),  // 38: slipway.catalog.v1.DeleteApplicationRequest
-	(*DeleteApplicationResponse)(nil), // 39: slipway.catalog.v1.DeleteApplicationResponse
-	(*durationpb.Duration)(nil),       // 40: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),     // 41: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),           // 42: google.protobuf.Struct
-	(*fieldmaskpb.FieldMask)(nil),     // 43: google.protobuf.FieldMask
+	(*ApplicationTargetStatus)(nil),   // 10: slipway.catalog.v1.ApplicationTargetStatus
+	(*CreateRepositoryRequest)(nil),   // 11: slipway.catalog.v1.CreateRepositoryRequest
+	(*CreateRepositoryResponse)(nil),  // 12: slipway.catalog.v1.CreateRepositoryResponse
+	(*GetRepositoryRequest)(nil),      // 13: slipway.catalog.v1.GetRepositoryRequest
+	(*GetRepositoryResponse)(nil),     // 14: slipway.catalog.v1.GetRepositoryResponse
+	(*ListRepositoriesRequest)(nil),   // 15: slipway.catalog.v1.ListRepositoriesRequest
+	(*ListRepositoriesResponse)(nil),  // 16: slipway.catalog.v1.ListRepositoriesResponse
+	(*UpdateRepositoryRequest)(nil),   // 17: slipway.catalog.v1.UpdateRepositoryRequest
+	(*UpdateRepositoryResponse)(nil),  // 18: slipway.catalog.v1.UpdateRepositoryResponse
+	(*DeleteRepositoryRequest)(nil),   // 19: slipway.catalog.v1.DeleteRepositoryRequest
+	(*DeleteRepositoryResponse)(nil),  // 20: slipway.catalog.v1.DeleteRepositoryResponse
+	(*SyncRepositoryRequest)(nil),     // 21: slipway.catalog.v1.SyncRepositoryRequest
+	(*SyncRepositoryResponse)(nil),    // 22: slipway.catalog.v1.SyncRepositoryResponse
+	(*SearchChartsRequest)(nil),       // 23: slipway.catalog.v1.SearchChartsRequest
+	(*SearchChartsResponse)(nil),      // 24: slipway.catalog.v1.SearchChartsResponse
+	(*ListChartsRequest)(nil),         // 25: slipway.catalog.v1.ListChartsRequest
+	(*ListChartsResponse)(nil),        // 26: slipway.catalog.v1.ListChartsResponse
+	(*GetChartRequest)(nil),           // 27: slipway.catalog.v1.GetChartRequest
+	(*GetChartResponse)(nil),          // 28: slipway.catalog.v1.GetChartResponse
+	(*GetChartVersionRequest)(nil),    // 29: slipway.catalog.v1.GetChartVersionRequest
+	(*GetChartVersionResponse)(nil),   // 30: slipway.catalog.v1.GetChartVersionResponse
+	(*CreateApplicationRequest)(nil),  // 31: slipway.catalog.v1.CreateApplicationRequest
+	(*CreateApplicationResponse)(nil), // 32: slipway.catalog.v1.CreateApplicationResponse
+	(*GetApplicationRequest)(nil),     // 33: slipway.catalog.v1.GetApplicationRequest
+	(*GetApplicationResponse)(nil),    // 34: slipway.catalog.v1.GetApplicationResponse
+	(*ListApplicationsRequest)(nil),   // 35: slipway.catalog.v1.ListApplicationsRequest
+	(*ListApplicationsResponse)(nil),  // 36: slipway.catalog.v1.ListApplicationsResponse
+	(*UpdateApplicationRequest)(nil),  // 37: slipway.catalog.v1.UpdateApplicationRequest
+	(*UpdateApplicationResponse)(nil), // 38: slipway.catalog.v1.UpdateApplicationResponse
+	(*DeleteApplicationRequest)(nil),  // 39: slipway.catalog.v1.DeleteApplicationRequest
+	(*DeleteApplicationResponse)(nil), // 40: slipway.catalog.v1.DeleteApplicationResponse
+	(*durationpb.Duration)(nil),       // 41: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),     // 42: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),           // 43: google.protobuf.Struct
+	(*fieldmaskpb.FieldMask)(nil),     // 44: google.protobuf.FieldMask
 }
 var file_slipway_catalog_v1_catalog_proto_depIdxs = []int32{
-	40, // 0: slipway.catalog.v1.Repository.sync_interval:type_name -> google.protobuf.Duration
+	41, // 0: slipway.catalog.v1.Repository.sync_interval:type_name -> google.protobuf.Duration
 	2,  // 1: slipway.catalog.v1.Repository.sync:type_name -> slipway.catalog.v1.RepositorySync
-	41, // 2: slipway.catalog.v1.Repository.create_time:type_name -> google.protobuf.Timestamp
-	41, // 3: slipway.catalog.v1.Repository.update_time:type_name -> google.protobuf.Timestamp
+	42, // 2: slipway.catalog.v1.Repository.create_time:type_name -> google.protobuf.Timestamp
+	42, // 3: slipway.catalog.v1.Repository.update_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: slipway.catalog.v1.RepositorySync.state:type_name -> slipway.catalog.v1.RepositorySyncState
-	41, // 5: slipway.catalog.v1.RepositorySync.last_sync_time:type_name -> google.protobuf.Timestamp
-	41, // 6: slipway.catalog.v1.RepositorySync.last_success_time:type_name -> google.protobuf.Timestamp
-	41, // 7: slipway.catalog.v1.Chart.update_time:type_name -> google.protobuf.Timestamp
+	42, // 5: slipway.catalog.v1.RepositorySync.last_sync_time:type_name -> google.protobuf.Timestamp
+	42, // 6: slipway.catalog.v1.RepositorySync.last_success_time:type_name -> google.protobuf.Timestamp
+	42, // 7: slipway.catalog.v1.Chart.update_time:type_name -> google.protobuf.Timestamp
 	5,  // 8: slipway.catalog.v1.ChartVersion.dependencies:type_name -> slipway.catalog.v1.ChartDependency
 	6,  // 9: slipway.catalog.v1.ChartVersion.maintainers:type_name -> slipway.catalog.v1.ChartMaintainer
-	41, // 10: slipway.catalog.v1.ChartVersion.create_time:type_name -> google.protobuf.Timestamp
+	42, // 10: slipway.catalog.v1.ChartVersion.create_time:type_name -> google.protobuf.Timestamp
 	8,  // 11: slipway.catalog.v1.Application.chart:type_name -> slipway.catalog.v1.ChartReference
-	42, // 12: slipway.catalog.v1.Application.values:type_name -> google.protobuf.Struct
+	43, // 12: slipway.catalog.v1.Application.values:type_name -> google.protobuf.Struct
 	9,  // 13: slipway.catalog.v1.Application.targets:type_name -> slipway.catalog.v1.ApplicationTarget
-	41, // 14: slipway.catalog.v1.Application.create_time:type_name -> google.protobuf.Timestamp
-	41, // 15: slipway.catalog.v1.Application.update_time:type_name -> google.protobuf.Timestamp
-	42, // 16: slipway.catalog.v1.ApplicationTarget.values:type_name -> google.protobuf.Struct
-	1,  // 17: slipway.catalog.v1.CreateRepositoryRequest.repository:type_name -> slipway.catalog.v1.Repository
-	1,  // 18: slipway.catalog.v1.CreateRepositoryResponse.repository:type_name -> slipway.catalog.v1.Repository
-	1,  // 19: slipway.catalog.v1.GetRepositoryResponse.repository:type_name -> slipway.catalog.v1.Repository
-	1,  // 20: slipway.catalog.v1.ListRepositoriesResponse.repositories:type_name -> slipway.catalog.v1.Repository
-	40, // 21: slipway.catalog.v1.UpdateRepositoryRequest.sync_interval:type_name -> google.protobuf.Duration
-	43, // 22: slipway.catalog.v1.UpdateRepositoryRequest.update_mask:type_name -> google.protobuf.FieldMask
-	1,  // 23: slipway.catalog.v1.UpdateRepositoryResponse.repository:type_name -> slipway.catalog.v1.Repository
-	1,  // 24: slipway.catalog.v1.SyncRepositoryResponse.repository:type_name -> slipway.catalog.v1.Repository
-	3,  // 25: slipway.catalog.v1.SearchChartsResponse.charts:type_name -> slipway.catalog.v1.Chart
-	3,  // 26: slipway.catalog.v1.ListChartsResponse.charts:type_name -> slipway.catalog.v1.Chart
-	3,  // 27: slipway.catalog.v1.GetChartResponse.chart:type_name -> slipway.catalog.v1.Chart
-	4,  // 28: slipway.catalog.v1.GetChartResponse.versions:type_name -> slipway.catalog.v1.ChartVersion
-	4,  // 29: slipway.catalog.v1.GetChartVersionResponse.chart_version:type_name -> slipway.catalog.v1.ChartVersion
-	7,  // 30: slipway.catalog.v1.CreateApplicationRequest.application:type_name -> slipway.catalog.v1.Application
-	7,  // 31: slipway.catalog.v1.CreateApplicationResponse.application:type_name -> slipway.catalog.v1.Application
-	7,  // 32: slipway.catalog.v1.GetApplicationResponse.application:type_name -> slipway.catalog.v1.Application
-	7,  // 33: slipway.catalog.v1.ListApplicationsResponse.applications:type_name -> slipway.catalog.v1.Application
-	7,  // 34: slipway.catalog.v1.UpdateApplicationRequest.application:type_name -> slipway.catalog.v1.Application
-	7,  // 35: slipway.catalog.v1.UpdateApplicationResponse.application:type_name -> slipway.catalog.v1.Application
-	10, // 36: slipway.catalog.v1.CatalogService.CreateRepository:input_type -> slipway.catalog.v1.CreateRepositoryRequest
-	12, // 37: slipway.catalog.v1.CatalogService.GetRepository:input_type -> slipway.catalog.v1.GetRepositoryRequest
-	14, // 38: slipway.catalog.v1.CatalogService.ListRepositories:input_type -> slipway.catalog.v1.ListRepositoriesRequest
-	16, // 39: slipway.catalog.v1.CatalogService.UpdateRepository:input_type -> slipway.catalog.v1.UpdateRepositoryRequest
-	18, // 40: slipway.catalog.v1.CatalogService.DeleteRepository:input_type -> slipway.catalog.v1.DeleteRepositoryRequest
-	20, // 41: slipway.catalog.v1.CatalogService.SyncRepository:input_type -> slipway.catalog.v1.SyncRepositoryRequest
-	22, // 42: slipway.catalog.v1.CatalogService.SearchCharts:input_type -> slipway.catalog.v1.SearchChartsRequest
-	24, // 43: slipway.catalog.v1.CatalogService.ListCharts:input_type -> slipway.catalog.v1.ListChartsRequest
-	26, // 44: slipway.catalog.v1.CatalogService.GetChart:input_type -> slipway.catalog.v1.GetChartRequest
-	28, // 45: slipway.catalog.v1.CatalogService.GetChartVersion:input_type -> slipway.catalog.v1.GetChartVersionRequest
-	30, // 46: slipway.catalog.v1.CatalogService.CreateApplication:input_type -> slipway.catalog.v1.CreateApplicationRequest
-	32, // 47: slipway.catalog.v1.CatalogService.GetApplication:input_type -> slipway.catalog.v1.GetApplicationRequest
-	34, // 48: slipway.catalog.v1.CatalogService.ListApplications:input_type -> slipway.catalog.v1.ListApplicationsRequest
-	36, // 49: slipway.catalog.v1.CatalogService.UpdateApplication:input_type -> slipway.catalog.v1.UpdateApplicationRequest
-	38, // 50: slipway.catalog.v1.CatalogService.DeleteApplication:input_type -> slipway.catalog.v1.DeleteApplicationRequest
-	11, // 51: slipway.catalog.v1.CatalogService.CreateRepository:output_type -> slipway.catalog.v1.CreateRepositoryResponse
-	13, // 52: slipway.catalog.v1.CatalogService.GetRepository:output_type -> slipway.catalog.v1.GetRepositoryResponse
-	15, // 53: slipway.catalog.v1.CatalogService.ListRepositories:output_type -> slipway.catalog.v1.ListRepositoriesResponse
-	17, // 54: slipway.catalog.v1.CatalogService.UpdateRepository:output_type -> slipway.catalog.v1.UpdateRepositoryResponse
-	19, // 55: slipway.catalog.v1.CatalogService.DeleteRepository:output_type -> slipway.catalog.v1.DeleteRepositoryResponse
-	21, // 56: slipway.catalog.v1.CatalogService.SyncRepository:output_type -> slipway.catalog.v1.SyncRepositoryResponse
-	23, // 57: slipway.catalog.v1.CatalogService.SearchCharts:output_type -> slipway.catalog.v1.SearchChartsResponse
-	25, // 58: slipway.catalog.v1.CatalogService.ListCharts:output_type -> slipway.catalog.v1.ListChartsResponse
-	27, // 59: slipway.catalog.v1.CatalogService.GetChart:output_type -> slipway.catalog.v1.GetChartResponse
-	29, // 60: slipway.catalog.v1.CatalogService.GetChartVersion:output_type -> slipway.catalog.v1.GetChartVersionResponse
-	31, // 61: slipway.catalog.v1.CatalogService.CreateApplication:output_type -> slipway.catalog.v1.CreateApplicationResponse
-	33, // 62: slipway.catalog.v1.CatalogService.GetApplication:output_type -> slipway.catalog.v1.GetApplicationResponse
-	35, // 63: slipway.catalog.v1.CatalogService.ListApplications:output_type -> slipway.catalog.v1.ListApplicationsResponse
-	37, // 64: slipway.catalog.v1.CatalogService.UpdateApplication:output_type -> slipway.catalog.v1.UpdateApplicationResponse
-	39, // 65: slipway.catalog.v1.CatalogService.DeleteApplication:output_type -> slipway.catalog.v1.DeleteApplicationResponse
-	51, // [51:66] is the sub-list for method output_type
-	36, // [36:51] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	42, // 14: slipway.catalog.v1.Application.create_time:type_name -> google.protobuf.Timestamp
+	42, // 15: slipway.catalog.v1.Application.update_time:type_name -> google.protobuf.Timestamp
+	43, // 16: slipway.catalog.v1.ApplicationTarget.values:type_name -> google.protobuf.Struct
+	10, // 17: slipway.catalog.v1.ApplicationTarget.status:type_name -> slipway.catalog.v1.ApplicationTargetStatus
+	1,  // 18: slipway.catalog.v1.CreateRepositoryRequest.repository:type_name -> slipway.catalog.v1.Repository
+	1,  // 19: slipway.catalog.v1.CreateRepositoryResponse.repository:type_name -> slipway.catalog.v1.Repository
+	1,  // 20: slipway.catalog.v1.GetRepositoryResponse.repository:type_name -> slipway.catalog.v1.Repository
+	1,  // 21: slipway.catalog.v1.ListRepositoriesResponse.repositories:type_name -> slipway.catalog.v1.Repository
+	41, // 22: slipway.catalog.v1.UpdateRepositoryRequest.sync_interval:type_name -> google.protobuf.Duration
+	44, // 23: slipway.catalog.v1.UpdateRepositoryRequest.update_mask:type_name -> google.protobuf.FieldMask
+	1,  // 24: slipway.catalog.v1.UpdateRepositoryResponse.repository:type_name -> slipway.catalog.v1.Repository
+	1,  // 25: slipway.catalog.v1.SyncRepositoryResponse.repository:type_name -> slipway.catalog.v1.Repository
+	3,  // 26: slipway.catalog.v1.SearchChartsResponse.charts:type_name -> slipway.catalog.v1.Chart
+	3,  // 27: slipway.catalog.v1.ListChartsResponse.charts:type_name -> slipway.catalog.v1.Chart
+	3,  // 28: slipway.catalog.v1.GetChartResponse.chart:type_name -> slipway.catalog.v1.Chart
+	4,  // 29: slipway.catalog.v1.GetChartResponse.versions:type_name -> slipway.catalog.v1.ChartVersion
+	4,  // 30: slipway.catalog.v1.GetChartVersionResponse.chart_version:type_name -> slipway.catalog.v1.ChartVersion
+	7,  // 31: slipway.catalog.v1.CreateApplicationRequest.application:type_name -> slipway.catalog.v1.Application
+	7,  // 32: slipway.catalog.v1.CreateApplicationResponse.application:type_name -> slipway.catalog.v1.Application
+	7,  // 33: slipway.catalog.v1.GetApplicationResponse.application:type_name -> slipway.catalog.v1.Application
+	7,  // 34: slipway.catalog.v1.ListApplicationsResponse.applications:type_name -> slipway.catalog.v1.Application
+	7,  // 35: slipway.catalog.v1.UpdateApplicationRequest.application:type_name -> slipway.catalog.v1.Application
+	7,  // 36: slipway.catalog.v1.UpdateApplicationResponse.application:type_name -> slipway.catalog.v1.Application
+	11, // 37: slipway.catalog.v1.CatalogService.CreateRepository:input_type -> slipway.catalog.v1.CreateRepositoryRequest
+	13, // 38: slipway.catalog.v1.CatalogService.GetRepository:input_type -> slipway.catalog.v1.GetRepositoryRequest
+	15, // 39: slipway.catalog.v1.CatalogService.ListRepositories:input_type -> slipway.catalog.v1.ListRepositoriesRequest
+	17, // 40: slipway.catalog.v1.CatalogService.UpdateRepository:input_type -> slipway.catalog.v1.UpdateRepositoryRequest
+	19, // 41: slipway.catalog.v1.CatalogService.DeleteRepository:input_type -> slipway.catalog.v1.DeleteRepositoryRequest
+	21, // 42: slipway.catalog.v1.CatalogService.SyncRepository:input_type -> slipway.catalog.v1.SyncRepositoryRequest
+	23, // 43: slipway.catalog.v1.CatalogService.SearchCharts:input_type -> slipway.catalog.v1.SearchChartsRequest
+	25, // 44: slipway.catalog.v1.CatalogService.ListCharts:input_type -> slipway.catalog.v1.ListChartsRequest
+	27, // 45: slipway.catalog.v1.CatalogService.GetChart:input_type -> slipway.catalog.v1.GetChartRequest
+	29, // 46: slipway.catalog.v1.CatalogService.GetChartVersion:input_type -> slipway.catalog.v1.GetChartVersionRequest
+	31, // 47: slipway.catalog.v1.CatalogService.CreateApplication:input_type -> slipway.catalog.v1.CreateApplicationRequest
+	33, // 48: slipway.catalog.v1.CatalogService.GetApplication:input_type -> slipway.catalog.v1.GetApplicationRequest
+	35, // 49: slipway.catalog.v1.CatalogService.ListApplications:input_type -> slipway.catalog.v1.ListApplicationsRequest
+	37, // 50: slipway.catalog.v1.CatalogService.UpdateApplication:input_type -> slipway.catalog.v1.UpdateApplicationRequest
+	39, // 51: slipway.catalog.v1.CatalogService.DeleteApplication:input_type -> slipway.catalog.v1.DeleteApplicationRequest
+	12, // 52: slipway.catalog.v1.CatalogService.CreateRepository:output_type -> slipway.catalog.v1.CreateRepositoryResponse
+	14, // 53: slipway.catalog.v1.CatalogService.GetRepository:output_type -> slipway.catalog.v1.GetRepositoryResponse
+	16, // 54: slipway.catalog.v1.CatalogService.ListRepositories:output_type -> slipway.catalog.v1.ListRepositoriesResponse
+	18, // 55: slipway.catalog.v1.CatalogService.UpdateRepository:output_type -> slipway.catalog.v1.UpdateRepositoryResponse
+	20, // 56: slipway.catalog.v1.CatalogService.DeleteRepository:output_type -> slipway.catalog.v1.DeleteRepositoryResponse
+	22, // 57: slipway.catalog.v1.CatalogService.SyncRepository:output_type -> slipway.catalog.v1.SyncRepositoryResponse
+	24, // 58: slipway.catalog.v1.CatalogService.SearchCharts:output_type -> slipway.catalog.v1.SearchChartsResponse
+	26, // 59: slipway.catalog.v1.CatalogService.ListCharts:output_type -> slipway.catalog.v1.ListChartsResponse
+	28, // 60: slipway.catalog.v1.CatalogService.GetChart:output_type -> slipway.catalog.v1.GetChartResponse
+	30, // 61: slipway.catalog.v1.CatalogService.GetChartVersion:output_type -> slipway.catalog.v1.GetChartVersionResponse
+	32, // 62: slipway.catalog.v1.CatalogService.CreateApplication:output_type -> slipway.catalog.v1.CreateApplicationResponse
+	34, // 63: slipway.catalog.v1.CatalogService.GetApplication:output_type -> slipway.catalog.v1.GetApplicationResponse
+	36, // 64: slipway.catalog.v1.CatalogService.ListApplications:output_type -> slipway.catalog.v1.ListApplicationsResponse
+	38, // 65: slipway.catalog.v1.CatalogService.UpdateApplication:output_type -> slipway.catalog.v1.UpdateApplicationResponse
+	40, // 66: slipway.catalog.v1.CatalogService.DeleteApplication:output_type -> slipway.catalog.v1.DeleteApplicationResponse
+	52, // [52:67] is the sub-list for method output_type
+	37, // [37:52] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_slipway_catalog_v1_catalog_proto_init() }
@@ -3271,7 +3400,7 @@ func file_slipway_catalog_v1_catalog_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_slipway_catalog_v1_catalog_proto_rawDesc), len(file_slipway_catalog_v1_catalog_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   39,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -91,23 +91,38 @@ type CatalogServiceClient interface {
 	// GetChartVersion returns one chart version's metadata with its default
 	// values, values schema and readme. The files come from the chart archive,
 	// which is fetched on first use and cached.
+	//
+	// Archives are read with hard limits (compressed and decompressed size,
+	// file count, no links, no absolute or ".." paths) and YAML with depth
+	// and alias limits; an archive over them answers FAILED_PRECONDITION
+	// (HTTP 422) saying which.
 	GetChartVersion(ctx context.Context, in *GetChartVersionRequest, opts ...grpc.CallOption) (*GetChartVersionResponse, error)
 	// CreateApplication records a new application. A name already used
-	// answers ALREADY_EXISTS; a target naming an unknown cluster, or a chart
-	// of an unknown repository, answers FAILED_PRECONDITION.
+	// answers ALREADY_EXISTS. The application is checked against what it
+	// names, and refused with FAILED_PRECONDITION (HTTP 422, every failure
+	// listed as a field violation) when a target's cluster or the image is
+	// not in the organization, the chart's version constraint matches no
+	// synced version, or the values merged for a target (chart defaults <
+	// application values < target values) do not validate against the
+	// chart's values.schema.json.
 	CreateApplication(ctx context.Context, in *CreateApplicationRequest, opts ...grpc.CallOption) (*CreateApplicationResponse, error)
-	// GetApplication returns one application.
+	// GetApplication returns one application, with each target's status:
+	// the chart version a deploy would use now and, once the releases
+	// service reports it, the version deployed there and whether a newer
+	// matching version exists.
 	GetApplication(ctx context.Context, in *GetApplicationRequest, opts ...grpc.CallOption) (*GetApplicationResponse, error)
 	// ListApplications lists the organization's applications by name,
 	// optionally filtered by name, chart and image.
 	ListApplications(ctx context.Context, in *ListApplicationsRequest, opts ...grpc.CallOption) (*ListApplicationsResponse, error)
 	// UpdateApplication replaces an application completely: every field is
-	// taken from the request and nothing is merged. When etag is set and no
-	// longer matches, the call answers ABORTED and changes nothing. Releases
-	// already deployed change only at their next deploy.
+	// taken from the request and nothing is merged, and it is checked as
+	// CreateApplication checks. When etag is set and no longer matches, the
+	// call answers ABORTED and changes nothing. Releases already deployed
+	// change only at their next deploy.
 	UpdateApplication(ctx context.Context, in *UpdateApplicationRequest, opts ...grpc.CallOption) (*UpdateApplicationResponse, error)
-	// DeleteApplication removes an application. Releases it deployed stay
-	// installed and remain ordinary deployments of their clusters.
+	// DeleteApplication removes an application. It is refused
+	// (FAILED_PRECONDITION, naming the targets) while a release of one of its
+	// targets is deployed: uninstall those first.
 	DeleteApplication(ctx context.Context, in *DeleteApplicationRequest, opts ...grpc.CallOption) (*DeleteApplicationResponse, error)
 }
 
@@ -324,23 +339,38 @@ type CatalogServiceServer interface {
 	// GetChartVersion returns one chart version's metadata with its default
 	// values, values schema and readme. The files come from the chart archive,
 	// which is fetched on first use and cached.
+	//
+	// Archives are read with hard limits (compressed and decompressed size,
+	// file count, no links, no absolute or ".." paths) and YAML with depth
+	// and alias limits; an archive over them answers FAILED_PRECONDITION
+	// (HTTP 422) saying which.
 	GetChartVersion(context.Context, *GetChartVersionRequest) (*GetChartVersionResponse, error)
 	// CreateApplication records a new application. A name already used
-	// answers ALREADY_EXISTS; a target naming an unknown cluster, or a chart
-	// of an unknown repository, answers FAILED_PRECONDITION.
+	// answers ALREADY_EXISTS. The application is checked against what it
+	// names, and refused with FAILED_PRECONDITION (HTTP 422, every failure
+	// listed as a field violation) when a target's cluster or the image is
+	// not in the organization, the chart's version constraint matches no
+	// synced version, or the values merged for a target (chart defaults <
+	// application values < target values) do not validate against the
+	// chart's values.schema.json.
 	CreateApplication(context.Context, *CreateApplicationRequest) (*CreateApplicationResponse, error)
-	// GetApplication returns one application.
+	// GetApplication returns one application, with each target's status:
+	// the chart version a deploy would use now and, once the releases
+	// service reports it, the version deployed there and whether a newer
+	// matching version exists.
 	GetApplication(context.Context, *GetApplicationRequest) (*GetApplicationResponse, error)
 	// ListApplications lists the organization's applications by name,
 	// optionally filtered by name, chart and image.
 	ListApplications(context.Context, *ListApplicationsRequest) (*ListApplicationsResponse, error)
 	// UpdateApplication replaces an application completely: every field is
-	// taken from the request and nothing is merged. When etag is set and no
-	// longer matches, the call answers ABORTED and changes nothing. Releases
-	// already deployed change only at their next deploy.
+	// taken from the request and nothing is merged, and it is checked as
+	// CreateApplication checks. When etag is set and no longer matches, the
+	// call answers ABORTED and changes nothing. Releases already deployed
+	// change only at their next deploy.
 	UpdateApplication(context.Context, *UpdateApplicationRequest) (*UpdateApplicationResponse, error)
-	// DeleteApplication removes an application. Releases it deployed stay
-	// installed and remain ordinary deployments of their clusters.
+	// DeleteApplication removes an application. It is refused
+	// (FAILED_PRECONDITION, naming the targets) while a release of one of its
+	// targets is deployed: uninstall those first.
 	DeleteApplication(context.Context, *DeleteApplicationRequest) (*DeleteApplicationResponse, error)
 	mustEmbedUnimplementedCatalogServiceServer()
 }
