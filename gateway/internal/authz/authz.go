@@ -83,6 +83,7 @@ var Table = map[string]identity.Role{
 	"CatalogService_ListCharts":        viewer,
 	"CatalogService_GetChart":          viewer,
 	"CatalogService_GetChartVersion":   viewer,
+	"CatalogService_GetChartVersion2":  viewer, // the short path of DESIGN.md
 	"CatalogService_CreateApplication": admin,
 	"CatalogService_GetApplication":    viewer,
 	"CatalogService_ListApplications":  viewer,
