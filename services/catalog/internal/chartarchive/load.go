@@ -98,7 +98,7 @@ func load(data []byte, lim Limits) (*chart.Chart, []*loader.BufferedFile, map[st
 // Helm will parse are checked, no fewer. It returns the level's values.
 func (b *budget) checkChart(files []*loader.BufferedFile, where string, depth int) (map[string]any, error) {
 	if depth > b.lim.MaxNesting {
-		return nil, refuse("%ssubcharts nested more than MaxNesting %d levels deep", where, b.lim.MaxNesting)
+		return nil, refuse("subchart %s: nested more than MaxNesting %d levels deep", strings.TrimRight(where, ": /"), b.lim.MaxNesting)
 	}
 	values := map[string]any{}
 	subcharts := map[string][]*loader.BufferedFile{}
