@@ -55,15 +55,15 @@ func (f *Fetcher) classify(ctx context.Context, err error, host, what string, wi
 		return fmt.Errorf("fetching %s from %s: %w", what, host, ctx.Err())
 	}
 	var (
-		dnsErr     *net.DNSError
-		netErr     net.Error
-		unknownCA  x509.UnknownAuthorityError
-		badHost    x509.HostnameError
-		badCert    x509.CertificateInvalidError
-		verifyErr  *tls.CertificateVerificationError
-		recordErr  tls.RecordHeaderError
-		syntaxErr  *json.SyntaxError
-		typeErr    *json.UnmarshalTypeError
+		dnsErr    *net.DNSError
+		netErr    net.Error
+		unknownCA x509.UnknownAuthorityError
+		badHost   x509.HostnameError
+		badCert   x509.CertificateInvalidError
+		verifyErr *tls.CertificateVerificationError
+		recordErr tls.RecordHeaderError
+		syntaxErr *json.SyntaxError
+		typeErr   *json.UnmarshalTypeError
 	)
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout():

@@ -234,7 +234,7 @@ func (s *dnsServer) answer(q []byte) []byte {
 	addrs, known := s.zone[strings.Join(labels, ".")]
 
 	resp := binary.BigEndian.AppendUint16(nil, binary.BigEndian.Uint16(q)) // id
-	flags := uint16(0x8180)                                                 // response, recursion desired and available
+	flags := uint16(0x8180)                                                // response, recursion desired and available
 	if !known {
 		flags |= 3 // NXDOMAIN
 	}
