@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
@@ -50,6 +51,10 @@ func (f *Fetcher) classify(ctx context.Context, err error, host, what string, wi
 	if errors.Is(err, outbound.ErrDenied) {
 		return fmt.Errorf("%s may not be contacted for %s: %w", host, what, outbound.RedactError(err))
 	}
+	if registryRefusal(err) {
+		// Its message may quote the URL it refused, query and all.
+		return fmt.Errorf("%s may not be contacted for %s: %w: the registry sent the request to a private or link-local address, or a token service over a scheme it may not use", host, what, outbound.ErrDenied)
+	}
 	if ctx.Err() != nil {
 		// The caller gave up (or its deadline passed): not the server's fault.
 		return fmt.Errorf("fetching %s from %s: %w", what, host, ctx.Err())
@@ -78,6 +83,19 @@ func (f *Fetcher) classify(ctx context.Context, err error, host, what string, wi
 		return fmt.Errorf("%w: %s answered %s with JSON that does not decode", ErrBadResponse, host, what)
 	}
 	return fmt.Errorf("%w: %s for %s: %v", ErrUnavailable, host, what, outbound.RedactError(err))
+}
+
+// registryRefusal reports whether err is go-containerregistry's own SSRF
+// check refusing a redirect or a token service (realm) at a private or
+// link-local IP literal, or a realm's scheme. The policy would refuse most
+// of these too, but go-containerregistry asks first. It has no error type
+// for them: should its wording change, they are classified as
+// ErrUnavailable, and TestSSRFRedirects says so.
+func registryRefusal(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "SSRF protection:") ||
+		strings.Contains(msg, "invalid realm in www-authenticate") ||
+		strings.Contains(msg, "refusing token-server redirect")
 }
 
 // certMessage is the x509 part of a verification error, without the
