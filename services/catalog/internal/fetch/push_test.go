@@ -21,7 +21,7 @@ import (
 // pushed is a chart version pushed by pushChart.
 type pushed struct {
 	manifest, archive string // digests
-	tgz                []byte
+	tgz               []byte
 }
 
 // rawManifest is a manifest pushed as given.
@@ -30,7 +30,7 @@ type rawManifest struct {
 	mt  types.MediaType
 }
 
-func (m rawManifest) RawManifest() ([]byte, error)       { return m.raw, nil }
+func (m rawManifest) RawManifest() ([]byte, error)        { return m.raw, nil }
 func (m rawManifest) MediaType() (types.MediaType, error) { return m.mt, nil }
 
 // pushChart pushes tgz to repo as `helm push` does: the chart's metadata
