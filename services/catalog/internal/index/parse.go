@@ -1,0 +1,192 @@
+package index
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/slipwayhq/slipway/services/catalog/internal/safeyaml"
+)
+
+// errNoSplit says the document is not in the layout parseSplit can cut
+// safely; Parse then decodes it whole.
+var errNoSplit = errors.New("index: document not in split layout")
+
+// wholeLimits scales the per-part YAML limits to a document decoded whole, so
+// that a document too irregular to split is held to the same budget per byte.
+func wholeLimits(size int, lim Limits) safeyaml.Limits {
+	parts := size/lim.YAML.MaxBytes + 1
+	return safeyaml.Limits{
+		MaxBytes:   size + 1,
+		MaxDepth:   lim.YAML.MaxDepth + 1, // the top-level mapping holds entries
+		MaxAliases: lim.YAML.MaxAliases * parts,
+		MaxNodes:   lim.YAML.MaxNodes * parts,
+	}
+}
+
+func parseErr(what string, err error) error {
+	if errors.Is(err, safeyaml.ErrLimit) {
+		return fmt.Errorf("%w: %s: %w", ErrTooLarge, what, err)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrInvalid, what, err)
+}
+
+// parseWhole decodes the document as one YAML tree.
+func parseWhole(data []byte, lim Limits) (*Index, error) {
+	n, err := safeyaml.Parse(data, wholeLimits(len(data), lim))
+	if err != nil {
+		return nil, parseErr("parse index", err)
+	}
+	root := deref(n)
+	if root == nil || root.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%w: top level is not a mapping", ErrInvalid)
+	}
+	var h header
+	var entries *yaml.Node
+	if err := h.read(root, func(val *yaml.Node) error {
+		if entries != nil {
+			return fmt.Errorf("%w: entries given twice", ErrInvalid)
+		}
+		entries = val
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if entries = deref(entries); entries == nil || entries.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%w: no entries mapping", ErrInvalid)
+	}
+	d := newDecoder()
+	charts := make([]chartResult, 0, len(entries.Content)/2)
+	total := 0
+	for i := 0; i+1 < len(entries.Content); i += 2 {
+		c := d.chart(entries.Content[i], entries.Content[i+1])
+		if total += c.entries; total > lim.MaxVersions {
+			return nil, fmt.Errorf("%w: more than MaxVersions %d chart versions", ErrTooLarge, lim.MaxVersions)
+		}
+		charts = append(charts, c)
+	}
+	return assemble(h, charts, lim)
+}
+
+// read takes apiVersion and generated from a top-level mapping and hands
+// entries' value to entries. Keys match case-insensitively, as Helm's
+// encoding/json decoding matches them.
+func (h *header) read(m *yaml.Node, entries func(*yaml.Node) error) error {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := deref(m.Content[i]), m.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			continue
+		}
+		var err error
+		switch strings.ToLower(k.Value) {
+		case "apiversion":
+			h.apiVersion, err = helmString(v)
+		case "generated":
+			h.generated, err = helmTime(v)
+		case "entries":
+			if err := entries(v); err != nil {
+				return err
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrInvalid, k.Value, err)
+		}
+	}
+	return nil
+}
+
+// parseSplit decodes a block-layout document chart by chart, in parallel.
+// Each part is parsed as a document of its own; the layout check in split and
+// the checks here (every part parses, each chart part is a one-key mapping,
+// nothing outside entries names entries) make that the same tree the whole
+// document would give. Anything else is errNoSplit.
+func parseSplit(data []byte, lim Limits) (*Index, error) {
+	sp, ok := split(data)
+	if !ok {
+		return nil, errNoSplit
+	}
+	var h header
+	for _, part := range [][]byte{sp.head, sp.tail} {
+		n, err := safeyaml.Parse(part, lim.YAML)
+		if err != nil {
+			if errors.Is(err, safeyaml.ErrLimit) {
+				return nil, parseErr("parse index header", err)
+			}
+			return nil, errNoSplit
+		}
+		m := deref(n)
+		if m == nil || m.Kind == 0 || m.Kind == yaml.DocumentNode && len(m.Content) == 0 {
+			continue // blank or comments only
+		}
+		if m.Kind != yaml.MappingNode {
+			return nil, errNoSplit
+		}
+		if err := h.read(m, func(*yaml.Node) error { return errNoSplit }); err != nil {
+			return nil, errNoSplit // the whole document gives the error
+		}
+	}
+
+	charts := make([]chartResult, len(sp.charts))
+	var (
+		next, total atomic.Int64
+		mu          sync.Mutex
+		firstErr    error
+		failed      atomic.Bool
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil || errors.Is(firstErr, errNoSplit) && !errors.Is(err, errNoSplit) {
+			// A limit hit anywhere refuses the index, whatever else failed.
+			firstErr = err
+		}
+		mu.Unlock()
+		failed.Store(true)
+	}
+	work := func() {
+		d := newDecoder()
+		for !failed.Load() {
+			i := int(next.Add(1) - 1)
+			if i >= len(sp.charts) {
+				return
+			}
+			n, err := safeyaml.Parse(sp.charts[i], lim.YAML)
+			if err != nil {
+				if errors.Is(err, safeyaml.ErrLimit) {
+					fail(parseErr(fmt.Sprintf("chart at line %d", sp.lines[i]), err))
+				} else {
+					fail(errNoSplit)
+				}
+				return
+			}
+			m := deref(n)
+			if m == nil || m.Kind != yaml.MappingNode || len(m.Content) != 2 {
+				fail(errNoSplit)
+				return
+			}
+			if seq := deref(m.Content[1]); seq != nil && seq.Kind == yaml.SequenceNode {
+				if total.Add(int64(len(seq.Content))) > int64(lim.MaxVersions) {
+					fail(fmt.Errorf("%w: more than MaxVersions %d chart versions", ErrTooLarge, lim.MaxVersions))
+					return
+				}
+			}
+			d.off = sp.lines[i] - 1
+			charts[i] = d.chart(m.Content[0], m.Content[1])
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(sp.charts))
+	var wg sync.WaitGroup
+	for range workers - 1 {
+		wg.Go(work)
+	}
+	work()
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return assemble(h, charts, lim)
+}

@@ -1,0 +1,163 @@
+package index
+
+import "bytes"
+
+// layout is a document cut into the parts parseSplit decodes apart.
+type layout struct {
+	head, tail []byte   // the top-level lines before and after entries
+	charts     [][]byte // one entries pair each, in document order
+	lines      []int    // the line each chart part starts on, for errors
+}
+
+// split cuts a document laid out as Helm writes it:
+//
+//	apiVersion: v1
+//	entries:
+//	  alpine:
+//	  - name: alpine
+//	    ...
+//	generated: "..."
+//
+// at each line indented exactly as the first key under a bare "entries:"
+// line. It only looks at indentation and the first character of lines; it
+// refuses (ok false) what would make a cut line mean something else in the
+// whole document: document markers and directives, tabs or line breaks other
+// than \n and \r\n, a cut line that is not a plain or quoted key. A cut inside
+// a quoted or flow scalar leaves a part that does not parse, which
+// parseSplit also takes as a refusal.
+func split(data []byte) (l layout, ok bool) {
+	if hasOddBreak(data) {
+		return l, false
+	}
+	const (
+		head = iota
+		entries
+		tail
+	)
+	state := head
+	indent := 0 // of the keys under entries, once known
+	start := -1 // of the current chart part
+	lineNo := 0
+	for pos := 0; pos < len(data); {
+		end := bytes.IndexByte(data[pos:], '\n')
+		if end < 0 {
+			end = len(data)
+		} else {
+			end += pos
+		}
+		line := data[pos:end]
+		lineNo++
+		lineStart := pos
+		pos = end + 1
+
+		n := 0
+		for n < len(line) && line[n] == ' ' {
+			n++
+		}
+		rest := line[n:]
+		if len(rest) > 0 && rest[0] == '\t' {
+			return l, false
+		}
+		if len(bytes.TrimRight(rest, " \r")) == 0 || rest[0] == '#' {
+			continue // blank or comment: belongs to whatever part it is in
+		}
+		if n == 0 && isMarker(rest) {
+			return l, false
+		}
+		switch state {
+		case head:
+			if n == 0 && isBareKey(rest, "entries") {
+				l.head = data[:lineStart]
+				state = entries
+			}
+		case entries:
+			switch {
+			case n == 0:
+				if start < 0 {
+					return l, false // entries has no block mapping under it
+				}
+				l.charts = append(l.charts, data[start:lineStart])
+				l.tail = data[lineStart:]
+				return l, true
+			case indent == 0:
+				indent = n
+			case n > indent:
+				continue
+			case n < indent:
+				return l, false
+			}
+			if isSeqItem(rest) {
+				if start < 0 {
+					return l, false // entries is a list
+				}
+				continue // Helm writes a chart's versions at its key's indentation
+			}
+			if !isKeyStart(rest[0]) {
+				return l, false
+			}
+			if start >= 0 {
+				l.charts = append(l.charts, data[start:lineStart])
+			}
+			start = lineStart
+			l.lines = append(l.lines, lineNo)
+		}
+	}
+	if state != entries || start < 0 {
+		return l, false
+	}
+	l.charts = append(l.charts, data[start:])
+	return l, true
+}
+
+// hasOddBreak reports line breaks YAML (libyaml) sees that a split on '\n'
+// would not: a lone \r, NEL, LINE and PARAGRAPH SEPARATOR.
+func hasOddBreak(data []byte) bool {
+	for i := 0; ; {
+		j := bytes.IndexByte(data[i:], '\r')
+		if j < 0 {
+			break
+		}
+		i += j + 1
+		if i == len(data) || data[i] != '\n' {
+			return true
+		}
+	}
+	return bytes.Contains(data, []byte("\u0085")) || bytes.Contains(data, []byte("\u2028")) || bytes.Contains(data, []byte("\u2029"))
+}
+
+// isMarker reports a directive or a document start or end marker.
+func isMarker(rest []byte) bool {
+	if rest[0] == '%' {
+		return true
+	}
+	if bytes.HasPrefix(rest, []byte("---")) || bytes.HasPrefix(rest, []byte("...")) {
+		return len(rest) == 3 || rest[3] == ' ' || rest[3] == '\r'
+	}
+	// A byte order mark may start a document anew.
+	return bytes.HasPrefix(rest, []byte("\ufeff"))
+}
+
+// isBareKey reports a line that is only "key:", maybe with a comment.
+func isBareKey(rest []byte, key string) bool {
+	if !bytes.HasPrefix(rest, []byte(key+":")) {
+		return false
+	}
+	after := bytes.TrimLeft(rest[len(key)+1:], " ")
+	after = bytes.TrimRight(after, "\r")
+	return len(after) == 0 || after[0] == '#' && len(after) < len(rest[len(key)+1:])
+}
+
+func isSeqItem(rest []byte) bool {
+	return rest[0] == '-' && (len(rest) == 1 || rest[1] == ' ' || rest[1] == '\r')
+}
+
+// isKeyStart reports a first character that can start a plain or quoted
+// implicit key. Indicators that would start a tag, anchor, alias, explicit
+// key, flow collection or block scalar are refused.
+func isKeyStart(c byte) bool {
+	switch c {
+	case '?', ':', ',', '[', ']', '{', '}', '&', '*', '!', '|', '>', '%', '@', '`', '#':
+		return false
+	}
+	return true
+}
