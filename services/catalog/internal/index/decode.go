@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-		"strings"
+	"strings"
 	"time"
 	"unicode"
 

@@ -81,16 +81,16 @@ func genIndexFile(charts, versionsPerChart int) *repo.IndexFile {
 				word, word, appVersion, r.IntN(40), r.IntN(40))
 			sum := sha256.Sum256([]byte(name + "-" + version))
 			md := &chart.Metadata{
-				APIVersion:  "v2",
-				Name:        name,
-				Version:     version,
-				AppVersion:  appVersion,
-				Description: desc,
-				Home:        "https://bitnami.com",
-				Icon:        "https://dyltqmyl993wv.cloudfront.net/assets/stacks/" + word + "/img/" + word + "-stack-220x234.png",
-				Keywords:    keywords,
-				Sources:     []string{"https://github.com/bitnami/charts/tree/main/bitnami/" + word},
-				Maintainers: maintainers,
+				APIVersion:   "v2",
+				Name:         name,
+				Version:      version,
+				AppVersion:   appVersion,
+				Description:  desc,
+				Home:         "https://bitnami.com",
+				Icon:         "https://dyltqmyl993wv.cloudfront.net/assets/stacks/" + word + "/img/" + word + "-stack-220x234.png",
+				Keywords:     keywords,
+				Sources:      []string{"https://github.com/bitnami/charts/tree/main/bitnami/" + word},
+				Maintainers:  maintainers,
 				Dependencies: deps,
 				Annotations: map[string]string{
 					"category": "Database",

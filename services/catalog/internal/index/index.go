@@ -55,12 +55,12 @@ type Dependency struct{ Name, Version, Repository, Condition, Alias string }
 // would refuse the whole index.
 type Version struct {
 	Chart, Version, AppVersion, Description, APIVersion, Type, KubeVersion, Home, Icon string
-	Keywords, Sources, URLs []string
-	Maintainers             []Maintainer
-	Dependencies            []Dependency
-	Deprecated              bool
-	Digest                  string // "sha256:<hex>" normalised from the index's hex digest, "" when absent/invalid
-	Created                 time.Time
+	Keywords, Sources, URLs                                                            []string
+	Maintainers                                                                        []Maintainer
+	Dependencies                                                                       []Dependency
+	Deprecated                                                                         bool
+	Digest                                                                             string // "sha256:<hex>" normalised from the index's hex digest, "" when absent/invalid
+	Created                                                                            time.Time
 }
 
 // Chart is one entry of the index; its Versions are sorted by semantic
