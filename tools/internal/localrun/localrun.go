@@ -194,8 +194,12 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 			args = append(args, "--releases-addr", byName["releases"].Addr, "--catalog-addr", byName["catalog"].Addr)
 		case "registry":
 			args = append(args, "--clusters-addr", byName["clusters"].Addr, "--releases-addr", byName["releases"].Addr)
+		case "catalog":
+			// The environment's chart repository serves plain HTTP on loopback.
+			args = append(args, "--clusters-addr", byName["clusters"].Addr, "--registry-addr", byName["registry"].Addr,
+				"--releases-addr", byName["releases"].Addr, "--allow-http-repositories")
 		}
-		if c.Name == "registry" || c.Name == "gateway" || c.Name == "clusters" {
+		if c.Name == "registry" || c.Name == "gateway" || c.Name == "clusters" || c.Name == "catalog" {
 			dsn := "sqlite:" + filepath.Join(data, c.Name+".db")
 			if d, ok := o.Databases[c.Name]; ok {
 				dsn = d
@@ -211,6 +215,9 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		case "registry":
 			// It resolves digests in the environment's registry, on 127.0.0.1.
 			cmd.Env = append(cmd.Env, "SLIPWAY_REGISTRY_OUTBOUND_ALLOW_CIDRS="+loopbackCIDRs)
+		case "catalog":
+			// It syncs the environment's chart repository and OCI registry.
+			cmd.Env = append(cmd.Env, "SLIPWAY_CATALOG_OUTBOUND_ALLOW_CIDRS="+loopbackCIDRs)
 		}
 		// Own process group: the stack, not the terminal, decides when they stop.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
