@@ -78,7 +78,8 @@ func split(data []byte) (l layout, ok bool) {
 				}
 				l.charts = append(l.charts, data[start:lineStart])
 				l.tail = data[lineStart:]
-				return l, true
+				state = tail // only checked for markers from here on
+				continue
 			case indent == 0:
 				indent = n
 			case n > indent:
@@ -102,7 +103,10 @@ func split(data []byte) (l layout, ok bool) {
 			l.lines = append(l.lines, lineNo)
 		}
 	}
-	if state != entries || start < 0 {
+	switch {
+	case state == tail:
+		return l, true
+	case state != entries || start < 0:
 		return l, false
 	}
 	l.charts = append(l.charts, data[start:])
