@@ -28,7 +28,7 @@ func statusError(host, what string, code int, withLogin bool) error {
 		}
 		return fmt.Errorf("%w: %s needs a login for %s (HTTP %d)", ErrUnauthorized, host, what, code)
 	case code == http.StatusTooManyRequests:
-		return fmt.Errorf("%w: %s is rate limiting (HTTP 429) %s", ErrUnavailable, host, what)
+		return fmt.Errorf("%w: %s is rate limiting requests for %s (HTTP 429)", ErrUnavailable, host, what)
 	case code == http.StatusRequestTimeout || code == http.StatusTooEarly || code >= 500:
 		return fmt.Errorf("%w: %s answered HTTP %d for %s", ErrUnavailable, host, code, what)
 	}
@@ -82,7 +82,7 @@ func (f *Fetcher) classify(ctx context.Context, err error, host, what string, wi
 	case errors.As(err, &syntaxErr), errors.As(err, &typeErr):
 		return fmt.Errorf("%w: %s answered %s with JSON that does not decode", ErrBadResponse, host, what)
 	}
-	return fmt.Errorf("%w: %s for %s: %v", ErrUnavailable, host, what, outbound.RedactError(err))
+	return fmt.Errorf("%w: asking %s for %s: %v", ErrUnavailable, host, what, outbound.RedactError(err))
 }
 
 // registryRefusal reports whether err is go-containerregistry's own SSRF

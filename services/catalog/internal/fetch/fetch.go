@@ -142,7 +142,8 @@ func (f *Fetcher) httpSchemes() []string {
 }
 
 // CheckURL validates a repository URL when it is added and returns it
-// normalised (scheme and host in lower case, no trailing slash). It accepts
+// normalised (scheme and host in lower case, no default port, no trailing
+// slash). It accepts
 // https:// (http:// too with AllowHTTP) and oci:// URLs with a host, without
 // userinfo, query or fragment, that the policy allows. Hosts the URL
 // standard reads as IPv4 addresses (2130706433, 0x7f000001, 0177.0.0.1,
@@ -177,11 +178,18 @@ func (f *Fetcher) checkURL(raw string) (*url.URL, error) {
 		return nil, err
 	}
 	n := &url.URL{
-		Scheme: strings.ToLower(u.Scheme),
-		// "host:" (an empty port) means the default port.
-		Host:    strings.TrimSuffix(strings.ToLower(u.Host), ":"),
+		Scheme:  strings.ToLower(u.Scheme),
+		Host:    strings.ToLower(u.Host),
 		Path:    strings.TrimRight(u.Path, "/"),
 		RawPath: strings.TrimRight(u.RawPath, "/"),
+	}
+	// "host:" and the scheme's default port mean the host alone, so one
+	// repository has one URL.
+	if p := u.Port(); p == "" || p == map[string]string{"http": "80", "https": "443", "oci": "443"}[n.Scheme] {
+		n.Host = strings.ToLower(u.Hostname())
+		if strings.Contains(n.Host, ":") {
+			n.Host = "[" + n.Host + "]"
+		}
 	}
 	if n.Scheme == "oci" {
 		if _, err := ociPath(n); err != nil {

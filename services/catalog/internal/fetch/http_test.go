@@ -223,7 +223,7 @@ func TestIndexErrors(t *testing.T) {
 		{code: 401, err: ErrUnauthorized, says: "needs a login for index.yaml (HTTP 401)"},
 		{code: 401, auth: login, err: ErrUnauthorized, says: "refused the repository's login for index.yaml (HTTP 401)"},
 		{code: 403, auth: login, err: ErrUnauthorized, says: "(HTTP 403)"},
-		{code: 429, err: ErrUnavailable, says: "rate limiting (HTTP 429)"},
+		{code: 429, err: ErrUnavailable, says: "rate limiting requests for index.yaml (HTTP 429)"},
 		{code: 500, auth: login, err: ErrUnavailable, says: "answered HTTP 500"},
 		{code: 503, err: ErrUnavailable, says: "answered HTTP 503"},
 		{code: 418, err: ErrBadResponse, says: "answered HTTP 418"},
