@@ -143,9 +143,8 @@ func (f *Fetcher) httpSchemes() []string {
 
 // CheckURL validates a repository URL when it is added and returns it
 // normalised (scheme and host in lower case, no default port, no trailing
-// slash). It accepts
-// https:// (http:// too with AllowHTTP) and oci:// URLs with a host, without
-// userinfo, query or fragment, that the policy allows. Hosts the URL
+// slash). It accepts https:// (http:// too with AllowHTTP) and oci:// URLs
+// with a host, without userinfo, query or fragment, that the policy allows. Hosts the URL
 // standard reads as IPv4 addresses (2130706433, 0x7f000001, 0177.0.0.1,
 // 127.1) are checked as the address they mean and must then be written as a
 // dotted quad; localhost names are checked as loopback. Other names are
