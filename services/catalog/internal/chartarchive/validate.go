@@ -26,6 +26,11 @@ func (v Violation) String() string { return v.Path + ": " + v.Message }
 // does not compile, which is the chart's fault and not a violation by the values.
 var ErrSchema = errors.New("invalid values.schema.json")
 
+// ErrTooCostly is returned, without validating, when checking the values
+// against the schema could take more work than Validate allows: a recursive or
+// heavily branching schema over deep or large values. It is not a violation.
+var ErrTooCostly = errors.New("values too costly to check against values.schema.json")
+
 // schemaURL names the schema inside the compiler. The scheme is one no loader
 // serves, so relative $refs resolve to names that cannot be fetched.
 const schemaURL = "chart:///values.schema.json"
@@ -74,6 +79,9 @@ func Validate(schemaJSON []byte, values map[string]any) ([]Violation, error) {
 		return nil, fmt.Errorf("values as JSON: %w", err)
 	}
 
+	if !withinBudget(sch, inst) {
+		return nil, fmt.Errorf("%w: over %d steps", ErrTooCostly, maxValidationCost)
+	}
 	err = sch.Validate(inst)
 	if err == nil {
 		return nil, nil

@@ -172,3 +172,57 @@ func TestValidateValuesNotJSON(t *testing.T) {
 		t.Errorf("Validate with NaN = %v, want an error that is not ErrSchema", err)
 	}
 }
+
+// The library evaluates every anyOf branch and follows $refs without
+// memoising, so this schema costs 2^depth evaluations; it must be refused
+// before it runs, not after hours.
+func TestValidateTooCostly(t *testing.T) {
+	const branching = `{"$ref": "#/$defs/n", "$defs": {"n": {"anyOf": [
+		{"type": "object", "additionalProperties": {"$ref": "#/$defs/n"}},
+		{"type": "object", "additionalProperties": {"$ref": "#/$defs/n"}}]}}}`
+	// A chain of definitions each referring twice to the next blows up even
+	// on a single scalar.
+	var chain strings.Builder
+	chain.WriteString(`{"$ref": "#/$defs/d0", "$defs": {`)
+	for i := range 40 {
+		fmt.Fprintf(&chain, `"d%d": {"anyOf": [{"$ref": "#/$defs/d%d"}, {"$ref": "#/$defs/d%d"}]}, `, i, i+1, i+1)
+	}
+	chain.WriteString(`"d40": {"type": "string"}}}`)
+
+	nested := func(depth int) map[string]any {
+		v := map[string]any{"leaf": 1}
+		for range depth {
+			v = map[string]any{"a": v}
+		}
+		return v
+	}
+	tests := []struct {
+		name   string
+		schema string
+		values map[string]any
+	}{
+		{name: "branching recursion over deep values", schema: branching, values: nested(60)},
+		{name: "doubling chain of definitions", schema: chain.String(), values: map[string]any{"x": 1}},
+		{name: "enum over large values", schema: `{"additionalProperties": {"enum": [` + strings.Repeat(`{"a": 1}, `, 2000) + `0]}}`, values: bigValues(2000)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := chartarchive.Validate([]byte(tc.schema), tc.values)
+			if !errors.Is(err, chartarchive.ErrTooCostly) {
+				t.Errorf("Validate = %v, %v; want ErrTooCostly", v, err)
+			}
+		})
+	}
+	// The same recursive schema over shallow values is fine.
+	if v, err := chartarchive.Validate([]byte(branching), nested(4)); err != nil || len(v) == 0 {
+		t.Errorf("Validate over shallow values = %v, %v; want violations and no error", v, err)
+	}
+}
+
+func bigValues(n int) map[string]any {
+	m := map[string]any{}
+	for i := range n {
+		m[fmt.Sprint("k", i)] = map[string]any{"a": i}
+	}
+	return m
+}
