@@ -111,7 +111,7 @@ func parseSplit(data []byte, lim Limits) (*Index, error) {
 		return nil, errNoSplit
 	}
 	var h header
-	for _, part := range [][]byte{sp.head, sp.tail} {
+	for i, part := range [][]byte{sp.head, sp.tail} {
 		n, err := safeyaml.Parse(part, lim.YAML)
 		if err != nil {
 			if errors.Is(err, safeyaml.ErrLimit) {
@@ -126,7 +126,16 @@ func parseSplit(data []byte, lim Limits) (*Index, error) {
 		if m.Kind != yaml.MappingNode {
 			return nil, errNoSplit
 		}
-		if err := h.read(m, func(*yaml.Node) error { return errNoSplit }); err != nil {
+		entriesSeen := false
+		err = h.read(m, func(v *yaml.Node) error {
+			// Only the head's own entries line, with nothing under it here.
+			if i != 0 || entriesSeen || !isNull(v) {
+				return errNoSplit
+			}
+			entriesSeen = true
+			return nil
+		})
+		if err != nil || i == 0 && !entriesSeen {
 			return nil, errNoSplit // the whole document gives the error
 		}
 	}

@@ -1,10 +1,13 @@
 package index
 
-import "bytes"
+import (
+	"bytes"
+	"unicode/utf8"
+)
 
 // layout is a document cut into the parts parseSplit decodes apart.
 type layout struct {
-	head, tail []byte   // the top-level lines before and after entries
+	head, tail []byte   // the top-level lines up to the entries line, and after entries
 	charts     [][]byte // one entries pair each, in document order
 	lines      []int    // the line each chart part starts on, for errors
 }
@@ -26,7 +29,9 @@ type layout struct {
 // a quoted or flow scalar leaves a part that does not parse, which
 // parseSplit also takes as a refusal.
 func split(data []byte) (l layout, ok bool) {
-	if hasOddBreak(data) {
+	// The parts are parsed apart, and a YAML reader refuses a whole stream
+	// for one bad byte anywhere, so check those once here.
+	if !utf8.Valid(data) || hasOddBreak(data) {
 		return l, false
 	}
 	const (
@@ -36,7 +41,8 @@ func split(data []byte) (l layout, ok bool) {
 	)
 	state := head
 	indent := 0 // of the keys under entries, once known
-	start := -1 // of the current chart part
+	start := 0 // of the current chart part
+	seenKey := false
 	lineNo := 0
 	for pos := 0; pos < len(data); {
 		end := bytes.IndexByte(data[pos:], '\n')
@@ -67,14 +73,23 @@ func split(data []byte) (l layout, ok bool) {
 		switch state {
 		case head:
 			if n == 0 && isBareKey(rest, "entries") {
-				l.head = data[:lineStart]
+				// The entries line ends the head, which is parsed with it
+				// (entries: null), so every byte is parsed in some part.
+				l.head = data[:pos]
+				start = min(pos, len(data))
+				l.lines = append(l.lines, lineNo+1)
 				state = entries
 			}
 		case entries:
 			switch {
 			case n == 0:
-				if start < 0 {
+				if !seenKey {
 					return l, false // entries has no block mapping under it
+				}
+				if !isKeyStart(rest[0]) || isSeqItem(rest) {
+					// The tail must go on with a key of the top-level mapping,
+					// not something a part parsed alone reads otherwise.
+					return l, false
 				}
 				l.charts = append(l.charts, data[start:lineStart])
 				l.tail = data[lineStart:]
@@ -88,7 +103,7 @@ func split(data []byte) (l layout, ok bool) {
 				return l, false
 			}
 			if isSeqItem(rest) {
-				if start < 0 {
+				if !seenKey {
 					return l, false // entries is a list
 				}
 				continue // Helm writes a chart's versions at its key's indentation
@@ -96,17 +111,20 @@ func split(data []byte) (l layout, ok bool) {
 			if !isKeyStart(rest[0]) {
 				return l, false
 			}
-			if start >= 0 {
+			if seenKey {
+				// The first part starts after the entries line, with
+				// whatever blank lines and comments come before its key.
 				l.charts = append(l.charts, data[start:lineStart])
+				l.lines = append(l.lines, lineNo)
+				start = lineStart
 			}
-			start = lineStart
-			l.lines = append(l.lines, lineNo)
+			seenKey = true
 		}
 	}
 	switch {
 	case state == tail:
 		return l, true
-	case state != entries || start < 0:
+	case state != entries || !seenKey:
 		return l, false
 	}
 	l.charts = append(l.charts, data[start:])

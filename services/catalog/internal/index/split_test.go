@@ -138,14 +138,13 @@ func TestSplitLayout(t *testing.T) {
 		t.Errorf("%d chart parts, want 25", len(sp.charts))
 	}
 	for i, c := range sp.charts {
-		if !bytes.HasPrefix(c, []byte("  ")) || c[2] == ' ' || c[2] == '-' {
+		if !bytes.HasPrefix(c, []byte("  ")) || c[2] == ' ' || c[2] == '-' || c[2] == '#' {
 			t.Errorf("part %d does not start at a chart key: %.40q", i, c)
 		}
 	}
-	// The parts, head and tail cover the document but for the entries line.
+	// Head, parts and tail cover the document.
 	var all []byte
 	all = append(all, sp.head...)
-	all = append(all, "entries:\n"...)
 	for _, c := range sp.charts {
 		all = append(all, c...)
 	}
