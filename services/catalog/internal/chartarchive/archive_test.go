@@ -178,6 +178,18 @@ func aliasBomb() string {
 	return sb.String()
 }
 
+// aliasTree is an alias bomb of a chosen size: levels of ten aliases each,
+// about 10^levels nodes.
+func aliasTree(levels int) string {
+	var sb strings.Builder
+	sb.WriteString("l0: &l0 [x,x,x,x,x,x,x,x,x,x]\n")
+	for i := 1; i < levels; i++ {
+		p := fmt.Sprintf("*l%d", i-1)
+		fmt.Fprintf(&sb, "l%d: &l%d [%s]\n", i, i, strings.TrimSuffix(strings.Repeat(p+",", 10), ","))
+	}
+	return sb.String()
+}
+
 // depthBomb nests mappings n deep.
 func depthBomb(n int) string {
 	var sb strings.Builder

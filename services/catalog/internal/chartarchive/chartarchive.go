@@ -24,7 +24,9 @@ type Limits struct {
 	// MaxNesting bounds subchart levels (charts/ inside charts/, as directories
 	// or as archives) that Load and Read will descend; default 10.
 	MaxNesting int
-	YAML       safeyaml.Limits // every YAML file Helm's loader would parse
+	// YAML bounds each YAML file Helm's loader would parse; YAML.MaxNodes
+	// also bounds all of them together.
+	YAML safeyaml.Limits
 }
 
 // Defaults of Limits' zero fields.
@@ -55,6 +57,10 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxNesting <= 0 {
 		l.MaxNesting = DefaultMaxNesting
+	}
+	// The archive-wide YAML budget needs the number safeyaml would default to.
+	if l.YAML.MaxNodes <= 0 {
+		l.YAML.MaxNodes = safeyaml.DefaultMaxNodes
 	}
 	return l
 }

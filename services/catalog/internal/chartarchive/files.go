@@ -57,15 +57,18 @@ type budget struct {
 	// Next call, so without it a run of metadata headers would be decompressed
 	// without any file ever being counted.
 	stream int64
+	// yamlNodes is left of YAML.MaxNodes for all the YAML files Load checks.
+	yamlNodes int64
 }
 
 func newBudget(lim Limits) *budget {
 	return &budget{
-		lim:    lim,
-		bytes:  lim.MaxDecompressed,
-		files:  lim.MaxFiles,
-		others: lim.MaxFiles,
-		stream: lim.MaxDecompressed + 2*int64(lim.MaxFiles)*entryOverhead + streamSlack,
+		lim:       lim,
+		bytes:     lim.MaxDecompressed,
+		files:     lim.MaxFiles,
+		others:    lim.MaxFiles,
+		stream:    lim.MaxDecompressed + 2*int64(lim.MaxFiles)*entryOverhead + streamSlack,
+		yamlNodes: int64(lim.YAML.MaxNodes),
 	}
 }
 

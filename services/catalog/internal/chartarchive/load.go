@@ -2,10 +2,13 @@ package chartarchive
 
 import (
 	"cmp"
+	"errors"
+	"fmt"
 	"path"
 	"slices"
 	"strings"
 
+	"go.yaml.in/yaml/v3"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
 
@@ -105,17 +108,18 @@ func (b *budget) checkChart(files []*loader.BufferedFile, where string, depth in
 	var names []string // subchart names in archive order, for stable messages
 	for _, f := range files {
 		switch f.Name {
-		case "Chart.yaml", "Chart.lock", "requirements.yaml", "requirements.lock":
-			if _, err := safeyaml.Parse(f.Data, b.lim.YAML); err != nil {
-				return nil, refuse("%s%s: %w", where, f.Name, err)
-			}
-			continue
-		case "values.yaml":
-			v, err := safeyaml.Values(f.Data, b.lim.YAML)
+		case "Chart.yaml", "Chart.lock", "requirements.yaml", "requirements.lock", "values.yaml":
+			lim, err := b.yaml(f.Data, where+f.Name)
 			if err != nil {
-				return nil, refuse("%s%s: %w", where, f.Name, err)
+				return nil, err
 			}
-			values = v
+			// Helm refuses subcharts' values that are not a mapping too; only
+			// the top chart's are kept.
+			if f.Name == "values.yaml" && depth == 0 {
+				if values, err = safeyaml.Values(f.Data, lim); err != nil {
+					return nil, refuse("%s%s: %w", where, f.Name, err)
+				}
+			}
 			continue
 		}
 		rest, ok := strings.CutPrefix(f.Name, "charts/")
@@ -157,4 +161,50 @@ func (b *budget) checkChart(files []*loader.BufferedFile, where string, depth in
 		}
 	}
 	return values, nil
+}
+
+// yaml checks one YAML file with safeyaml and charges its nodes, aliases
+// expanded, to the archive's YAML budget: each document is bounded by
+// lim.YAML, but a chart can hold thousands of them, and a few hundred bytes
+// of aliases can expand to MaxNodes in every one. It returns the limits it
+// checked the file with.
+func (b *budget) yaml(data []byte, name string) (safeyaml.Limits, error) {
+	lim := b.lim.YAML
+	if b.yamlNodes < int64(lim.MaxNodes) {
+		if b.yamlNodes <= 0 {
+			return lim, refuse("%s: YAML files add up to more than %d nodes", name, b.lim.YAML.MaxNodes)
+		}
+		lim.MaxNodes = int(b.yamlNodes)
+	}
+	n, err := safeyaml.Parse(data, lim)
+	if err != nil {
+		if lim.MaxNodes < b.lim.YAML.MaxNodes && errors.Is(err, safeyaml.ErrLimit) {
+			err = fmt.Errorf("%w (%d of the archive's %d YAML nodes were left)", err, lim.MaxNodes, b.lim.YAML.MaxNodes)
+		}
+		return lim, refuse("%s: %w", name, err)
+	}
+	b.yamlNodes -= expandedNodes(n, map[*yaml.Node]int64{})
+	return lim, nil
+}
+
+// expandedNodes counts the nodes under n with every alias replaced by what it
+// names, as a decoder builds them. Parse has bounded the depth and the total,
+// and memo keeps the count linear in the document as written.
+func expandedNodes(n *yaml.Node, memo map[*yaml.Node]int64) int64 {
+	if n == nil {
+		return 0
+	}
+	if c, ok := memo[n]; ok {
+		return c
+	}
+	memo[n] = 1 // a node that reaches itself counts once
+	c := int64(1)
+	if n.Kind == yaml.AliasNode {
+		c = expandedNodes(n.Alias, memo)
+	}
+	for _, k := range n.Content {
+		c += expandedNodes(k, memo)
+	}
+	memo[n] = c
+	return c
 }

@@ -179,6 +179,21 @@ func TestLoadRefused(t *testing.T) {
 			lim:  chartarchive.Limits{MaxNesting: 3},
 			want: "subchart charts/c0/charts/c1/charts/c2/charts/c3: nested more than MaxNesting 3 levels deep",
 		},
+		{
+			// Each values.yaml is within the per-document limits; together
+			// they are not.
+			name: "subcharts' YAML adds up past MaxNodes",
+			archive: func(t *testing.T) []byte {
+				entries := []entry{file("demo/Chart.yaml", goodChartYAML)}
+				for i := range 12 {
+					p := fmt.Sprintf("demo/charts/s%d/", i)
+					entries = append(entries, file(p+"Chart.yaml", fmt.Sprintf("apiVersion: v2\nname: s%d\nversion: 0.1.0\n", i)), file(p+"values.yaml", aliasTree(5)))
+				}
+				return tgz(t, entries...)
+			},
+			want:    "YAML nodes were left",
+			wantErr: safeyaml.ErrLimit,
+		},
 		{name: "no Chart.yaml", archive: func(t *testing.T) []byte { return tgz(t, file("demo/values.yaml", "a: 1\n")) }, want: "load chart: Chart.yaml file is missing"},
 		{name: "Chart.yaml without a version", archive: func(t *testing.T) []byte { return tgz(t, file("demo/Chart.yaml", "apiVersion: v2\nname: demo\n")) }, want: "load chart: "},
 		{name: "Chart.yaml not YAML", archive: func(t *testing.T) []byte { return tgz(t, file("demo/Chart.yaml", "name: [demo\n")) }, want: "Chart.yaml: "},
