@@ -182,7 +182,24 @@ func (s *service) GetApplication(ctx context.Context, name string) (Application,
 		return Application{}, err
 	}
 	s.fillStatus(ctx, &app)
-	return app, nil
+	return visible(caller, app), nil
+}
+
+// visible returns app as caller may see it: values can hold what a chart
+// is configured with (passwords included), which viewers do not read, as
+// they do not read a release's values.
+func visible(caller identity.Identity, app Application) Application {
+	if caller.Role.AtLeast(identity.RoleDeployer) {
+		return app
+	}
+	app.Values = nil
+	targets := make([]Target, len(app.Targets))
+	for i, t := range app.Targets {
+		t.Values = nil
+		targets[i] = t
+	}
+	app.Targets = targets
+	return app
 }
 
 func (s *service) application(ctx context.Context, org, name string) (Application, error) {
@@ -302,6 +319,9 @@ func (s *service) ListApplications(ctx context.Context, f ApplicationFilter, p P
 		page.Applications = apps[:size]
 		page.NextPageToken = paging.Encode(apps[size-1].Name, fp)
 	}
+	for i := range page.Applications {
+		page.Applications[i] = visible(caller, page.Applications[i])
+	}
 	return page, nil
 }
 
@@ -402,6 +422,10 @@ func (s *service) checkValues(ctx context.Context, org string, app *Application,
 	if err != nil {
 		return err
 	}
+	if v.Type == "library" {
+		bad.add("chart", "%s version %s is a library chart, which cannot be deployed", app.Chart.Chart, version)
+		return nil
+	}
 	c, err := s.contents(ctx, org, v)
 	if err != nil {
 		if errors.Is(err, ErrUnprocessable) {
@@ -428,7 +452,7 @@ func (s *service) checkValues(ctx context.Context, org string, app *Application,
 		merged := MergeValues(c.Values, app.Values, l.values, ImageValues(app.ImageValuesKey, img))
 		vs, err := chartarchive.Validate(c.SchemaJSON, merged)
 		if err != nil {
-			bad.add("chart", "%s version %s has a values.schema.json that does not compile: %v", app.Chart.Chart, version, err)
+			bad.add("chart", "%s version %s: its values.schema.json cannot be checked: %v", app.Chart.Chart, version, err)
 			return nil
 		}
 		for _, viol := range vs {
@@ -444,11 +468,16 @@ func ImageValues(key string, img *Image) map[string]any {
 	if img == nil {
 		return nil
 	}
-	repo := img.Reference
+	// The tag is the reference's own (the registry's "v1.4.2"), not the
+	// Slipway version ("1.4.2") it was recorded as, which may differ.
+	repo, tag := img.Reference, img.Version
 	if named, err := reference.ParseNormalizedNamed(img.Reference); err == nil {
 		repo = named.Name()
+		if t, ok := named.(reference.Tagged); ok {
+			tag = t.Tag()
+		}
 	}
-	leaf := map[string]any{"repository": repo, "tag": img.Version}
+	leaf := map[string]any{"repository": repo, "tag": tag}
 	if img.Digest != "" {
 		leaf["digest"] = img.Digest
 	}

@@ -79,6 +79,33 @@ func TestApplications(t *testing.T) {
 			}
 		})
 
+		t.Run("viewers do not read values", func(t *testing.T) {
+			got, err := e.svc.GetApplication(as("acme", identity.RoleViewer), "shop")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Values != nil || got.Targets[1].Values != nil {
+				t.Errorf("a viewer reads values: %+v", got)
+			}
+			p, _ := e.svc.ListApplications(as("acme", identity.RoleViewer), ApplicationFilter{}, PageRequest{})
+			if len(p.Applications) != 1 || p.Applications[0].Targets[1].Values != nil {
+				t.Errorf("a viewer lists values: %+v", p.Applications)
+			}
+			got, _ = e.svc.GetApplication(as("acme", identity.RoleDeployer), "shop")
+			if got.Values["replicaCount"] != 2.0 || got.Targets[1].Values["replicaCount"] != 5.0 {
+				t.Errorf("a deployer does not read values: %+v", got)
+			}
+		})
+
+		t.Run("library charts cannot be deployed", func(t *testing.T) {
+			lib := helloApp()
+			lib.Name, lib.Chart = "lib", ChartRef{Repository: "main", Chart: "helpers"}
+			_, err := e.svc.CreateApplication(admin, lib)
+			if d := cmp.Diff([]string{"chart"}, violations(t, err)); d != "" || !strings.Contains(err.Error(), "library") {
+				t.Errorf("library chart: %v", err)
+			}
+		})
+
 		t.Run("values that do not fit the schema are refused with every failing path", func(t *testing.T) {
 			bad := helloApp()
 			bad.Name = "bad"
@@ -262,8 +289,9 @@ func TestMergeValues(t *testing.T) {
 	if defaults["image"].(map[string]any)["tag"] != "x" {
 		t.Error("merge changed its input")
 	}
-	nested := ImageValues("app.image", &Image{Reference: "nginx:1.27", Version: "1.27"})
-	if d := cmp.Diff(map[string]any{"app": map[string]any{"image": map[string]any{"repository": "docker.io/library/nginx", "tag": "1.27"}}}, nested); d != "" {
+	// The tag is the reference's, whatever version the image was recorded as.
+	nested := ImageValues("app.image", &Image{Reference: "nginx:v1.27", Version: "1.27"})
+	if d := cmp.Diff(map[string]any{"app": map[string]any{"image": map[string]any{"repository": "docker.io/library/nginx", "tag": "v1.27"}}}, nested); d != "" {
 		t.Errorf("nested key (-want +got):\n%s", d)
 	}
 }

@@ -31,7 +31,7 @@ import (
 
 // testChart is a chart a test repository serves.
 type testChart struct {
-	name, version, appVersion, description string
+	name, version, appVersion, description, typ string
 	keywords                               []string
 	deprecated                             bool
 	values                                 string
@@ -74,8 +74,11 @@ func (r *chartRepo) publish(t *testing.T, charts ...testChart) {
 	for _, c := range charts {
 		ch := &chart.Chart{Metadata: &chart.Metadata{
 			APIVersion: chart.APIVersionV2, Name: c.name, Version: c.version, AppVersion: c.appVersion,
-			Description: c.description, Keywords: c.keywords, Deprecated: c.deprecated, Type: "application",
+			Description: c.description, Keywords: c.keywords, Deprecated: c.deprecated, Type: c.typ,
 		}}
+		if ch.Metadata.Type == "" {
+			ch.Metadata.Type = "application"
+		}
 		if c.values == "" {
 			c.values = "replicaCount: 1\nimage:\n  repository: nginx\n  tag: latest\n"
 		}

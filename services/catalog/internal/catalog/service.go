@@ -257,16 +257,11 @@ func (s *service) settle(ctx context.Context, r *Repository, rawURL, credential 
 	return nil
 }
 
-// validateOCIChart checks a chart name under an oci:// repository: one or
-// more OCI repository path components.
+// validateOCIChart checks a chart name under an oci:// repository: one
+// OCI repository path component, directly under the repository's path.
 func validateOCIChart(c string) error {
-	if c == "" || len(c) > 255 {
-		return errors.New("must be 1 to 255 characters")
-	}
-	for _, part := range strings.Split(c, "/") {
-		if !ociComponent.MatchString(part) {
-			return fmt.Errorf("%q is not an OCI repository path component (lower-case letters, digits, '.', '_', '-')", part)
-		}
+	if len(c) > 128 || !ociComponent.MatchString(c) {
+		return fmt.Errorf("%q is not a chart directly under the repository: one OCI path component (lower-case letters, digits, '.', '_', '-'); put the rest of the path in the repository URL", c)
 	}
 	return nil
 }
@@ -357,7 +352,7 @@ func (s *service) UpdateRepository(ctx context.Context, name string, u Repositor
 		return Repository{}, err
 	}
 	if len(u.Mask) == 0 {
-		return Repository{}, validate.Field("update_mask", "required: name the fields to change (url, credential_id, oci_charts, sync_interval)")
+		return Repository{}, validate.Field("update_mask", "required: name the fields to change (url, credentialId, ociCharts, syncInterval)")
 	}
 	r, err := s.repository(ctx, caller.Org, name)
 	if err != nil {
@@ -375,7 +370,7 @@ func (s *service) UpdateRepository(ctx context.Context, name string, u Repositor
 		case "sync_interval":
 			interval = u.SyncInterval
 		default:
-			return Repository{}, validate.Field("update_mask", "unknown field %q (url, credential_id, oci_charts, sync_interval)", f)
+			return Repository{}, validate.Field("update_mask", "unknown field %q (url, credentialId, ociCharts, syncInterval)", f)
 		}
 	}
 	if err := s.settle(ctx, &r, url, cred, charts, interval); err != nil {

@@ -41,6 +41,7 @@ func fixtureCharts() []testChart {
 		{name: "hello", version: "2.0.0-rc.1", appVersion: "3.0", description: "Says hello, next", keywords: []string{"demo"}},
 		{name: "redis", version: "7.0.0", appVersion: "7.0", description: "In-memory key value store", keywords: []string{"cache", "database"}},
 		{name: "legacy", version: "1.0.0", description: "Old stuff, says hello too", deprecated: true},
+		{name: "helpers", version: "1.0.0", description: "Template helpers", typ: "library"},
 	}
 }
 
@@ -71,7 +72,7 @@ func TestRepositoriesAndCharts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.Sync.State != SyncSynced || r.Sync.ChartCount != 3 || r.Sync.LastError != "" || r.Sync.LastSuccess.IsZero() {
+		if r.Sync.State != SyncSynced || r.Sync.ChartCount != 4 || r.Sync.LastError != "" || r.Sync.LastSuccess.IsZero() {
 			t.Fatalf("after sync: %+v", r.Sync)
 		}
 
@@ -120,7 +121,7 @@ func TestRepositoriesAndCharts(t *testing.T) {
 					break
 				}
 			}
-			if got := strings.Join(all, " "); got != "main/hello main/legacy main/redis" {
+			if got := strings.Join(all, " "); got != "main/hello main/helpers main/legacy main/redis" {
 				t.Errorf("pages = %s", got)
 			}
 			_, err := e.svc.SearchCharts(as("acme", identity.RoleViewer), ChartQuery{Q: "other"}, PageRequest{Size: 1, Token: tok + "x"})
@@ -182,7 +183,7 @@ func TestRepositoriesAndCharts(t *testing.T) {
 			_, _ = e.svc.SyncRepository(as("acme", identity.RoleDeployer), "main")
 			e.sync(t)
 			r, _ := e.svc.GetRepository(as("acme", identity.RoleViewer), "main")
-			if r.Sync.State != SyncSynced || r.Sync.ChartCount != 3 {
+			if r.Sync.State != SyncSynced || r.Sync.ChartCount != 4 {
 				t.Errorf("after checksum-skipped sync: %+v", r.Sync)
 			}
 			repo.etag = true
@@ -193,8 +194,8 @@ func TestRepositoriesAndCharts(t *testing.T) {
 			_, _ = e.svc.SyncRepository(as("acme", identity.RoleDeployer), "main")
 			e.sync(t)
 			r, _ := e.svc.GetRepository(as("acme", identity.RoleViewer), "main")
-			if r.Sync.ChartCount != 4 {
-				t.Errorf("charts after change = %d, want 4", r.Sync.ChartCount)
+			if r.Sync.ChartCount != 5 {
+				t.Errorf("charts after change = %d, want 5", r.Sync.ChartCount)
 			}
 		})
 
@@ -301,7 +302,7 @@ func TestSharedAndPrivateSources(t *testing.T) {
 	}
 	for _, org := range []string{"acme", "other", "third"} {
 		r, _ := e.svc.GetRepository(as(org, identity.RoleViewer), "pub")
-		if r.Sync.ChartCount != 3 {
+		if r.Sync.ChartCount != 4 {
 			t.Errorf("%s pub: %+v", org, r.Sync)
 		}
 	}

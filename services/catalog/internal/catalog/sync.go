@@ -196,7 +196,7 @@ func (s *Syncer) fetchHTTP(ctx context.Context, src Source, auth *fetch.Auth) Sy
 	resp, err := s.fetcher.Index(ctx, src.URL, auth, src.ETag, src.LastModified, max)
 	if err != nil {
 		if errors.Is(err, fetch.ErrTooLarge) {
-			return Synced{Err: fmt.Errorf("index.yaml is over the %d MiB limit: %w", max>>20, err)}
+			return Synced{Err: fmt.Errorf("index.yaml is over the %s limit: %w", byteSize(max), err)}
 		}
 		return Synced{Err: err}
 	}
@@ -322,4 +322,15 @@ func sortVersions(vs []index.Version) {
 		}
 		return vb.Compare(va)
 	})
+}
+
+// byteSize writes n bytes for people: "50 MiB", "512 KiB", "100 bytes".
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
