@@ -80,6 +80,25 @@ func (d *RemoteDependents) CredentialRepositories(ctx context.Context, org, cred
 	return names, nil
 }
 
+// ClusterApplications names up to a few applications targeting the
+// cluster.
+func (d *RemoteDependents) ClusterApplications(ctx context.Context, org, clusterID string) ([]string, error) {
+	if d.catalog == nil {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, dependentsTimeout)
+	defer cancel()
+	resp, err := d.catalog.ListApplications(ctx, &catalogv1.ListApplicationsRequest{Org: org, Cluster: clusterID, PageSize: dependentsShown})
+	if err != nil {
+		return nil, notBuilt(err, "catalog")
+	}
+	var names []string
+	for _, a := range resp.GetApplications() {
+		names = append(names, a.GetName())
+	}
+	return names, nil
+}
+
 // notBuilt treats UNIMPLEMENTED as "nothing depends on it": a service that
 // does not implement the list yet cannot be tracking anything. Any other
 // error is reported, and the delete refused.

@@ -158,6 +158,9 @@ type Dependents interface {
 	ClusterReleases(ctx context.Context, org, clusterID string) ([]string, error)
 	// CredentialRepositories names up to a few repositories using it.
 	CredentialRepositories(ctx context.Context, org, credentialID string) ([]string, error)
+	// ClusterApplications names up to a few applications with a target on
+	// the cluster.
+	ClusterApplications(ctx context.Context, org, clusterID string) ([]string, error)
 }
 
 type service struct {
@@ -423,6 +426,13 @@ func (s *service) DeleteCluster(ctx context.Context, ref string, force bool) err
 	if len(releases) > 0 && !force {
 		return fmt.Errorf("%w: cluster %s has releases (%s); delete them first, or force", ErrInUse, c.Name, strings.Join(releases, ", "))
 	}
+	apps, err := s.deps.ClusterApplications(ctx, c.Org, c.ID)
+	if err != nil {
+		return fmt.Errorf("%w: applications targeting cluster %s: %v", ErrDependentsUnknown, c.Name, err)
+	}
+	if len(apps) > 0 && !force {
+		return fmt.Errorf("%w: applications target cluster %s (%s); change their targets first, or force", ErrInUse, c.Name, strings.Join(apps, ", "))
+	}
 	destroyed, err := s.store.DeleteCluster(ctx, c.Org, c.ID, s.stamp())
 	if err != nil {
 		return err
@@ -431,8 +441,8 @@ func (s *service) DeleteCluster(ctx context.Context, ref string, force bool) err
 		s.changes.Publish(ctx, Change{Org: c.Org, CredentialID: destroyed.ID, ClusterID: c.ID})
 		s.destroyQueued(ctx, destroyed.VaultPath)
 	}
-	if force && len(releases) > 0 {
-		s.log.WarnContext(ctx, "cluster deleted by force while releases exist", "cluster", c.ID, "releases", len(releases))
+	if force && len(releases)+len(apps) > 0 {
+		s.log.WarnContext(ctx, "cluster deleted by force while in use", "cluster", c.ID, "releases", len(releases), "applications", len(apps))
 	}
 	return nil
 }

@@ -110,6 +110,11 @@ func (c *toldChecker) Check(context.Context, kube.Connection) (kube.Health, kube
 type mapDependents struct {
 	releases map[string][]string // cluster id -> releases
 	repos    map[string][]string // credential id -> repositories
+	apps     map[string][]string // cluster id -> applications
+}
+
+func (d *mapDependents) ClusterApplications(_ context.Context, _, id string) ([]string, error) {
+	return d.apps[id], nil
 }
 
 func (d *mapDependents) ClusterReleases(_ context.Context, _, id string) ([]string, error) {
@@ -150,7 +155,7 @@ func srvFixture(t testing.TB, f *fixture, store Store) {
 	f.secrets = newMemSecrets()
 	f.checker = &toldChecker{policy: policy, health: kube.Health{Reachability: kube.Reachable, Version: "v1.31.4", Nodes: 3},
 		perms: kube.Permissions{CreateNamespaces: true, CreateSecrets: true}}
-	f.deps = &mapDependents{releases: map[string][]string{}, repos: map[string][]string{}}
+	f.deps = &mapDependents{releases: map[string][]string{}, repos: map[string][]string{}, apps: map[string][]string{}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	changes := NewChanges(store, log)
 	svc, inner := New(store, f.secrets, f.checker, f.deps, changes, log, prometheus.NewRegistry())
@@ -425,6 +430,12 @@ func TestRotateAndDelete(t *testing.T) {
 		t.Error("rotation published no change")
 	}
 
+	f.deps.apps[c.GetId()] = []string{"shop"}
+	_, err = f.srv.DeleteCluster(admin, &clustersv1.DeleteClusterRequest{Org: "acme", Cluster: "prod"})
+	wantCode(t, "delete with an application targeting it", err, codes.FailedPrecondition)
+	if err != nil && !strings.Contains(err.Error(), "shop") {
+		t.Errorf("refusal %q does not name the application", err)
+	}
 	f.deps.releases[c.GetId()] = []string{"web/frontend"}
 	_, err = f.srv.DeleteCluster(admin, &clustersv1.DeleteClusterRequest{Org: "acme", Cluster: "prod"})
 	wantCode(t, "delete with releases", err, codes.FailedPrecondition)
