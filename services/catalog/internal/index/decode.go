@@ -33,6 +33,10 @@ type decoder struct {
 	// intern shares the strings most versions of a chart repeat
 	// (description, icon, maintainers, ...), so the index holds each once.
 	intern map[string]string
+	// clone copies every string kept, for trees whose values are substrings
+	// of their whole part (fastParse's): the index then holds only what it
+	// uses, not every part's text.
+	clone bool
 }
 
 func newDecoder() *decoder { return &decoder{intern: make(map[string]string)} }
@@ -44,7 +48,15 @@ func (d *decoder) str(s string) string {
 	if t, ok := d.intern[s]; ok {
 		return t
 	}
+	s = d.keep(s)
 	d.intern[s] = s
+	return s
+}
+
+func (d *decoder) keep(s string) string {
+	if d.clone {
+		return strings.Clone(s)
+	}
 	return s
 }
 
@@ -55,8 +67,10 @@ func (d *decoder) chart(key, val *yaml.Node) chartResult {
 	clear(d.intern)
 	name, err := helmString(key)
 	if err != nil {
-		return chartResult{name: key.Value, skips: []Skip{{Chart: key.Value, Reason: "chart key: " + err.Error()}}, skipped: 1}
+		k := d.keep(key.Value)
+		return chartResult{name: k, skips: []Skip{{Chart: k, Reason: "chart key: " + err.Error()}}, skipped: 1}
 	}
+	name = d.keep(name)
 	r := chartResult{name: name}
 	val = deref(val)
 	switch {
@@ -237,6 +251,8 @@ func (d *decoder) setField(v *Version, f uint32, key string, n *yaml.Node) error
 		if s, err = helmString(n); err == nil {
 			if intern {
 				s = d.str(s)
+			} else {
+				s = d.keep(s)
 			}
 			*dst = s
 		}
@@ -302,6 +318,8 @@ func (d *decoder) strings(n *yaml.Node, limit int, intern bool) ([]string, error
 		}
 		if intern {
 			s = d.str(s)
+		} else {
+			s = d.keep(s)
 		}
 		out[i] = s
 	}

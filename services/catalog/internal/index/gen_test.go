@@ -44,12 +44,10 @@ func genIndexFile(charts, versionsPerChart int) *repo.IndexFile {
 			name = fmt.Sprintf("%s-%s%d", word, genWords[(c*7+3)%len(genWords)], c/len(genWords))
 		}
 		keywords := []string{word, genWords[r.IntN(len(genWords))], "database", "cloud-native"}[:2+r.IntN(3)]
-		desc := fmt.Sprintf("%s is an open source %s for %s workloads, packaged by Slipway's test generator. "+
-			"It ships production defaults, metrics and network policies.",
-			strings.ToUpper(word[:1])+word[1:], []string{"database", "message broker", "web server", "monitoring system"}[r.IntN(4)],
-			genWords[r.IntN(len(genWords))])
+		desc := fmt.Sprintf("%s is an open source %s, with production defaults.",
+			strings.ToUpper(word[:1])+word[1:], []string{"database", "message broker", "web server", "monitoring system"}[r.IntN(4)])
 		maintainers := []*chart.Maintainer{{Name: "Broadcom, Inc. All Rights Reserved.", URL: "https://github.com/bitnami/charts"}}
-		if r.IntN(3) == 0 {
+		if r.IntN(5) == 0 {
 			maintainers = append(maintainers, &chart.Maintainer{Name: "Slipway Maintainers", Email: "charts@example.com"})
 		}
 		deprecated := r.IntN(25) == 0
@@ -68,17 +66,16 @@ func genIndexFile(charts, versionsPerChart int) *repo.IndexFile {
 			appVersion := fmt.Sprintf("%d.%d.%d", 2+n/30, n%10, r.IntN(20))
 			deps := []*chart.Dependency{{
 				Name: "common", Repository: "oci://registry-1.docker.io/bitnamicharts",
-				Version: fmt.Sprintf("2.x.x"), Tags: []string{"bitnami-common"},
+				Version: "2.x.x",
 			}}
-			for d := range r.IntN(3) {
+			for d := range r.IntN(2) {
 				dn := genWords[(c+d*11+1)%len(genWords)]
 				deps = append(deps, &chart.Dependency{
 					Name: dn, Repository: "oci://registry-1.docker.io/bitnamicharts",
 					Version: fmt.Sprintf("%d.x.x", 10+r.IntN(10)), Condition: dn + ".enabled",
 				})
 			}
-			images := fmt.Sprintf("- name: %s\n  image: docker.io/bitnami/%s:%s-debian-12-r%d\n- name: os-shell\n  image: docker.io/bitnami/os-shell:12-debian-12-r%d\n",
-				word, word, appVersion, r.IntN(40), r.IntN(40))
+			images := fmt.Sprintf("- name: %s\n  image: docker.io/bitnami/%s:%s-debian-12-r%d\n", word, word, appVersion, r.IntN(40))
 			sum := sha256.Sum256([]byte(name + "-" + version))
 			md := &chart.Metadata{
 				APIVersion:   "v2",
@@ -87,7 +84,7 @@ func genIndexFile(charts, versionsPerChart int) *repo.IndexFile {
 				AppVersion:   appVersion,
 				Description:  desc,
 				Home:         "https://bitnami.com",
-				Icon:         "https://dyltqmyl993wv.cloudfront.net/assets/stacks/" + word + "/img/" + word + "-stack-220x234.png",
+				Icon:         "https://bitnami.com/assets/stacks/" + word + "/img/" + word + "-stack.png",
 				Keywords:     keywords,
 				Sources:      []string{"https://github.com/bitnami/charts/tree/main/bitnami/" + word},
 				Maintainers:  maintainers,

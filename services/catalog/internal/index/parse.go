@@ -158,12 +158,21 @@ func parseSplit(data []byte, lim Limits) (*Index, error) {
 	}
 	work := func() {
 		d := newDecoder()
+		var fp fastParser
 		for !failed.Load() {
 			i := int(next.Add(1) - 1)
 			if i >= len(sp.charts) {
 				return
 			}
-			n, err := safeyaml.Parse(sp.charts[i], lim.YAML)
+			n, fast := (*yaml.Node)(nil), false
+			if len(sp.charts[i]) <= lim.YAML.MaxBytes {
+				n, fast = fp.parse(sp.charts[i], min(fastMaxDepth, lim.YAML.MaxDepth), lim.YAML.MaxNodes-1)
+			}
+			d.clone = fast
+			var err error
+			if !fast {
+				n, err = safeyaml.Parse(sp.charts[i], lim.YAML)
+			}
 			if err != nil {
 				if errors.Is(err, safeyaml.ErrLimit) {
 					fail(parseErr(fmt.Sprintf("chart at line %d", sp.lines[i]), err))

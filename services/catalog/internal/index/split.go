@@ -41,7 +41,7 @@ func split(data []byte) (l layout, ok bool) {
 	)
 	state := head
 	indent := 0 // of the keys under entries, once known
-	start := 0 // of the current chart part
+	start := 0  // of the current chart part
 	seenKey := false
 	lineNo := 0
 	for pos := 0; pos < len(data); {
