@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -33,6 +34,8 @@ var marker = map[string]string{
 	"registry":  "OCI_REGISTRY",
 	"chartrepo": "CHART_REPO_URL",
 	"kube":      "KUBECONFIG_C1",
+	// A second, independent cluster besides the first (implies "kube").
+	"kube2": "KUBECONFIG_C2",
 }
 
 // Env is the environment's variables (the devstack env file).
@@ -71,7 +74,7 @@ func Run(run func() int) int {
 }
 
 // Get returns an environment with at least parts ("postgres", "vault",
-// "registry", "chartrepo", "kube").
+// "registry", "chartrepo", "kube", and "kube2" for two clusters).
 func Get(t testing.TB, parts ...string) Env {
 	t.Helper()
 	for _, p := range parts {
@@ -127,7 +130,18 @@ func start(parts []string) *started {
 	if err != nil {
 		return &started{err: err}
 	}
-	if err := devstack(state, "up", "--detach", "--with", strings.Join(parts, ",")); err != nil {
+	args := []string{"--detach"}
+	var with []string
+	for _, p := range parts {
+		if p == "kube2" {
+			args = append(args, "--clusters", "2")
+			p = "kube"
+		}
+		if !slices.Contains(with, p) {
+			with = append(with, p)
+		}
+	}
+	if err := devstack(state, "up", append(args, "--with", strings.Join(with, ","))...); err != nil {
 		_ = devstack(state, "down")
 		return &started{state: state, err: err}
 	}

@@ -127,7 +127,7 @@ func runCmd(args []string) error {
 	var dbs map[string]string
 	if *store == "postgres" {
 		dbs = map[string]string{}
-		for _, svc := range []string{"gateway", "clusters", "registry"} {
+		for _, svc := range []string{"gateway", "clusters", "registry", "catalog"} {
 			dbs[svc] = env[postgres.DSNEnv(svc)]
 		}
 	}
@@ -151,6 +151,9 @@ func runCmd(args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w (logs: %s)", err, logs.Name())
 	}
+	if err := s.SeedCatalog(ctx, env); err != nil {
+		return fmt.Errorf("%w (logs: %s)", err, logs.Name())
+	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROCESS\tLISTENS ON\tADMIN (/healthz /readyz /metrics)")
 	for _, c := range s.Components {
@@ -169,6 +172,8 @@ func runCmd(args []string) error {
 	fmt.Printf("\norganization %q, owner API token (also in %s):\n  %s\ntry: curl -H \"Authorization: Bearer %s\" http://%s/api/v1/orgs/%s/clusters/%s\n",
 		localrun.BootstrapOrg, s.BootstrapTokenFile, tok, tok, gw, localrun.BootstrapOrg, localCluster)
 	fmt.Printf("the environment's registry holds %s (its login is the credential local-registry)\n", demo)
+	fmt.Printf("its chart repository is the repository %q: curl -H \"Authorization: Bearer %s\" http://%s/api/v1/orgs/%s/charts?q=hello\n",
+		localrun.LocalRepository, tok, gw, localrun.BootstrapOrg)
 	fmt.Printf("\nlogs: %s\nAPI docs: http://%s/api/v1/docs\nCtrl-C stops everything.\n", logs.Name(), gw)
 	select {
 	case <-ctx.Done():

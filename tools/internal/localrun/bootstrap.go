@@ -18,6 +18,7 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/slipwayhq/slipway/tools/internal/devenv/chartrepo"
 	"github.com/slipwayhq/slipway/tools/internal/devenv/ociregistry"
 )
 
@@ -131,6 +132,41 @@ func (s *Stack) SeedRegistry(ctx context.Context, env map[string]string) (string
 		return "", fmt.Errorf("seed registry: record its login: %w", err)
 	}
 	return ref, nil
+}
+
+// LocalRepository is the name SeedCatalog gives the environment's chart
+// repository in the bootstrap org.
+const LocalRepository = "local"
+
+// SeedCatalog adds the environment's HTTP chart repository to the
+// bootstrap org as LocalRepository, so that its charts can be searched
+// and deployed at once. A repository already there is pointed at the
+// repository's current URL (it listens elsewhere on every run).
+func (s *Stack) SeedCatalog(ctx context.Context, env map[string]string) error {
+	u := env[chartrepo.URLEnv]
+	if u == "" {
+		return errors.New("seed catalog: the environment has no chart repository")
+	}
+	owner, err := s.BootstrapToken()
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(map[string]any{"name": LocalRepository, "url": u})
+	if err != nil {
+		return err
+	}
+	status, answer, err := s.call(ctx, http.MethodPost, owner, "/repositories", body)
+	if err == nil && status == http.StatusConflict {
+		patch, _ := json.Marshal(map[string]any{"url": u, "update_mask": "url"})
+		status, answer, err = s.call(ctx, http.MethodPatch, owner, "/repositories/"+LocalRepository, patch)
+	}
+	if err == nil && status != http.StatusOK {
+		err = fmt.Errorf("HTTP %d: %s", status, answer)
+	}
+	if err != nil {
+		return fmt.Errorf("seed catalog: add repository %s: %w", u, err)
+	}
+	return nil
 }
 
 // call sends a REST request to a route of the bootstrap org and returns

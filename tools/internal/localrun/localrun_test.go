@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc/codes"
@@ -35,7 +36,7 @@ func TestStack(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the five binaries")
 	}
-	env := testenv.Get(t, "vault", "kube", "registry")
+	env := testenv.Get(t, "vault", "kube", "registry", "chartrepo")
 	ctx := context.Background()
 	base, err := FreeBasePort()
 	if err != nil {
@@ -139,6 +140,28 @@ func TestStack(t *testing.T) {
 	var problem struct{ Code string }
 	if code := rest(t, http.MethodPost, api+"/images", created.Secret, `{"name":"api","version":"1.0.0","reference":"`+ref+`"}`, &problem); code != http.StatusConflict || problem.Code != "already_exists" {
 		t.Errorf("duplicate over REST: status %d code %q, want 409 already_exists", code, problem.Code)
+	}
+
+	// The environment's chart repository is in the catalog, and seeding
+	// again (a later make run) keeps it.
+	for range 2 {
+		if err := s.SeedCatalog(ctx, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var charts struct {
+			Charts []struct{ Repository, Name string }
+		}
+		if code := rest(t, http.MethodGet, api+"/charts?q=hello", created.Secret, "", &charts); code == http.StatusOK && len(charts.Charts) == 1 &&
+			charts.Charts[0].Repository == LocalRepository && charts.Charts[0].Name == "hello" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the hello chart of the environment's repository is not searchable within a minute: %+v", charts)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

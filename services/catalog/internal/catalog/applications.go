@@ -97,8 +97,7 @@ type unprocessableError struct {
 
 func (e *unprocessableError) Error() string {
 	var b strings.Builder
-	b.WriteString(ErrUnprocessable.Error())
-	b.WriteString(": ")
+	b.WriteString("application refused: ")
 	for i, f := range e.fields {
 		if i > 0 {
 			b.WriteString("; ")

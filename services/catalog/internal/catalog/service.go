@@ -39,7 +39,7 @@ var (
 	ErrUnauthorized          = errors.New("caller may not do this")
 	ErrInUse                 = errors.New("in use")
 	ErrEtagMismatch          = errors.New("application changed since it was read")
-	ErrUnprocessable         = errors.New("cannot be used")
+	ErrUnprocessable         = errors.New("unprocessable")
 	ErrRepositoryUnavailable = errors.New("chart repository unavailable; retry shortly")
 	ErrDependencyUnavailable = errors.New("a Slipway service this depends on is unavailable; retry shortly")
 )
