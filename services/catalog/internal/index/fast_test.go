@@ -2,6 +2,8 @@ package index
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
@@ -160,4 +162,119 @@ func FuzzFastParse(f *testing.F) {
 			checkFast(t, part)
 		}
 	})
+}
+
+// randomPart writes a chart part from the grammar fastParse takes, with
+// scalars drawn from characters that make YAML decide things (": ", " #",
+// quotes, escapes, leading indicators, blank and folded lines), so that
+// about half the parts stay in the subset and the rest probe its edges.
+func randomPart(r *rand.Rand) string {
+	var b strings.Builder
+	nl := "\n"
+	if r.IntN(8) == 0 {
+		nl = "\r\n"
+	}
+	pieces := []string{"a", "b", "1.0", "x y", "é", "v1", "https://x.example/a", "-x", "a-b", "~", "null", "0x1F",
+		":", ": ", " #", "#", "-", "- ", "'", "\"", "\\", "\\n", "\\u00e9", "  ", "|", ">", "[", "]", "{}", "[]", "&", "*", "!", "?", ",", "%", "@"}
+	const safe = 12 // pieces before this are harmless anywhere in a plain scalar
+	scalarText := func() string {
+		var s strings.Builder
+		for range 1 + r.IntN(4) {
+			if r.IntN(6) == 0 {
+				s.WriteString(pieces[r.IntN(len(pieces))])
+			} else {
+				s.WriteString(pieces[r.IntN(safe)])
+			}
+		}
+		return s.String()
+	}
+	var value func(indent int, inSeq bool, depth int)
+	value = func(indent int, inSeq bool, depth int) {
+		pad := strings.Repeat(" ", indent+2)
+		switch k := r.IntN(9); {
+		case k == 0:
+			b.WriteString(nl) // null
+		case k == 1:
+			b.WriteString(" " + scalarText() + nl)
+		case k == 2:
+			b.WriteString(" " + scalarText() + nl + pad + scalarText() + nl)
+			if r.IntN(2) == 0 {
+				b.WriteString(nl + pad + scalarText() + nl)
+			}
+		case k == 3:
+			q := "\""
+			if r.IntN(2) == 0 {
+				q = "'"
+			}
+			b.WriteString(" " + q + scalarText())
+			if r.IntN(2) == 0 {
+				b.WriteString(nl + pad + scalarText())
+			}
+			b.WriteString(q + nl)
+		case k == 4:
+			b.WriteString(" |")
+			if r.IntN(2) == 0 {
+				b.WriteString("-")
+			}
+			b.WriteString(nl)
+			for range 1 + r.IntN(3) {
+				b.WriteString(pad + strings.Repeat(" ", r.IntN(2)) + scalarText() + nl)
+				if r.IntN(4) == 0 {
+					b.WriteString(nl)
+				}
+			}
+		case k == 5:
+			b.WriteString([]string{" []", " {}"}[r.IntN(2)] + nl)
+		case depth < 3 && k == 6:
+			b.WriteString(nl)
+			seqIndent := indent
+			if inSeq || r.IntN(2) == 0 {
+				seqIndent = indent + 2
+			}
+			for range 1 + r.IntN(3) {
+				b.WriteString(strings.Repeat(" ", seqIndent) + "-")
+				value(seqIndent, true, depth+1)
+			}
+		case depth < 3:
+			b.WriteString(nl)
+			for range 1 + r.IntN(3) {
+				b.WriteString(pad + pieces[r.IntN(3)] + "abc"[r.IntN(3):] + ":")
+				value(indent+2, false, depth+1)
+			}
+		default:
+			b.WriteString(" " + scalarText() + nl)
+		}
+		if r.IntN(10) == 0 {
+			b.WriteString(strings.Repeat(" ", r.IntN(6)) + "# comment" + nl)
+		}
+	}
+	b.WriteString("  chart:" + nl)
+	for range 1 + r.IntN(4) {
+		b.WriteString("  -")
+		for i := range 1 + r.IntN(4) {
+			key := pieces[r.IntN(3)] + strings.Repeat("k", r.IntN(3))
+			if i == 0 {
+				b.WriteString(" " + key + ":") // on the dash's line
+			} else {
+				b.WriteString("    " + key + ":")
+			}
+			value(4, false, 1)
+		}
+	}
+	return b.String()
+}
+
+func TestFastParseRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 11))
+	took := 0
+	const n = 20000
+	for range n {
+		if checkFast(t, []byte(randomPart(r))) {
+			took++
+		}
+	}
+	t.Logf("fastParse took %d of %d random parts", took, n)
+	if took < n/10 {
+		t.Errorf("fastParse took only %d of %d random parts: the test no longer probes it", took, n)
+	}
 }
