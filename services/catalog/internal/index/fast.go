@@ -91,19 +91,32 @@ type fastLine struct {
 	sig        bool
 }
 
-// fastParser holds one worker's parse state and the memory its trees are
-// built in, reused part after part so parsing makes no garbage beyond the
-// part's text.
+// fastParser holds one worker's parse state and the arena its trees are
+// built in.
 type fastParser struct {
+	arena
 	s        string
 	lines    []fastLine
 	i        int // next line not yet consumed
 	depth    int
+	maxDepth int
+	buf      []byte
+}
+
+func (p *fastParser) reset(s string, maxDepth, maxNodes int) {
+	p.s, p.maxDepth = s, maxDepth
+	p.lines = p.lines[:0]
+	p.i, p.depth = 0, 0
+	p.arena.reset(maxNodes)
+}
+
+// arena is memory for node trees, reused part after part so that parsing
+// makes no garbage beyond the part's text; a tree is valid until the next
+// reset.
+type arena struct {
 	nodes    int
 	maxNodes int
-	maxDepth int
-	stack    []*yaml.Node
-	buf      []byte
+	stack    []*yaml.Node // children of the collections being built
 
 	slabs    [][]yaml.Node
 	slab     int // slabs[slab][used] is the next free node
@@ -113,12 +126,10 @@ type fastParser struct {
 	ptrUsed  int
 }
 
-func (p *fastParser) reset(s string, maxDepth, maxNodes int) {
-	p.s, p.maxDepth, p.maxNodes = s, maxDepth, maxNodes
-	p.lines = p.lines[:0]
-	p.i, p.depth, p.nodes = 0, 0, 0
-	p.stack = p.stack[:0]
-	p.slab, p.used, p.ptrSlab, p.ptrUsed = 0, 0, 0, 0
+func (a *arena) reset(maxNodes int) {
+	a.nodes, a.maxNodes = 0, maxNodes
+	a.stack = a.stack[:0]
+	a.slab, a.used, a.ptrSlab, a.ptrUsed = 0, 0, 0, 0
 }
 
 // fastParse parses with a parser of its own, for tests.
@@ -178,24 +189,24 @@ func restIsEmpty(r string) bool {
 	return r == "" || r[0] == '#'
 }
 
-func (p *fastParser) node(kind yaml.Kind, line int) *yaml.Node {
-	p.nodes++
-	if p.nodes > p.maxNodes {
-		p.giveUp()
+func (a *arena) node(kind yaml.Kind, line int) *yaml.Node {
+	a.nodes++
+	if a.nodes > a.maxNodes {
+		panic(errGiveUp)
 	}
-	if p.slab == len(p.slabs) {
-		p.slabs = append(p.slabs, make([]yaml.Node, 512))
+	if a.slab == len(a.slabs) {
+		a.slabs = append(a.slabs, make([]yaml.Node, 512))
 	}
-	n := &p.slabs[p.slab][p.used]
+	n := &a.slabs[a.slab][a.used]
 	*n = yaml.Node{Kind: kind, Line: line}
-	if p.used++; p.used == len(p.slabs[p.slab]) {
-		p.slab, p.used = p.slab+1, 0
+	if a.used++; a.used == len(a.slabs[a.slab]) {
+		a.slab, a.used = a.slab+1, 0
 	}
 	return n
 }
 
-func (p *fastParser) scalar(value string, style yaml.Style, line int) *yaml.Node {
-	n := p.node(yaml.ScalarNode, line)
+func (a *arena) scalar(value string, style yaml.Style, line int) *yaml.Node {
+	n := a.node(yaml.ScalarNode, line)
 	n.Value, n.Style = value, style
 	n.Tag = "!!str"
 	if style == 0 {
@@ -208,21 +219,21 @@ func (p *fastParser) scalar(value string, style yaml.Style, line int) *yaml.Node
 }
 
 // collect moves the nodes pushed since mark into a Content slice.
-func (p *fastParser) collect(mark int) []*yaml.Node {
-	kids := p.stack[mark:]
+func (a *arena) collect(mark int) []*yaml.Node {
+	kids := a.stack[mark:]
 	if len(kids) == 0 {
 		return nil
 	}
-	for p.ptrSlab < len(p.ptrSlabs) && len(p.ptrSlabs[p.ptrSlab])-p.ptrUsed < len(kids) {
-		p.ptrSlab, p.ptrUsed = p.ptrSlab+1, 0
+	for a.ptrSlab < len(a.ptrSlabs) && len(a.ptrSlabs[a.ptrSlab])-a.ptrUsed < len(kids) {
+		a.ptrSlab, a.ptrUsed = a.ptrSlab+1, 0
 	}
-	if p.ptrSlab == len(p.ptrSlabs) {
-		p.ptrSlabs = append(p.ptrSlabs, make([]*yaml.Node, max(1024, len(kids))))
+	if a.ptrSlab == len(a.ptrSlabs) {
+		a.ptrSlabs = append(a.ptrSlabs, make([]*yaml.Node, max(1024, len(kids))))
 	}
-	start := p.ptrUsed
-	p.ptrUsed += copy(p.ptrSlabs[p.ptrSlab][start:], kids)
-	p.stack = p.stack[:mark]
-	return p.ptrSlabs[p.ptrSlab][start:p.ptrUsed:p.ptrUsed]
+	start := a.ptrUsed
+	a.ptrUsed += copy(a.ptrSlabs[a.ptrSlab][start:], kids)
+	a.stack = a.stack[:mark]
+	return a.ptrSlabs[a.ptrSlab][start:a.ptrUsed:a.ptrUsed]
 }
 
 func (p *fastParser) enter() {

@@ -74,30 +74,42 @@ func parseWhole(data []byte, lim Limits) (*Index, error) {
 }
 
 // read takes apiVersion and generated from a top-level mapping and hands
-// entries' value to entries. Keys match case-insensitively, as Helm's
-// encoding/json decoding matches them.
+// entries' value to entries.
 func (h *header) read(m *yaml.Node, entries func(*yaml.Node) error) error {
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		k, v := deref(m.Content[i]), m.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
 			continue
 		}
-		var err error
-		switch strings.ToLower(k.Value) {
-		case "apiversion":
-			h.apiVersion, err = helmString(v)
-		case "generated":
-			h.generated, err = helmTime(v)
-		case "entries":
+		isEntries, err := h.set(k.Value, v)
+		if err != nil {
+			return err
+		}
+		if isEntries {
 			if err := entries(v); err != nil {
 				return err
 			}
 		}
-		if err != nil {
-			return fmt.Errorf("%w: %s: %w", ErrInvalid, k.Value, err)
-		}
 	}
 	return nil
+}
+
+// set reads one top-level key other than entries, and says whether key is
+// entries. Keys match case-insensitively, as Helm's encoding/json decoding
+// matches them.
+func (h *header) set(key string, v *yaml.Node) (isEntries bool, err error) {
+	switch strings.ToLower(key) {
+	case "apiversion":
+		h.apiVersion, err = helmString(v)
+	case "generated":
+		h.generated, err = helmTime(v)
+	case "entries":
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("%w: %s: %w", ErrInvalid, key, err)
+	}
+	return false, nil
 }
 
 // parseSplit decodes a block-layout document chart by chart, in parallel.
@@ -140,7 +152,47 @@ func parseSplit(data []byte, lim Limits) (*Index, error) {
 		}
 	}
 
-	charts := make([]chartResult, len(sp.charts))
+	charts, err := decodeParallel(len(sp.charts), lim, func() partParser {
+		var fp fastParser
+		return func(i int) (*yaml.Node, *yaml.Node, int, bool, error) {
+			n, fast := (*yaml.Node)(nil), false
+			if len(sp.charts[i]) <= lim.YAML.MaxBytes {
+				n, fast = fp.parse(sp.charts[i], min(fastMaxDepth, lim.YAML.MaxDepth), lim.YAML.MaxNodes-1)
+			}
+			if !fast {
+				var err error
+				if n, err = safeyaml.Parse(sp.charts[i], lim.YAML); err != nil {
+					if errors.Is(err, safeyaml.ErrLimit) {
+						return nil, nil, 0, false, parseErr(fmt.Sprintf("chart at line %d", sp.lines[i]), err)
+					}
+					return nil, nil, 0, false, errNoSplit
+				}
+			}
+			m := deref(n)
+			if m == nil || m.Kind != yaml.MappingNode || len(m.Content) != 2 {
+				return nil, nil, 0, false, errNoSplit
+			}
+			return m.Content[0], m.Content[1], sp.lines[i] - 1, fast, nil
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return assemble(h, charts, lim)
+}
+
+// partParser parses chart part i into its entries key and value, the line
+// the part starts after, and whether the values are substrings of a larger
+// text (and so must be cloned to be kept). The nodes are valid until its next
+// call.
+type partParser func(i int) (key, val *yaml.Node, off int, substrings bool, err error)
+
+// decodeParallel decodes n chart parts with GOMAXPROCS workers, each with its
+// own parser from newParser and its own decoder, and counts versions against
+// MaxVersions as it goes so an oversized index stops early. The first error
+// wins, except that a limit refuses the index whatever else failed.
+func decodeParallel(n int, lim Limits, newParser func() partParser) ([]chartResult, error) {
+	charts := make([]chartResult, n)
 	var (
 		next, total atomic.Int64
 		mu          sync.Mutex
@@ -149,8 +201,7 @@ func parseSplit(data []byte, lim Limits) (*Index, error) {
 	)
 	fail := func(err error) {
 		mu.Lock()
-		if firstErr == nil || errors.Is(firstErr, errNoSplit) && !errors.Is(err, errNoSplit) {
-			// A limit hit anywhere refuses the index, whatever else failed.
+		if firstErr == nil || !errors.Is(firstErr, ErrTooLarge) && errors.Is(err, ErrTooLarge) {
 			firstErr = err
 		}
 		mu.Unlock()
@@ -158,45 +209,28 @@ func parseSplit(data []byte, lim Limits) (*Index, error) {
 	}
 	work := func() {
 		d := newDecoder()
-		var fp fastParser
+		parse := newParser()
 		for !failed.Load() {
 			i := int(next.Add(1) - 1)
-			if i >= len(sp.charts) {
+			if i >= n {
 				return
 			}
-			n, fast := (*yaml.Node)(nil), false
-			if len(sp.charts[i]) <= lim.YAML.MaxBytes {
-				n, fast = fp.parse(sp.charts[i], min(fastMaxDepth, lim.YAML.MaxDepth), lim.YAML.MaxNodes-1)
-			}
-			d.clone = fast
-			var err error
-			if !fast {
-				n, err = safeyaml.Parse(sp.charts[i], lim.YAML)
-			}
+			key, val, off, substrings, err := parse(i)
 			if err != nil {
-				if errors.Is(err, safeyaml.ErrLimit) {
-					fail(parseErr(fmt.Sprintf("chart at line %d", sp.lines[i]), err))
-				} else {
-					fail(errNoSplit)
-				}
+				fail(err)
 				return
 			}
-			m := deref(n)
-			if m == nil || m.Kind != yaml.MappingNode || len(m.Content) != 2 {
-				fail(errNoSplit)
-				return
-			}
-			if seq := deref(m.Content[1]); seq != nil && seq.Kind == yaml.SequenceNode {
+			if seq := deref(val); seq != nil && seq.Kind == yaml.SequenceNode {
 				if total.Add(int64(len(seq.Content))) > int64(lim.MaxVersions) {
 					fail(fmt.Errorf("%w: more than MaxVersions %d chart versions", ErrTooLarge, lim.MaxVersions))
 					return
 				}
 			}
-			d.off = sp.lines[i] - 1
-			charts[i] = d.chart(m.Content[0], m.Content[1])
+			d.off, d.clone = off, substrings
+			charts[i] = d.chart(key, val)
 		}
 	}
-	workers := min(runtime.GOMAXPROCS(0), len(sp.charts))
+	workers := min(runtime.GOMAXPROCS(0), n)
 	var wg sync.WaitGroup
 	for range workers - 1 {
 		wg.Go(work)
@@ -206,5 +240,5 @@ func parseSplit(data []byte, lim Limits) (*Index, error) {
 	if firstErr != nil {
 		return nil, firstErr
 	}
-	return assemble(h, charts, lim)
+	return charts, nil
 }
