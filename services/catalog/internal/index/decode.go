@@ -204,6 +204,7 @@ func (d *decoder) version(chart string, n *yaml.Node) (v Version, sv *semver.Ver
 // depth bounds merges of merges (safeyaml has bounded the tree already).
 func (d *decoder) fields(v *Version, n *yaml.Node, set *uint32, depth int) error {
 	var merges []*yaml.Node
+	var own uint32
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := deref(n.Content[i]), n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
@@ -213,15 +214,18 @@ func (d *decoder) fields(v *Version, n *yaml.Node, set *uint32, depth int) error
 			merges = append(merges, val)
 			continue
 		}
+		// A key repeated in one mapping keeps its last value, as
+		// encoding/json keeps it; one set by a mapping merging this one wins.
 		f := field(k.Value)
 		if f == 0 || *set&f != 0 {
 			continue
 		}
-		*set |= f
+		own |= f
 		if err := d.setField(v, f, k.Value, val); err != nil {
 			return err
 		}
 	}
+	*set |= own
 	if depth > 64 {
 		return errors.New("merge keys nest too deep")
 	}
@@ -355,12 +359,14 @@ func mappingItems(n *yaml.Node, limit int, what string, each func(i int, m *yaml
 }
 
 // eachPair calls f for the pairs of mapping m, its merged pairs after its
-// own; f sees a key once.
+// own, skipping merged keys m sets itself; f sees a key repeated in one
+// mapping each time, so the last value stays.
 func eachPair(m *yaml.Node, f func(key string, val *yaml.Node) error) error {
 	seen := map[string]bool{}
 	var walk func(m *yaml.Node, depth int) error
 	walk = func(m *yaml.Node, depth int) error {
 		var merges []*yaml.Node
+		var own []string
 		for i := 0; i+1 < len(m.Content); i += 2 {
 			k := deref(m.Content[i])
 			if k.Kind != yaml.ScalarNode {
@@ -372,12 +378,15 @@ func eachPair(m *yaml.Node, f func(key string, val *yaml.Node) error) error {
 			}
 			key := strings.ToLower(k.Value)
 			if seen[key] {
-				continue
+				continue // set by a mapping merging this one
 			}
-			seen[key] = true
+			own = append(own, key)
 			if err := f(key, m.Content[i+1]); err != nil {
 				return err
 			}
+		}
+		for _, k := range own {
+			seen[k] = true
 		}
 		if depth > 64 {
 			return errors.New("merge keys nest too deep")

@@ -121,10 +121,11 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// Parse reads a repository index. A document in the block layout Helm writes
-// is split at each chart under entries and the charts are decoded in
-// parallel; any other document (flow style, JSON, anchors shared between
-// charts, ...) is decoded whole, with the same result.
+// Parse reads a repository index. A JSON document is read as Helm reads one,
+// with encoding/json's string rules; a document in the block layout Helm
+// writes is split at each chart under entries; in both the charts are decoded
+// in parallel. Any other document (flow style, anchors shared between charts,
+// ...) is decoded whole, with the same result.
 func Parse(data []byte, lim Limits) (*Index, error) {
 	lim = lim.withDefaults()
 	if int64(len(data)) > lim.MaxBytes {
@@ -133,9 +134,12 @@ func Parse(data []byte, lim Limits) (*Index, error) {
 	if len(data) == 0 {
 		return nil, fmt.Errorf("%w: empty document", ErrInvalid)
 	}
-	idx, err := parseSplit(data, lim)
+	idx, err := parseJSON(data, lim)
 	if errors.Is(err, errNoSplit) {
-		return parseWhole(data, lim)
+		idx, err = parseSplit(data, lim)
+	}
+	if errors.Is(err, errNoSplit) {
+		idx, err = parseWhole(data, lim)
 	}
 	return idx, err
 }
@@ -169,7 +173,12 @@ func assemble(h header, charts []chartResult, lim Limits) (*Index, error) {
 		}
 		idx.SkippedTotal++
 	}
-	seen := make(map[string]bool, len(charts))
+	// A chart listed twice keeps its last listing, as encoding/json keeps
+	// the last of a repeated key (Helm refuses such a YAML index whole).
+	last := make(map[string]int, len(charts))
+	for i, c := range charts {
+		last[c.name] = i
+	}
 	total := 0
 	for i := range charts {
 		c := &charts[i]
@@ -184,11 +193,10 @@ func assemble(h header, charts []chartResult, lim Limits) (*Index, error) {
 		for range c.skipped - len(c.skips) {
 			idx.SkippedTotal++
 		}
-		if seen[c.name] {
-			skip(Skip{Chart: c.name, Reason: "chart listed again in entries"})
+		if last[c.name] != i {
+			skip(Skip{Chart: c.name, Reason: "chart listed again later in entries"})
 			continue
 		}
-		seen[c.name] = true
 		if len(c.versions) == 0 {
 			continue
 		}

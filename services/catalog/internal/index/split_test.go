@@ -171,8 +171,8 @@ func fuzzSeeds(f *testing.F) {
 	}
 }
 
-// FuzzParse checks that Parse never panics and that wherever the split path
-// takes a document, it agrees with decoding the document whole.
+// FuzzParse checks that Parse never panics and that wherever the split or
+// the JSON path takes a document, it agrees with decoding the document whole.
 func FuzzParse(f *testing.F) {
 	fuzzSeeds(f)
 	lim := Limits{MaxBytes: 1 << 20, MaxVersions: 2000, YAML: safeyaml.Limits{MaxBytes: 256 << 10, MaxNodes: 50_000, MaxAliases: 50, MaxDepth: 32}}.withDefaults()
@@ -180,6 +180,7 @@ func FuzzParse(f *testing.F) {
 		if _, err := Parse(data, lim); err == nil {
 			// fine; errors are fine too, panics are not
 		}
+		checkJSONAgainstWhole(t, data, lim)
 		split, errS := parseSplit(data, lim)
 		if errors.Is(errS, errNoSplit) {
 			return
@@ -197,4 +198,25 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("split error %v, whole error %v", errS, errW)
 		}
 	})
+}
+
+// checkJSONAgainstWhole: where the JSON path takes a document and yaml.v3
+// reads it too, both give the same index. yaml.v3 folds NEL and the Unicode
+// line separators inside quoted strings where encoding/json keeps them, so
+// documents holding them are not compared.
+func checkJSONAgainstWhole(t *testing.T, data []byte, lim Limits) {
+	js, errJ := parseJSON(data, lim)
+	if errors.Is(errJ, errNoSplit) || bytes.ContainsAny(data, "\u0085\u2028\u2029") {
+		return
+	}
+	whole, errW := parseWhole(data, lim)
+	switch {
+	case errJ == nil && errW == nil:
+		if diff := cmp.Diff(whole, js); diff != "" {
+			t.Fatalf("JSON path differs from whole (-whole +json):\n%s", diff)
+		}
+	case errors.Is(errJ, ErrTooLarge) || errors.Is(errW, ErrTooLarge):
+	case errJ != nil && errW == nil:
+		t.Fatalf("JSON path error %v, whole succeeded", errJ)
+	}
 }
