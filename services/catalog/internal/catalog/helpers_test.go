@@ -32,11 +32,11 @@ import (
 // testChart is a chart a test repository serves.
 type testChart struct {
 	name, version, appVersion, description, typ string
-	keywords                               []string
-	deprecated                             bool
-	values                                 string
-	schema                                 string
-	readme                                 string
+	keywords                                    []string
+	deprecated                                  bool
+	values                                      string
+	schema                                      string
+	readme                                      string
 }
 
 // chartRepo is a real HTTP Helm repository: archives packaged with the Helm

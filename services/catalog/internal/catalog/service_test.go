@@ -386,3 +386,43 @@ func countRows(t *testing.T, s *SQLStore, table string) int {
 	}
 	return n
 }
+
+// TestReplicasShareSyncs runs two syncers, as two replicas do, over one
+// database: a due source is fetched by one of them only, and a sync
+// requested while one runs is not lost.
+func TestReplicasShareSyncs(t *testing.T) {
+	sqltest.Backends(t, func(t *testing.T, dsn string) {
+		e := newEnv(t, dsn, Limits{})
+		repo := newChartRepo(t, false, fixtureCharts()...)
+		if _, err := e.svc.CreateRepository(as("acme", identity.RoleAdmin), NewRepository{Name: "main", URL: repo.srv.URL}); err != nil {
+			t.Fatal(err)
+		}
+		other := NewSyncer(e.store, loopbackFetcher(t), e.logins, SyncOptions{}, slogDiscard(), nil)
+		done := make(chan error, 2)
+		for _, s := range []*Syncer{e.syncer, other} {
+			go func() { done <- s.SyncNow(context.Background()) }()
+		}
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := repo.indexGets.Load(); n != 1 {
+			t.Errorf("two replicas fetched a due index %d times, want once", n)
+		}
+		// Nothing is due until the interval passes or a sync is asked for.
+		e.sync(t)
+		if n := repo.indexGets.Load(); n != 1 {
+			t.Errorf("a synced source was fetched again before its interval: %d", n)
+		}
+		if _, err := e.svc.SyncRepository(as("acme", identity.RoleDeployer), "main"); err != nil {
+			t.Fatal(err)
+		}
+		if err := other.SyncNow(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if n := repo.indexGets.Load(); n != 2 {
+			t.Errorf("a requested sync ran on the other replica %d times in all, want 2", n)
+		}
+	})
+}
