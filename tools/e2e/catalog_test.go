@@ -184,9 +184,9 @@ func TestCatalog(t *testing.T) {
 
 	// An application with two targets on two clusters.
 	app := map[string]any{
-		"name":  "greeter",
-		"chart": map[string]any{"repository": "private", "chart": "hello", "version": "~0.2"},
-		"image": "hello",
+		"name":   "greeter",
+		"chart":  map[string]any{"repository": "private", "chart": "hello", "version": "~0.2"},
+		"image":  "hello",
 		"values": map[string]any{"message": "hi"},
 		"targets": []map[string]any{
 			{"name": "one", "cluster": "c1", "namespace": "greet"},
