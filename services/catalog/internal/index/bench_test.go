@@ -64,10 +64,20 @@ func peakDuring(op func() any) (peak, retained uint64) {
 // the parsed index keeps alive (retained-MB).
 func BenchmarkParseIndex(b *testing.B) {
 	path, data := genIndex(b, 300, 50)
-	size := float64(len(data))
-	b.Logf("index: %d bytes, %d charts × %d versions", len(data), 300, 50)
+	benchBoth(b, path, len(data))
+}
+
+// BenchmarkParseIndexJSON is BenchmarkParseIndex on the same index written
+// as JSON, which Helm reads with encoding/json.
+func BenchmarkParseIndexJSON(b *testing.B) {
+	path, data := genIndexJSON(b, 300, 50)
+	benchBoth(b, path, len(data))
+}
+
+func benchBoth(b *testing.B, path string, size int) {
+	b.Logf("index: %d bytes, %d charts × %d versions", size, 300, 50)
 	run := func(b *testing.B, op func() (any, error)) {
-		b.SetBytes(int64(len(data)))
+		b.SetBytes(int64(size))
 		for b.Loop() {
 			if _, err := op(); err != nil {
 				b.Fatal(err)
@@ -89,7 +99,7 @@ func BenchmarkParseIndex(b *testing.B) {
 			peak, retained = max(peak, p), max(retained, r)
 		}
 		b.ReportMetric(float64(peak)/(1<<20), "peak-MB")
-		b.ReportMetric(float64(peak)/size, "peak-x-file")
+		b.ReportMetric(float64(peak)/float64(size), "peak-x-file")
 		b.ReportMetric(float64(retained)/(1<<20), "retained-MB")
 	}
 	b.Run("slipway", func(b *testing.B) {
