@@ -58,7 +58,7 @@ func Parse(data []byte, lim Limits) (*yaml.Node, error) {
 	if err := yaml.Unmarshal(data, &n); err != nil {
 		return nil, fmt.Errorf("parse yaml: %w", err)
 	}
-	if err := Check(&n, lim); err != nil {
+	if err := check(&n, lim); err != nil {
 		return nil, err
 	}
 	return &n, nil
@@ -76,10 +76,9 @@ func Unmarshal(data []byte, lim Limits, out any) error {
 	return nil
 }
 
-// Check walks a parsed tree and refuses it when its expansion would exceed lim
-// (MaxBytes is not looked at). It is what Parse runs; it is exported for callers
-// that parse themselves, e.g. one document of a stream at a time.
-func Check(n *yaml.Node, lim Limits) error {
+// check walks a parsed tree and refuses it when its expansion would exceed lim
+// (MaxBytes is not looked at).
+func check(n *yaml.Node, lim Limits) error {
 	w := walker{lim: lim.withDefaults()}
 	_, _, err := w.walk(n, 0)
 	return err
