@@ -34,8 +34,8 @@ type decoder struct {
 	// (description, icon, maintainers, ...), so the index holds each once.
 	intern map[string]string
 	// clone copies every string kept, for trees whose values are substrings
-	// of their whole part (fastParse's): the index then holds only what it
-	// uses, not every part's text.
+	// of their whole part (the JSON route's): the index then holds only what
+	// it uses, not every part's text. yaml.v3's values are copies already.
 	clone bool
 }
 

@@ -2,6 +2,14 @@
 // same in JSON) into typed, validated chart metadata, within bounds on size
 // and work, faster and in less memory than Helm's repo.LoadIndexFile.
 //
+// YAML is parsed by yaml.v3, through safeyaml's bounds. A document in the
+// block layout Helm writes is cut at each chart under entries (split.go) and
+// the parts are parsed and decoded in parallel, each within the per-chart
+// limits; any other YAML document is parsed whole. A JSON document is checked
+// by encoding/json and its charts decoded in parallel too (json.go). Every
+// route ends in the same decoder (decode.go), which validates entries and
+// interns the strings a chart's versions repeat.
+//
 // Entries are validated as LoadIndexFile validates them and invalid ones are
 // skipped and reported rather than failing the index, so one broken chart in a
 // public repository does not hide the others.

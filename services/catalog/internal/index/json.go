@@ -3,6 +3,7 @@ package index
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf16"
@@ -200,7 +201,8 @@ func isJSONDelim(c byte) bool {
 
 // jsonParser builds the yaml.Node tree of one JSON value (or one entries
 // pair) in an arena, as yaml.v3 would parse that JSON: strings are
-// double-quoted scalars, numbers and literals plain ones.
+// double-quoted scalars, numbers and literals plain ones. Values are
+// substrings of the chart's text, so the decoder clones what it keeps.
 type jsonParser struct {
 	arena
 	s        string
@@ -238,7 +240,7 @@ func (p *jsonParser) parseOne() (n *yaml.Node, err error) {
 func (p *jsonParser) guard(f func()) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			if r != errGiveUp {
+			if r != errBound {
 				panic(r)
 			}
 			err = fmt.Errorf("%w: %w: value at line %d nests deeper than %d or holds more than %d nodes",
@@ -268,7 +270,7 @@ func (p *jsonParser) parseValue() *yaml.Node {
 	switch c := p.s[p.pos]; c {
 	case '{', '[':
 		if p.depth++; p.depth > p.maxDepth {
-			panic(errGiveUp)
+			panic(errBound)
 		}
 		kind, tag, end := yaml.MappingNode, "!!map", byte('}')
 		if c == '[' {
@@ -390,4 +392,79 @@ func hex4(s string) rune {
 		}
 	}
 	return r
+}
+
+// errBound stops a jsonParser at its depth or node bound; guard reports it.
+var errBound = errors.New("index: JSON value past its bounds")
+
+// arena is memory for jsonParser's trees, reused chart after chart so that
+// parsing makes no garbage beyond the chart's text; a tree is valid until the
+// next reset.
+type arena struct {
+	nodes    int
+	maxNodes int
+	stack    []*yaml.Node // children of the collections being built
+
+	slabs    [][]yaml.Node
+	slab     int // slabs[slab][used] is the next free node
+	used     int
+	ptrSlabs [][]*yaml.Node
+	ptrSlab  int
+	ptrUsed  int
+}
+
+func (a *arena) reset(maxNodes int) {
+	a.nodes, a.maxNodes = 0, maxNodes
+	a.stack = a.stack[:0]
+	a.slab, a.used, a.ptrSlab, a.ptrUsed = 0, 0, 0, 0
+}
+
+func (a *arena) node(kind yaml.Kind, line int) *yaml.Node {
+	a.nodes++
+	if a.nodes > a.maxNodes {
+		panic(errBound)
+	}
+	if a.slab == len(a.slabs) {
+		a.slabs = append(a.slabs, make([]yaml.Node, 512))
+	}
+	n := &a.slabs[a.slab][a.used]
+	*n = yaml.Node{Kind: kind, Line: line}
+	if a.used++; a.used == len(a.slabs[a.slab]) {
+		a.slab, a.used = a.slab+1, 0
+	}
+	return n
+}
+
+// scalar is a scalar node; plain null spellings are tagged !!null as yaml.v3
+// resolves them, the rest !!str (the decoder reads no other tag, and a
+// quoted "<<" must not be a merge key).
+func (a *arena) scalar(value string, style yaml.Style, line int) *yaml.Node {
+	n := a.node(yaml.ScalarNode, line)
+	n.Value, n.Style = value, style
+	n.Tag = "!!str"
+	if style == 0 {
+		switch value {
+		case "", "~", "null", "Null", "NULL":
+			n.Tag = "!!null"
+		}
+	}
+	return n
+}
+
+// collect moves the nodes pushed since mark into a Content slice.
+func (a *arena) collect(mark int) []*yaml.Node {
+	kids := a.stack[mark:]
+	if len(kids) == 0 {
+		return nil
+	}
+	for a.ptrSlab < len(a.ptrSlabs) && len(a.ptrSlabs[a.ptrSlab])-a.ptrUsed < len(kids) {
+		a.ptrSlab, a.ptrUsed = a.ptrSlab+1, 0
+	}
+	if a.ptrSlab == len(a.ptrSlabs) {
+		a.ptrSlabs = append(a.ptrSlabs, make([]*yaml.Node, max(1024, len(kids))))
+	}
+	start := a.ptrUsed
+	a.ptrUsed += copy(a.ptrSlabs[a.ptrSlab][start:], kids)
+	a.stack = a.stack[:mark]
+	return a.ptrSlabs[a.ptrSlab][start:a.ptrUsed:a.ptrUsed]
 }

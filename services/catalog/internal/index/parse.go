@@ -113,10 +113,11 @@ func (h *header) set(key string, v *yaml.Node) (isEntries bool, err error) {
 }
 
 // parseSplit decodes a block-layout document chart by chart, in parallel.
-// Each part is parsed as a document of its own; the layout check in split and
-// the checks here (every part parses, each chart part is a one-key mapping,
-// nothing outside entries names entries) make that the same tree the whole
-// document would give. Anything else is errNoSplit.
+// Each part is parsed by yaml.v3 as a document of its own, within the
+// per-chart limits (lim.YAML); the layout check in split and the checks here
+// (every part parses, each chart part is a one-key mapping, nothing outside
+// entries names entries) make that the same tree the whole document would
+// give. Anything else is errNoSplit.
 func parseSplit(data []byte, lim Limits) (*Index, error) {
 	sp, ok := split(data)
 	if !ok {
@@ -153,26 +154,21 @@ func parseSplit(data []byte, lim Limits) (*Index, error) {
 	}
 
 	charts, err := decodeParallel(len(sp.charts), lim, func() partParser {
-		var fp fastParser
 		return func(i int) (*yaml.Node, *yaml.Node, int, bool, error) {
-			n, fast := (*yaml.Node)(nil), false
-			if len(sp.charts[i]) <= lim.YAML.MaxBytes {
-				n, fast = fp.parse(sp.charts[i], min(fastMaxDepth, lim.YAML.MaxDepth), lim.YAML.MaxNodes-1)
-			}
-			if !fast {
-				var err error
-				if n, err = safeyaml.Parse(sp.charts[i], lim.YAML); err != nil {
-					if errors.Is(err, safeyaml.ErrLimit) {
-						return nil, nil, 0, false, parseErr(fmt.Sprintf("chart at line %d", sp.lines[i]), err)
-					}
-					return nil, nil, 0, false, errNoSplit
+			n, err := safeyaml.Parse(sp.charts[i], lim.YAML)
+			if err != nil {
+				if errors.Is(err, safeyaml.ErrLimit) {
+					return nil, nil, 0, false, parseErr(fmt.Sprintf("chart at line %d", sp.lines[i]), err)
 				}
+				return nil, nil, 0, false, errNoSplit
 			}
 			m := deref(n)
 			if m == nil || m.Kind != yaml.MappingNode || len(m.Content) != 2 {
 				return nil, nil, 0, false, errNoSplit
 			}
-			return m.Content[0], m.Content[1], sp.lines[i] - 1, fast, nil
+			// yaml.v3 copies every scalar out of the part, so nothing the
+			// decoder keeps holds on to the document.
+			return m.Content[0], m.Content[1], sp.lines[i] - 1, false, nil
 		}
 	})
 	if err != nil {
