@@ -2421,6 +2421,115 @@ func (x *GetChartVersionResponse) GetTruncatedFields() []string {
 	return nil
 }
 
+// GetChartArchiveRequest is the input of CatalogService.GetChartArchive.
+type GetChartArchiveRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Org   string                 `protobuf:"bytes,1,opt,name=org,proto3" json:"org,omitempty"`
+	// The chart; its version may be a constraint (the latest when empty).
+	Chart         *ChartReference `protobuf:"bytes,2,opt,name=chart,proto3" json:"chart,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetChartArchiveRequest) Reset() {
+	*x = GetChartArchiveRequest{}
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetChartArchiveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetChartArchiveRequest) ProtoMessage() {}
+
+func (x *GetChartArchiveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetChartArchiveRequest.ProtoReflect.Descriptor instead.
+func (*GetChartArchiveRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *GetChartArchiveRequest) GetOrg() string {
+	if x != nil {
+		return x.Org
+	}
+	return ""
+}
+
+func (x *GetChartArchiveRequest) GetChart() *ChartReference {
+	if x != nil {
+		return x.Chart
+	}
+	return nil
+}
+
+// GetChartArchiveResponse is the output of CatalogService.GetChartArchive.
+type GetChartArchiveResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The version the reference resolved to.
+	ChartVersion *ChartVersion `protobuf:"bytes,1,opt,name=chart_version,json=chartVersion,proto3" json:"chart_version,omitempty"`
+	// The packaged chart (.tgz), whose sha256 is chart_version.digest.
+	Archive       []byte `protobuf:"bytes,2,opt,name=archive,proto3" json:"archive,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetChartArchiveResponse) Reset() {
+	*x = GetChartArchiveResponse{}
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetChartArchiveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetChartArchiveResponse) ProtoMessage() {}
+
+func (x *GetChartArchiveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetChartArchiveResponse.ProtoReflect.Descriptor instead.
+func (*GetChartArchiveResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *GetChartArchiveResponse) GetChartVersion() *ChartVersion {
+	if x != nil {
+		return x.ChartVersion
+	}
+	return nil
+}
+
+func (x *GetChartArchiveResponse) GetArchive() []byte {
+	if x != nil {
+		return x.Archive
+	}
+	return nil
+}
+
 // CreateApplicationRequest is the input of CatalogService.CreateApplication.
 type CreateApplicationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2434,7 +2543,7 @@ type CreateApplicationRequest struct {
 
 func (x *CreateApplicationRequest) Reset() {
 	*x = CreateApplicationRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[30]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2446,7 +2555,7 @@ func (x *CreateApplicationRequest) String() string {
 func (*CreateApplicationRequest) ProtoMessage() {}
 
 func (x *CreateApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[30]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2459,7 +2568,7 @@ func (x *CreateApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApplicationRequest.ProtoReflect.Descriptor instead.
 func (*CreateApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{30}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateApplicationRequest) GetOrg() string {
@@ -2487,7 +2596,7 @@ type CreateApplicationResponse struct {
 
 func (x *CreateApplicationResponse) Reset() {
 	*x = CreateApplicationResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[31]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2499,7 +2608,7 @@ func (x *CreateApplicationResponse) String() string {
 func (*CreateApplicationResponse) ProtoMessage() {}
 
 func (x *CreateApplicationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[31]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2512,7 +2621,7 @@ func (x *CreateApplicationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApplicationResponse.ProtoReflect.Descriptor instead.
 func (*CreateApplicationResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{31}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CreateApplicationResponse) GetApplication() *Application {
@@ -2534,7 +2643,7 @@ type GetApplicationRequest struct {
 
 func (x *GetApplicationRequest) Reset() {
 	*x = GetApplicationRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[32]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2546,7 +2655,7 @@ func (x *GetApplicationRequest) String() string {
 func (*GetApplicationRequest) ProtoMessage() {}
 
 func (x *GetApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[32]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2559,7 +2668,7 @@ func (x *GetApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetApplicationRequest.ProtoReflect.Descriptor instead.
 func (*GetApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{32}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetApplicationRequest) GetOrg() string {
@@ -2586,7 +2695,7 @@ type GetApplicationResponse struct {
 
 func (x *GetApplicationResponse) Reset() {
 	*x = GetApplicationResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[33]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2598,7 +2707,7 @@ func (x *GetApplicationResponse) String() string {
 func (*GetApplicationResponse) ProtoMessage() {}
 
 func (x *GetApplicationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[33]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2611,7 +2720,7 @@ func (x *GetApplicationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetApplicationResponse.ProtoReflect.Descriptor instead.
 func (*GetApplicationResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{33}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetApplicationResponse) GetApplication() *Application {
@@ -2645,7 +2754,7 @@ type ListApplicationsRequest struct {
 
 func (x *ListApplicationsRequest) Reset() {
 	*x = ListApplicationsRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[34]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2657,7 +2766,7 @@ func (x *ListApplicationsRequest) String() string {
 func (*ListApplicationsRequest) ProtoMessage() {}
 
 func (x *ListApplicationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[34]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2670,7 +2779,7 @@ func (x *ListApplicationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApplicationsRequest.ProtoReflect.Descriptor instead.
 func (*ListApplicationsRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{34}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListApplicationsRequest) GetOrg() string {
@@ -2734,7 +2843,7 @@ type ListApplicationsResponse struct {
 
 func (x *ListApplicationsResponse) Reset() {
 	*x = ListApplicationsResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[35]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2746,7 +2855,7 @@ func (x *ListApplicationsResponse) String() string {
 func (*ListApplicationsResponse) ProtoMessage() {}
 
 func (x *ListApplicationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[35]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2759,7 +2868,7 @@ func (x *ListApplicationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApplicationsResponse.ProtoReflect.Descriptor instead.
 func (*ListApplicationsResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{35}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListApplicationsResponse) GetApplications() []*Application {
@@ -2789,7 +2898,7 @@ type UpdateApplicationRequest struct {
 
 func (x *UpdateApplicationRequest) Reset() {
 	*x = UpdateApplicationRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[36]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2801,7 +2910,7 @@ func (x *UpdateApplicationRequest) String() string {
 func (*UpdateApplicationRequest) ProtoMessage() {}
 
 func (x *UpdateApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[36]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2814,7 +2923,7 @@ func (x *UpdateApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateApplicationRequest.ProtoReflect.Descriptor instead.
 func (*UpdateApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{36}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *UpdateApplicationRequest) GetOrg() string {
@@ -2842,7 +2951,7 @@ type UpdateApplicationResponse struct {
 
 func (x *UpdateApplicationResponse) Reset() {
 	*x = UpdateApplicationResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[37]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2854,7 +2963,7 @@ func (x *UpdateApplicationResponse) String() string {
 func (*UpdateApplicationResponse) ProtoMessage() {}
 
 func (x *UpdateApplicationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[37]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2867,7 +2976,7 @@ func (x *UpdateApplicationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateApplicationResponse.ProtoReflect.Descriptor instead.
 func (*UpdateApplicationResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{37}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *UpdateApplicationResponse) GetApplication() *Application {
@@ -2889,7 +2998,7 @@ type DeleteApplicationRequest struct {
 
 func (x *DeleteApplicationRequest) Reset() {
 	*x = DeleteApplicationRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[38]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2901,7 +3010,7 @@ func (x *DeleteApplicationRequest) String() string {
 func (*DeleteApplicationRequest) ProtoMessage() {}
 
 func (x *DeleteApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[38]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2914,7 +3023,7 @@ func (x *DeleteApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteApplicationRequest.ProtoReflect.Descriptor instead.
 func (*DeleteApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{38}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *DeleteApplicationRequest) GetOrg() string {
@@ -2940,7 +3049,7 @@ type DeleteApplicationResponse struct {
 
 func (x *DeleteApplicationResponse) Reset() {
 	*x = DeleteApplicationResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[39]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2952,7 +3061,7 @@ func (x *DeleteApplicationResponse) String() string {
 func (*DeleteApplicationResponse) ProtoMessage() {}
 
 func (x *DeleteApplicationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[39]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2965,7 +3074,7 @@ func (x *DeleteApplicationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteApplicationResponse.ProtoReflect.Descriptor instead.
 func (*DeleteApplicationResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{39}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{41}
 }
 
 var File_slipway_catalog_v1_catalog_proto protoreflect.FileDescriptor
@@ -3196,7 +3305,13 @@ const file_slipway_catalog_v1_catalog_proto_rawDesc = "" +
 	"valuesYaml\x12,\n" +
 	"\x12values_schema_json\x18\x03 \x01(\tR\x10valuesSchemaJson\x12\x16\n" +
 	"\x06readme\x18\x04 \x01(\tR\x06readme\x12)\n" +
-	"\x10truncated_fields\x18\x05 \x03(\tR\x0ftruncatedFields\"o\n" +
+	"\x10truncated_fields\x18\x05 \x03(\tR\x0ftruncatedFields\"d\n" +
+	"\x16GetChartArchiveRequest\x12\x10\n" +
+	"\x03org\x18\x01 \x01(\tR\x03org\x128\n" +
+	"\x05chart\x18\x02 \x01(\v2\".slipway.catalog.v1.ChartReferenceR\x05chart\"z\n" +
+	"\x17GetChartArchiveResponse\x12E\n" +
+	"\rchart_version\x18\x01 \x01(\v2 .slipway.catalog.v1.ChartVersionR\fchartVersion\x12\x18\n" +
+	"\aarchive\x18\x02 \x01(\fR\aarchive\"o\n" +
 	"\x18CreateApplicationRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12A\n" +
 	"\vapplication\x18\x02 \x01(\v2\x1f.slipway.catalog.v1.ApplicationR\vapplication\"^\n" +
@@ -3233,7 +3348,7 @@ const file_slipway_catalog_v1_catalog_proto_rawDesc = "" +
 	"\x1dREPOSITORY_SYNC_STATE_PENDING\x10\x01\x12!\n" +
 	"\x1dREPOSITORY_SYNC_STATE_SYNCING\x10\x02\x12 \n" +
 	"\x1cREPOSITORY_SYNC_STATE_SYNCED\x10\x03\x12 \n" +
-	"\x1cREPOSITORY_SYNC_STATE_FAILED\x10\x042\xd2\x13\n" +
+	"\x1cREPOSITORY_SYNC_STATE_FAILED\x10\x042\xbe\x14\n" +
 	"\x0eCatalogService\x12\xa2\x01\n" +
 	"\x10CreateRepository\x12+.slipway.catalog.v1.CreateRepositoryRequest\x1a,.slipway.catalog.v1.CreateRepositoryResponse\"3\x82\xd3\xe4\x93\x02-:\n" +
 	"repository\"\x1f/api/v1/orgs/{org}/repositories\x12\x9a\x01\n" +
@@ -3246,7 +3361,8 @@ const file_slipway_catalog_v1_catalog_proto_rawDesc = "" +
 	"\n" +
 	"ListCharts\x12%.slipway.catalog.v1.ListChartsRequest\x1a&.slipway.catalog.v1.ListChartsResponse\";\x82\xd3\xe4\x93\x025\x123/api/v1/orgs/{org}/repositories/{repository}/charts\x12\x8d\x01\n" +
 	"\bGetChart\x12#.slipway.catalog.v1.GetChartRequest\x1a$.slipway.catalog.v1.GetChartResponse\"6\x82\xd3\xe4\x93\x020\x12./api/v1/orgs/{org}/charts/{repository}/{chart}\x12\xf2\x01\n" +
-	"\x0fGetChartVersion\x12*.slipway.catalog.v1.GetChartVersionRequest\x1a+.slipway.catalog.v1.GetChartVersionResponse\"\x85\x01\x82\xd3\xe4\x93\x02\x7fZ:\x128/api/v1/orgs/{org}/charts/{repository}/{chart}/{version}\x12A/api/v1/orgs/{org}/charts/{repository}/{chart}/versions/{version}\x12\xa6\x01\n" +
+	"\x0fGetChartVersion\x12*.slipway.catalog.v1.GetChartVersionRequest\x1a+.slipway.catalog.v1.GetChartVersionResponse\"\x85\x01\x82\xd3\xe4\x93\x02\x7fZ:\x128/api/v1/orgs/{org}/charts/{repository}/{chart}/{version}\x12A/api/v1/orgs/{org}/charts/{repository}/{chart}/versions/{version}\x12j\n" +
+	"\x0fGetChartArchive\x12*.slipway.catalog.v1.GetChartArchiveRequest\x1a+.slipway.catalog.v1.GetChartArchiveResponse\x12\xa6\x01\n" +
 	"\x11CreateApplication\x12,.slipway.catalog.v1.CreateApplicationRequest\x1a-.slipway.catalog.v1.CreateApplicationResponse\"4\x82\xd3\xe4\x93\x02.:\vapplication\"\x1f/api/v1/orgs/{org}/applications\x12\x9e\x01\n" +
 	"\x0eGetApplication\x12).slipway.catalog.v1.GetApplicationRequest\x1a*.slipway.catalog.v1.GetApplicationResponse\"5\x82\xd3\xe4\x93\x02/\x12-/api/v1/orgs/{org}/applications/{application}\x12\x96\x01\n" +
 	"\x10ListApplications\x12+.slipway.catalog.v1.ListApplicationsRequest\x1a,.slipway.catalog.v1.ListApplicationsResponse\"'\x82\xd3\xe4\x93\x02!\x12\x1f/api/v1/orgs/{org}/applications\x12\xb9\x01\n" +
@@ -3266,7 +3382,7 @@ func file_slipway_catalog_v1_catalog_proto_rawDescGZIP() []byte {
 }
 
 var file_slipway_catalog_v1_catalog_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_slipway_catalog_v1_catalog_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_slipway_catalog_v1_catalog_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_slipway_catalog_v1_catalog_proto_goTypes = []any{
 	(RepositorySyncState)(0),          // 0: slipway.catalog.v1.RepositorySyncState
 	(*Repository)(nil),                // 1: slipway.catalog.v1.Repository
@@ -3299,46 +3415,48 @@ var file_slipway_catalog_v1_catalog_proto_goTypes = []any{
 	(*GetChartResponse)(nil),          // 28: slipway.catalog.v1.GetChartResponse
 	(*GetChartVersionRequest)(nil),    // 29: slipway.catalog.v1.GetChartVersionRequest
 	(*GetChartVersionResponse)(nil),   // 30: slipway.catalog.v1.GetChartVersionResponse
-	(*CreateApplicationRequest)(nil),  // 31: slipway.catalog.v1.CreateApplicationRequest
-	(*CreateApplicationResponse)(nil), // 32: slipway.catalog.v1.CreateApplicationResponse
-	(*GetApplicationRequest)(nil),     // 33: slipway.catalog.v1.GetApplicationRequest
-	(*GetApplicationResponse)(nil),    // 34: slipway.catalog.v1.GetApplicationResponse
-	(*ListApplicationsRequest)(nil),   // 35: slipway.catalog.v1.ListApplicationsRequest
-	(*ListApplicationsResponse)(nil),  // 36: slipway.catalog.v1.ListApplicationsResponse
-	(*UpdateApplicationRequest)(nil),  // 37: slipway.catalog.v1.UpdateApplicationRequest
-	(*UpdateApplicationResponse)(nil), // 38: slipway.catalog.v1.UpdateApplicationResponse
-	(*DeleteApplicationRequest)(nil),  // 39: slipway.catalog.v1.DeleteApplicationRequest
-	(*DeleteApplicationResponse)(nil), // 40: slipway.catalog.v1.DeleteApplicationResponse
-	(*durationpb.Duration)(nil),       // 41: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),     // 42: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),           // 43: google.protobuf.Struct
-	(*fieldmaskpb.FieldMask)(nil),     // 44: google.protobuf.FieldMask
+	(*GetChartArchiveRequest)(nil),    // 31: slipway.catalog.v1.GetChartArchiveRequest
+	(*GetChartArchiveResponse)(nil),   // 32: slipway.catalog.v1.GetChartArchiveResponse
+	(*CreateApplicationRequest)(nil),  // 33: slipway.catalog.v1.CreateApplicationRequest
+	(*CreateApplicationResponse)(nil), // 34: slipway.catalog.v1.CreateApplicationResponse
+	(*GetApplicationRequest)(nil),     // 35: slipway.catalog.v1.GetApplicationRequest
+	(*GetApplicationResponse)(nil),    // 36: slipway.catalog.v1.GetApplicationResponse
+	(*ListApplicationsRequest)(nil),   // 37: slipway.catalog.v1.ListApplicationsRequest
+	(*ListApplicationsResponse)(nil),  // 38: slipway.catalog.v1.ListApplicationsResponse
+	(*UpdateApplicationRequest)(nil),  // 39: slipway.catalog.v1.UpdateApplicationRequest
+	(*UpdateApplicationResponse)(nil), // 40: slipway.catalog.v1.UpdateApplicationResponse
+	(*DeleteApplicationRequest)(nil),  // 41: slipway.catalog.v1.DeleteApplicationRequest
+	(*DeleteApplicationResponse)(nil), // 42: slipway.catalog.v1.DeleteApplicationResponse
+	(*durationpb.Duration)(nil),       // 43: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),     // 44: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),           // 45: google.protobuf.Struct
+	(*fieldmaskpb.FieldMask)(nil),     // 46: google.protobuf.FieldMask
 }
 var file_slipway_catalog_v1_catalog_proto_depIdxs = []int32{
-	41, // 0: slipway.catalog.v1.Repository.sync_interval:type_name -> google.protobuf.Duration
+	43, // 0: slipway.catalog.v1.Repository.sync_interval:type_name -> google.protobuf.Duration
 	2,  // 1: slipway.catalog.v1.Repository.sync:type_name -> slipway.catalog.v1.RepositorySync
-	42, // 2: slipway.catalog.v1.Repository.create_time:type_name -> google.protobuf.Timestamp
-	42, // 3: slipway.catalog.v1.Repository.update_time:type_name -> google.protobuf.Timestamp
+	44, // 2: slipway.catalog.v1.Repository.create_time:type_name -> google.protobuf.Timestamp
+	44, // 3: slipway.catalog.v1.Repository.update_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: slipway.catalog.v1.RepositorySync.state:type_name -> slipway.catalog.v1.RepositorySyncState
-	42, // 5: slipway.catalog.v1.RepositorySync.last_sync_time:type_name -> google.protobuf.Timestamp
-	42, // 6: slipway.catalog.v1.RepositorySync.last_success_time:type_name -> google.protobuf.Timestamp
-	42, // 7: slipway.catalog.v1.Chart.update_time:type_name -> google.protobuf.Timestamp
+	44, // 5: slipway.catalog.v1.RepositorySync.last_sync_time:type_name -> google.protobuf.Timestamp
+	44, // 6: slipway.catalog.v1.RepositorySync.last_success_time:type_name -> google.protobuf.Timestamp
+	44, // 7: slipway.catalog.v1.Chart.update_time:type_name -> google.protobuf.Timestamp
 	5,  // 8: slipway.catalog.v1.ChartVersion.dependencies:type_name -> slipway.catalog.v1.ChartDependency
 	6,  // 9: slipway.catalog.v1.ChartVersion.maintainers:type_name -> slipway.catalog.v1.ChartMaintainer
-	42, // 10: slipway.catalog.v1.ChartVersion.create_time:type_name -> google.protobuf.Timestamp
+	44, // 10: slipway.catalog.v1.ChartVersion.create_time:type_name -> google.protobuf.Timestamp
 	8,  // 11: slipway.catalog.v1.Application.chart:type_name -> slipway.catalog.v1.ChartReference
-	43, // 12: slipway.catalog.v1.Application.values:type_name -> google.protobuf.Struct
+	45, // 12: slipway.catalog.v1.Application.values:type_name -> google.protobuf.Struct
 	9,  // 13: slipway.catalog.v1.Application.targets:type_name -> slipway.catalog.v1.ApplicationTarget
-	42, // 14: slipway.catalog.v1.Application.create_time:type_name -> google.protobuf.Timestamp
-	42, // 15: slipway.catalog.v1.Application.update_time:type_name -> google.protobuf.Timestamp
-	43, // 16: slipway.catalog.v1.ApplicationTarget.values:type_name -> google.protobuf.Struct
+	44, // 14: slipway.catalog.v1.Application.create_time:type_name -> google.protobuf.Timestamp
+	44, // 15: slipway.catalog.v1.Application.update_time:type_name -> google.protobuf.Timestamp
+	45, // 16: slipway.catalog.v1.ApplicationTarget.values:type_name -> google.protobuf.Struct
 	10, // 17: slipway.catalog.v1.ApplicationTarget.status:type_name -> slipway.catalog.v1.ApplicationTargetStatus
 	1,  // 18: slipway.catalog.v1.CreateRepositoryRequest.repository:type_name -> slipway.catalog.v1.Repository
 	1,  // 19: slipway.catalog.v1.CreateRepositoryResponse.repository:type_name -> slipway.catalog.v1.Repository
 	1,  // 20: slipway.catalog.v1.GetRepositoryResponse.repository:type_name -> slipway.catalog.v1.Repository
 	1,  // 21: slipway.catalog.v1.ListRepositoriesResponse.repositories:type_name -> slipway.catalog.v1.Repository
-	41, // 22: slipway.catalog.v1.UpdateRepositoryRequest.sync_interval:type_name -> google.protobuf.Duration
-	44, // 23: slipway.catalog.v1.UpdateRepositoryRequest.update_mask:type_name -> google.protobuf.FieldMask
+	43, // 22: slipway.catalog.v1.UpdateRepositoryRequest.sync_interval:type_name -> google.protobuf.Duration
+	46, // 23: slipway.catalog.v1.UpdateRepositoryRequest.update_mask:type_name -> google.protobuf.FieldMask
 	1,  // 24: slipway.catalog.v1.UpdateRepositoryResponse.repository:type_name -> slipway.catalog.v1.Repository
 	1,  // 25: slipway.catalog.v1.SyncRepositoryResponse.repository:type_name -> slipway.catalog.v1.Repository
 	3,  // 26: slipway.catalog.v1.SearchChartsResponse.charts:type_name -> slipway.catalog.v1.Chart
@@ -3346,47 +3464,51 @@ var file_slipway_catalog_v1_catalog_proto_depIdxs = []int32{
 	3,  // 28: slipway.catalog.v1.GetChartResponse.chart:type_name -> slipway.catalog.v1.Chart
 	4,  // 29: slipway.catalog.v1.GetChartResponse.versions:type_name -> slipway.catalog.v1.ChartVersion
 	4,  // 30: slipway.catalog.v1.GetChartVersionResponse.chart_version:type_name -> slipway.catalog.v1.ChartVersion
-	7,  // 31: slipway.catalog.v1.CreateApplicationRequest.application:type_name -> slipway.catalog.v1.Application
-	7,  // 32: slipway.catalog.v1.CreateApplicationResponse.application:type_name -> slipway.catalog.v1.Application
-	7,  // 33: slipway.catalog.v1.GetApplicationResponse.application:type_name -> slipway.catalog.v1.Application
-	7,  // 34: slipway.catalog.v1.ListApplicationsResponse.applications:type_name -> slipway.catalog.v1.Application
-	7,  // 35: slipway.catalog.v1.UpdateApplicationRequest.application:type_name -> slipway.catalog.v1.Application
-	7,  // 36: slipway.catalog.v1.UpdateApplicationResponse.application:type_name -> slipway.catalog.v1.Application
-	11, // 37: slipway.catalog.v1.CatalogService.CreateRepository:input_type -> slipway.catalog.v1.CreateRepositoryRequest
-	13, // 38: slipway.catalog.v1.CatalogService.GetRepository:input_type -> slipway.catalog.v1.GetRepositoryRequest
-	15, // 39: slipway.catalog.v1.CatalogService.ListRepositories:input_type -> slipway.catalog.v1.ListRepositoriesRequest
-	17, // 40: slipway.catalog.v1.CatalogService.UpdateRepository:input_type -> slipway.catalog.v1.UpdateRepositoryRequest
-	19, // 41: slipway.catalog.v1.CatalogService.DeleteRepository:input_type -> slipway.catalog.v1.DeleteRepositoryRequest
-	21, // 42: slipway.catalog.v1.CatalogService.SyncRepository:input_type -> slipway.catalog.v1.SyncRepositoryRequest
-	23, // 43: slipway.catalog.v1.CatalogService.SearchCharts:input_type -> slipway.catalog.v1.SearchChartsRequest
-	25, // 44: slipway.catalog.v1.CatalogService.ListCharts:input_type -> slipway.catalog.v1.ListChartsRequest
-	27, // 45: slipway.catalog.v1.CatalogService.GetChart:input_type -> slipway.catalog.v1.GetChartRequest
-	29, // 46: slipway.catalog.v1.CatalogService.GetChartVersion:input_type -> slipway.catalog.v1.GetChartVersionRequest
-	31, // 47: slipway.catalog.v1.CatalogService.CreateApplication:input_type -> slipway.catalog.v1.CreateApplicationRequest
-	33, // 48: slipway.catalog.v1.CatalogService.GetApplication:input_type -> slipway.catalog.v1.GetApplicationRequest
-	35, // 49: slipway.catalog.v1.CatalogService.ListApplications:input_type -> slipway.catalog.v1.ListApplicationsRequest
-	37, // 50: slipway.catalog.v1.CatalogService.UpdateApplication:input_type -> slipway.catalog.v1.UpdateApplicationRequest
-	39, // 51: slipway.catalog.v1.CatalogService.DeleteApplication:input_type -> slipway.catalog.v1.DeleteApplicationRequest
-	12, // 52: slipway.catalog.v1.CatalogService.CreateRepository:output_type -> slipway.catalog.v1.CreateRepositoryResponse
-	14, // 53: slipway.catalog.v1.CatalogService.GetRepository:output_type -> slipway.catalog.v1.GetRepositoryResponse
-	16, // 54: slipway.catalog.v1.CatalogService.ListRepositories:output_type -> slipway.catalog.v1.ListRepositoriesResponse
-	18, // 55: slipway.catalog.v1.CatalogService.UpdateRepository:output_type -> slipway.catalog.v1.UpdateRepositoryResponse
-	20, // 56: slipway.catalog.v1.CatalogService.DeleteRepository:output_type -> slipway.catalog.v1.DeleteRepositoryResponse
-	22, // 57: slipway.catalog.v1.CatalogService.SyncRepository:output_type -> slipway.catalog.v1.SyncRepositoryResponse
-	24, // 58: slipway.catalog.v1.CatalogService.SearchCharts:output_type -> slipway.catalog.v1.SearchChartsResponse
-	26, // 59: slipway.catalog.v1.CatalogService.ListCharts:output_type -> slipway.catalog.v1.ListChartsResponse
-	28, // 60: slipway.catalog.v1.CatalogService.GetChart:output_type -> slipway.catalog.v1.GetChartResponse
-	30, // 61: slipway.catalog.v1.CatalogService.GetChartVersion:output_type -> slipway.catalog.v1.GetChartVersionResponse
-	32, // 62: slipway.catalog.v1.CatalogService.CreateApplication:output_type -> slipway.catalog.v1.CreateApplicationResponse
-	34, // 63: slipway.catalog.v1.CatalogService.GetApplication:output_type -> slipway.catalog.v1.GetApplicationResponse
-	36, // 64: slipway.catalog.v1.CatalogService.ListApplications:output_type -> slipway.catalog.v1.ListApplicationsResponse
-	38, // 65: slipway.catalog.v1.CatalogService.UpdateApplication:output_type -> slipway.catalog.v1.UpdateApplicationResponse
-	40, // 66: slipway.catalog.v1.CatalogService.DeleteApplication:output_type -> slipway.catalog.v1.DeleteApplicationResponse
-	52, // [52:67] is the sub-list for method output_type
-	37, // [37:52] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	8,  // 31: slipway.catalog.v1.GetChartArchiveRequest.chart:type_name -> slipway.catalog.v1.ChartReference
+	4,  // 32: slipway.catalog.v1.GetChartArchiveResponse.chart_version:type_name -> slipway.catalog.v1.ChartVersion
+	7,  // 33: slipway.catalog.v1.CreateApplicationRequest.application:type_name -> slipway.catalog.v1.Application
+	7,  // 34: slipway.catalog.v1.CreateApplicationResponse.application:type_name -> slipway.catalog.v1.Application
+	7,  // 35: slipway.catalog.v1.GetApplicationResponse.application:type_name -> slipway.catalog.v1.Application
+	7,  // 36: slipway.catalog.v1.ListApplicationsResponse.applications:type_name -> slipway.catalog.v1.Application
+	7,  // 37: slipway.catalog.v1.UpdateApplicationRequest.application:type_name -> slipway.catalog.v1.Application
+	7,  // 38: slipway.catalog.v1.UpdateApplicationResponse.application:type_name -> slipway.catalog.v1.Application
+	11, // 39: slipway.catalog.v1.CatalogService.CreateRepository:input_type -> slipway.catalog.v1.CreateRepositoryRequest
+	13, // 40: slipway.catalog.v1.CatalogService.GetRepository:input_type -> slipway.catalog.v1.GetRepositoryRequest
+	15, // 41: slipway.catalog.v1.CatalogService.ListRepositories:input_type -> slipway.catalog.v1.ListRepositoriesRequest
+	17, // 42: slipway.catalog.v1.CatalogService.UpdateRepository:input_type -> slipway.catalog.v1.UpdateRepositoryRequest
+	19, // 43: slipway.catalog.v1.CatalogService.DeleteRepository:input_type -> slipway.catalog.v1.DeleteRepositoryRequest
+	21, // 44: slipway.catalog.v1.CatalogService.SyncRepository:input_type -> slipway.catalog.v1.SyncRepositoryRequest
+	23, // 45: slipway.catalog.v1.CatalogService.SearchCharts:input_type -> slipway.catalog.v1.SearchChartsRequest
+	25, // 46: slipway.catalog.v1.CatalogService.ListCharts:input_type -> slipway.catalog.v1.ListChartsRequest
+	27, // 47: slipway.catalog.v1.CatalogService.GetChart:input_type -> slipway.catalog.v1.GetChartRequest
+	29, // 48: slipway.catalog.v1.CatalogService.GetChartVersion:input_type -> slipway.catalog.v1.GetChartVersionRequest
+	31, // 49: slipway.catalog.v1.CatalogService.GetChartArchive:input_type -> slipway.catalog.v1.GetChartArchiveRequest
+	33, // 50: slipway.catalog.v1.CatalogService.CreateApplication:input_type -> slipway.catalog.v1.CreateApplicationRequest
+	35, // 51: slipway.catalog.v1.CatalogService.GetApplication:input_type -> slipway.catalog.v1.GetApplicationRequest
+	37, // 52: slipway.catalog.v1.CatalogService.ListApplications:input_type -> slipway.catalog.v1.ListApplicationsRequest
+	39, // 53: slipway.catalog.v1.CatalogService.UpdateApplication:input_type -> slipway.catalog.v1.UpdateApplicationRequest
+	41, // 54: slipway.catalog.v1.CatalogService.DeleteApplication:input_type -> slipway.catalog.v1.DeleteApplicationRequest
+	12, // 55: slipway.catalog.v1.CatalogService.CreateRepository:output_type -> slipway.catalog.v1.CreateRepositoryResponse
+	14, // 56: slipway.catalog.v1.CatalogService.GetRepository:output_type -> slipway.catalog.v1.GetRepositoryResponse
+	16, // 57: slipway.catalog.v1.CatalogService.ListRepositories:output_type -> slipway.catalog.v1.ListRepositoriesResponse
+	18, // 58: slipway.catalog.v1.CatalogService.UpdateRepository:output_type -> slipway.catalog.v1.UpdateRepositoryResponse
+	20, // 59: slipway.catalog.v1.CatalogService.DeleteRepository:output_type -> slipway.catalog.v1.DeleteRepositoryResponse
+	22, // 60: slipway.catalog.v1.CatalogService.SyncRepository:output_type -> slipway.catalog.v1.SyncRepositoryResponse
+	24, // 61: slipway.catalog.v1.CatalogService.SearchCharts:output_type -> slipway.catalog.v1.SearchChartsResponse
+	26, // 62: slipway.catalog.v1.CatalogService.ListCharts:output_type -> slipway.catalog.v1.ListChartsResponse
+	28, // 63: slipway.catalog.v1.CatalogService.GetChart:output_type -> slipway.catalog.v1.GetChartResponse
+	30, // 64: slipway.catalog.v1.CatalogService.GetChartVersion:output_type -> slipway.catalog.v1.GetChartVersionResponse
+	32, // 65: slipway.catalog.v1.CatalogService.GetChartArchive:output_type -> slipway.catalog.v1.GetChartArchiveResponse
+	34, // 66: slipway.catalog.v1.CatalogService.CreateApplication:output_type -> slipway.catalog.v1.CreateApplicationResponse
+	36, // 67: slipway.catalog.v1.CatalogService.GetApplication:output_type -> slipway.catalog.v1.GetApplicationResponse
+	38, // 68: slipway.catalog.v1.CatalogService.ListApplications:output_type -> slipway.catalog.v1.ListApplicationsResponse
+	40, // 69: slipway.catalog.v1.CatalogService.UpdateApplication:output_type -> slipway.catalog.v1.UpdateApplicationResponse
+	42, // 70: slipway.catalog.v1.CatalogService.DeleteApplication:output_type -> slipway.catalog.v1.DeleteApplicationResponse
+	55, // [55:71] is the sub-list for method output_type
+	39, // [39:55] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_slipway_catalog_v1_catalog_proto_init() }
@@ -3400,7 +3522,7 @@ func file_slipway_catalog_v1_catalog_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_slipway_catalog_v1_catalog_proto_rawDesc), len(file_slipway_catalog_v1_catalog_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   40,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

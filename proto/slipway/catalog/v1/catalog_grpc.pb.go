@@ -29,6 +29,7 @@ const (
 	CatalogService_ListCharts_FullMethodName        = "/slipway.catalog.v1.CatalogService/ListCharts"
 	CatalogService_GetChart_FullMethodName          = "/slipway.catalog.v1.CatalogService/GetChart"
 	CatalogService_GetChartVersion_FullMethodName   = "/slipway.catalog.v1.CatalogService/GetChartVersion"
+	CatalogService_GetChartArchive_FullMethodName   = "/slipway.catalog.v1.CatalogService/GetChartArchive"
 	CatalogService_CreateApplication_FullMethodName = "/slipway.catalog.v1.CatalogService/CreateApplication"
 	CatalogService_GetApplication_FullMethodName    = "/slipway.catalog.v1.CatalogService/GetApplication"
 	CatalogService_ListApplications_FullMethodName  = "/slipway.catalog.v1.CatalogService/ListApplications"
@@ -97,6 +98,12 @@ type CatalogServiceClient interface {
 	// and alias limits; an archive over them answers FAILED_PRECONDITION
 	// (HTTP 422) saying which.
 	GetChartVersion(ctx context.Context, in *GetChartVersionRequest, opts ...grpc.CallOption) (*GetChartVersionResponse, error)
+	// GetChartArchive resolves a chart reference against the synced index and
+	// returns the version's archive, from the catalog's archive cache. It is
+	// for the releases service (gRPC only, no REST route) and needs the
+	// deployer role. Archives are at most 10 MiB: clients allow 12 MiB
+	// answers.
+	GetChartArchive(ctx context.Context, in *GetChartArchiveRequest, opts ...grpc.CallOption) (*GetChartArchiveResponse, error)
 	// CreateApplication records a new application. A name already used
 	// answers ALREADY_EXISTS. The application is checked against what it
 	// names, and refused with FAILED_PRECONDITION (HTTP 422, every failure
@@ -234,6 +241,16 @@ func (c *catalogServiceClient) GetChartVersion(ctx context.Context, in *GetChart
 	return out, nil
 }
 
+func (c *catalogServiceClient) GetChartArchive(ctx context.Context, in *GetChartArchiveRequest, opts ...grpc.CallOption) (*GetChartArchiveResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetChartArchiveResponse)
+	err := c.cc.Invoke(ctx, CatalogService_GetChartArchive_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *catalogServiceClient) CreateApplication(ctx context.Context, in *CreateApplicationRequest, opts ...grpc.CallOption) (*CreateApplicationResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateApplicationResponse)
@@ -345,6 +362,12 @@ type CatalogServiceServer interface {
 	// and alias limits; an archive over them answers FAILED_PRECONDITION
 	// (HTTP 422) saying which.
 	GetChartVersion(context.Context, *GetChartVersionRequest) (*GetChartVersionResponse, error)
+	// GetChartArchive resolves a chart reference against the synced index and
+	// returns the version's archive, from the catalog's archive cache. It is
+	// for the releases service (gRPC only, no REST route) and needs the
+	// deployer role. Archives are at most 10 MiB: clients allow 12 MiB
+	// answers.
+	GetChartArchive(context.Context, *GetChartArchiveRequest) (*GetChartArchiveResponse, error)
 	// CreateApplication records a new application. A name already used
 	// answers ALREADY_EXISTS. The application is checked against what it
 	// names, and refused with FAILED_PRECONDITION (HTTP 422, every failure
@@ -411,6 +434,9 @@ func (UnimplementedCatalogServiceServer) GetChart(context.Context, *GetChartRequ
 }
 func (UnimplementedCatalogServiceServer) GetChartVersion(context.Context, *GetChartVersionRequest) (*GetChartVersionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetChartVersion not implemented")
+}
+func (UnimplementedCatalogServiceServer) GetChartArchive(context.Context, *GetChartArchiveRequest) (*GetChartArchiveResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetChartArchive not implemented")
 }
 func (UnimplementedCatalogServiceServer) CreateApplication(context.Context, *CreateApplicationRequest) (*CreateApplicationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateApplication not implemented")
@@ -628,6 +654,24 @@ func _CatalogService_GetChartVersion_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CatalogService_GetChartArchive_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetChartArchiveRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).GetChartArchive(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_GetChartArchive_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).GetChartArchive(ctx, req.(*GetChartArchiveRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _CatalogService_CreateApplication_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CreateApplicationRequest)
 	if err := dec(in); err != nil {
@@ -764,6 +808,10 @@ var CatalogService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetChartVersion",
 			Handler:    _CatalogService_GetChartVersion_Handler,
+		},
+		{
+			MethodName: "GetChartArchive",
+			Handler:    _CatalogService_GetChartArchive_Handler,
 		},
 		{
 			MethodName: "CreateApplication",

@@ -11,6 +11,7 @@ import (
 
 	"github.com/slipwayhq/slipway/pkg/identity"
 	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
+	"github.com/slipwayhq/slipway/services/catalog/internal/chartarchive"
 )
 
 func helloApp() Application {
@@ -95,6 +96,29 @@ func TestApplications(t *testing.T) {
 			if got.Values["replicaCount"] != 2.0 || got.Targets[1].Values["replicaCount"] != 5.0 {
 				t.Errorf("a deployer does not read values: %+v", got)
 			}
+		})
+
+		t.Run("the releases service gets archives by reference", func(t *testing.T) {
+			v, data, err := e.svc.GetChartArchive(as("acme", identity.RoleDeployer), ChartRef{Repository: "main", Chart: "hello", Version: "^1.0"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Version.Version != "1.0.0" || v.Digest != chartarchive.Digest(data) {
+				t.Errorf("archive of %s, digest %s; want 1.0.0 with the archive's digest", v.Version.Version, v.Digest)
+			}
+			if ch, err := chartarchive.Load(data, chartarchive.Limits{}); err != nil || ch.Metadata.Version != "1.0.0" {
+				t.Errorf("archive loads as %v, %v", ch, err)
+			}
+			_, _, err = e.svc.GetChartArchive(as("acme", identity.RoleViewer), ChartRef{Repository: "main", Chart: "hello"})
+			wantCode(t, err, codes.PermissionDenied)
+			_, _, err = e.svc.GetChartArchive(as("other", identity.RoleOwner), ChartRef{Repository: "main", Chart: "hello"})
+			wantCode(t, err, codes.NotFound)
+			_, _, err = e.svc.GetChartArchive(admin, ChartRef{Repository: "main", Chart: "hello", Version: "^5"})
+			wantCode(t, err, codes.FailedPrecondition)
+			_, _, err = e.svc.GetChartArchive(admin, ChartRef{Repository: "main", Chart: "helpers"})
+			wantCode(t, err, codes.FailedPrecondition)
+			_, _, err = e.svc.GetChartArchive(admin, ChartRef{Repository: "main", Chart: "nope"})
+			wantCode(t, err, codes.NotFound)
 		})
 
 		t.Run("library charts cannot be deployed", func(t *testing.T) {

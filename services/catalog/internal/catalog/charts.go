@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/Masterminds/semver/v3"
+
 	"github.com/slipwayhq/slipway/pkg/identity"
 	"github.com/slipwayhq/slipway/pkg/paging"
 	"github.com/slipwayhq/slipway/pkg/validate"
@@ -244,6 +246,55 @@ func (s *service) GetChartVersion(ctx context.Context, repository, chart, versio
 	f.SchemaJSON = shown(c.SchemaJSON, "values_schema_json", &f.Truncated)
 	f.Readme = shown(c.Readme, "readme", &f.Truncated)
 	return f, nil
+}
+
+// GetChartArchive resolves ref and returns its version's archive, for the
+// releases service to deploy.
+func (s *service) GetChartArchive(ctx context.Context, ref ChartRef) (ChartVersion, []byte, error) {
+	caller, err := callerWith(ctx, identity.RoleDeployer)
+	if err != nil {
+		return ChartVersion{}, nil, err
+	}
+	if err := validateChartKey(ref.Repository, ref.Chart); err != nil {
+		return ChartVersion{}, nil, err
+	}
+	if ref.Version != "" {
+		if _, err := semver.NewConstraint(ref.Version); err != nil {
+			return ChartVersion{}, nil, validate.Field("chart.version", "must be a version or semantic version constraint: %v", err)
+		}
+	}
+	r, err := s.repository(ctx, caller.Org, ref.Repository)
+	if err != nil {
+		return ChartVersion{}, nil, err
+	}
+	version, _, err := s.resolve(ctx, caller.Org, ref)
+	if err != nil {
+		if _, cerr := s.chart(ctx, caller.Org, ref.Repository, ref.Chart); cerr != nil {
+			return ChartVersion{}, nil, cerr
+		}
+		return ChartVersion{}, nil, fmt.Errorf("%w: %v", ErrUnprocessable, err)
+	}
+	v, err := s.version(ctx, caller.Org, ref.Repository, ref.Chart, version)
+	if err != nil {
+		return ChartVersion{}, nil, err
+	}
+	if v.Type == "library" {
+		return ChartVersion{}, nil, fmt.Errorf("%w: %s version %s is a library chart, which cannot be deployed", ErrUnprocessable, ref.Chart, version)
+	}
+	scope := ""
+	if r.CredentialID != "" {
+		scope = r.Org
+	}
+	data, digest, err := s.archive(ctx, r, scope, v)
+	if err != nil {
+		return ChartVersion{}, nil, err
+	}
+	// The archive is read once under the limits before anyone deploys it.
+	if _, err := s.contents(ctx, caller.Org, v); err != nil {
+		return ChartVersion{}, nil, err
+	}
+	v.Digest = digest
+	return v, data, nil
 }
 
 func (s *service) version(ctx context.Context, org, repository, chart, version string) (ChartVersion, error) {

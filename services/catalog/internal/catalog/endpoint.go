@@ -9,7 +9,7 @@ import (
 // Endpoints collects one go-kit endpoint per Service method.
 type Endpoints struct {
 	CreateRepository, GetRepository, ListRepositories, UpdateRepository, DeleteRepository, SyncRepository endpoint.Endpoint
-	SearchCharts, ListCharts, GetChart, GetChartVersion                                                   endpoint.Endpoint
+	SearchCharts, ListCharts, GetChart, GetChartVersion, GetChartArchive                                  endpoint.Endpoint
 	CreateApplication, GetApplication, ListApplications, UpdateApplication, DeleteApplication             endpoint.Endpoint
 }
 
@@ -40,6 +40,10 @@ type (
 	listAppsRequest     struct {
 		Filter ApplicationFilter
 		Page   PageRequest
+	}
+	chartArchive struct {
+		Version ChartVersion
+		Data    []byte
 	}
 	// empty is the response of deletes.
 	empty struct{}
@@ -76,6 +80,10 @@ func MakeEndpoints(s Service) Endpoints {
 		}),
 		GetChartVersion: typed(func(ctx context.Context, r chartVersionRequest) (ChartFiles, error) {
 			return s.GetChartVersion(ctx, r.Repository, r.Chart, r.Version)
+		}),
+		GetChartArchive: typed(func(ctx context.Context, ref ChartRef) (chartArchive, error) {
+			v, data, err := s.GetChartArchive(ctx, ref)
+			return chartArchive{Version: v, Data: data}, err
 		}),
 		CreateApplication: typed(s.CreateApplication),
 		GetApplication:    typed(func(ctx context.Context, r nameRequest) (Application, error) { return s.GetApplication(ctx, r.Name) }),

@@ -139,6 +139,7 @@ type Service interface {
 	ListCharts(ctx context.Context, repository string, p PageRequest) (ChartPage, error)
 	GetChart(ctx context.Context, repository, chart string, p PageRequest) (ChartDetail, error)
 	GetChartVersion(ctx context.Context, repository, chart, version string) (ChartFiles, error)
+	GetChartArchive(ctx context.Context, ref ChartRef) (ChartVersion, []byte, error)
 
 	CreateApplication(ctx context.Context, app Application) (Application, error)
 	GetApplication(ctx context.Context, name string) (Application, error)

@@ -20,7 +20,7 @@ type grpcServer struct {
 	log *slog.Logger
 
 	createRepository, getRepository, listRepositories, updateRepository, deleteRepository, syncRepository grpctransport.Handler
-	searchCharts, listCharts, getChart, getChartVersion                                                   grpctransport.Handler
+	searchCharts, listCharts, getChart, getChartVersion, getChartArchive                                  grpctransport.Handler
 	createApplication, getApplication, listApplications, updateApplication, deleteApplication             grpctransport.Handler
 }
 
@@ -103,6 +103,15 @@ func NewGRPCServer(eps Endpoints, log *slog.Logger) catalogv1.CatalogServiceServ
 				ValuesSchemaJson: f.SchemaJSON, Readme: f.Readme, TruncatedFields: f.Truncated}
 		}),
 
+		getChartArchive: handler(eps.GetChartArchive, func(r *catalogv1.GetChartArchiveRequest) (ChartRef, error) {
+			c := r.GetChart()
+			if c == nil {
+				return ChartRef{}, validate.Field("chart", "required")
+			}
+			return ChartRef{Repository: c.GetRepository(), Chart: c.GetChart(), Version: c.GetVersion()}, nil
+		}, func(a chartArchive) any {
+			return &catalogv1.GetChartArchiveResponse{ChartVersion: versionProto(a.Version), Archive: a.Data}
+		}),
 		createApplication: handler(eps.CreateApplication, func(r *catalogv1.CreateApplicationRequest) (Application, error) {
 			return applicationFromProto(r.GetApplication())
 		}, func(a Application) any { return &catalogv1.CreateApplicationResponse{Application: applicationProto(a)} }),
@@ -166,6 +175,10 @@ func (s *grpcServer) GetChart(ctx context.Context, req *catalogv1.GetChartReques
 
 func (s *grpcServer) GetChartVersion(ctx context.Context, req *catalogv1.GetChartVersionRequest) (*catalogv1.GetChartVersionResponse, error) {
 	return serve[*catalogv1.GetChartVersionResponse](ctx, s, s.getChartVersion, req)
+}
+
+func (s *grpcServer) GetChartArchive(ctx context.Context, req *catalogv1.GetChartArchiveRequest) (*catalogv1.GetChartArchiveResponse, error) {
+	return serve[*catalogv1.GetChartArchiveResponse](ctx, s, s.getChartArchive, req)
 }
 
 func (s *grpcServer) CreateApplication(ctx context.Context, req *catalogv1.CreateApplicationRequest) (*catalogv1.CreateApplicationResponse, error) {
