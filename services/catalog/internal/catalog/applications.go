@@ -188,7 +188,7 @@ func (s *service) GetApplication(ctx context.Context, name string) (Application,
 // is configured with (passwords included), which viewers do not read, as
 // they do not read a release's values.
 func visible(caller identity.Identity, app Application) Application {
-	if caller.Role.AtLeast(identity.RoleDeployer) {
+	if caller.Role.AtLeast(identity.RoleDeployer) || caller.Service == releasesService {
 		return app
 	}
 	app.Values = nil

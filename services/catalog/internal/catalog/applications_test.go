@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"errors"
 	"sort"
 	"strings"
@@ -110,6 +111,18 @@ func TestApplications(t *testing.T) {
 				t.Errorf("archive loads as %v, %v", ch, err)
 			}
 			_, _, err = e.svc.GetChartArchive(as("acme", identity.RoleViewer), ChartRef{Repository: "main", Chart: "hello"})
+			wantCode(t, err, codes.PermissionDenied)
+			// The releases service, on its own behalf (a viewer identity
+			// naming the service), while it runs an operation.
+			releases := identity.NewContext(context.Background(), identity.Identity{Subject: "service:releases", Org: "acme", Role: identity.RoleViewer, Service: "releases"}, "")
+			if _, _, err := e.svc.GetChartArchive(releases, ChartRef{Repository: "main", Chart: "hello"}); err != nil {
+				t.Errorf("the releases service gets no archive: %v", err)
+			}
+			if app, err := e.svc.GetApplication(releases, "shop"); err != nil || app.Targets[1].Values == nil {
+				t.Errorf("the releases service reads no values: %+v, %v", app, err)
+			}
+			registry := identity.NewContext(context.Background(), identity.Identity{Subject: "service:registry", Org: "acme", Role: identity.RoleViewer, Service: "registry"}, "")
+			_, _, err = e.svc.GetChartArchive(registry, ChartRef{Repository: "main", Chart: "hello"})
 			wantCode(t, err, codes.PermissionDenied)
 			_, _, err = e.svc.GetChartArchive(as("other", identity.RoleOwner), ChartRef{Repository: "main", Chart: "hello"})
 			wantCode(t, err, codes.NotFound)

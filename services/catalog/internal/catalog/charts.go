@@ -251,7 +251,7 @@ func (s *service) GetChartVersion(ctx context.Context, repository, chart, versio
 // GetChartArchive resolves ref and returns its version's archive, for the
 // releases service to deploy.
 func (s *service) GetChartArchive(ctx context.Context, ref ChartRef) (ChartVersion, []byte, error) {
-	caller, err := callerWith(ctx, identity.RoleDeployer)
+	caller, err := deployerOrReleases(ctx)
 	if err != nil {
 		return ChartVersion{}, nil, err
 	}

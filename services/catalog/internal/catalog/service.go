@@ -434,6 +434,20 @@ type usedError struct{ names []string }
 
 func (e *usedError) Error() string { return "repository in use by " + strings.Join(e.names, ", ") }
 
+// releasesService is the Slipway service that deploys what the catalog
+// holds: it reads archives and application values on its own behalf while
+// it runs operations, long after the request that started them.
+const releasesService = "releases"
+
+// deployerOrReleases returns the caller when it is a deployer (or above)
+// or the releases service acting on its own behalf.
+func deployerOrReleases(ctx context.Context) (identity.Identity, error) {
+	if id, ok := identity.FromContext(ctx); ok && id.Service == releasesService {
+		return id, nil
+	}
+	return callerWith(ctx, identity.RoleDeployer)
+}
+
 // callerWith returns the verified caller, refusing one whose role is below min.
 func callerWith(ctx context.Context, min identity.Role) (identity.Identity, error) {
 	id, ok := identity.FromContext(ctx)
