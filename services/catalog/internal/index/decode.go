@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -89,10 +90,33 @@ func (d *decoder) chart(key, val *yaml.Node) chartResult {
 			r.addSkip(Skip{Chart: name, Version: v.Version, Reason: reason})
 			continue
 		}
+		v.Chart = name // equal to it, and then held once
+		if n := len(r.versions); n > 0 {
+			shareLists(&v, &r.versions[n-1])
+		}
 		r.versions = append(r.versions, v)
 		r.semvers = append(r.semvers, sv)
 	}
 	return r
+}
+
+// shareLists gives v the lists of prev, the chart's version before it, that
+// are equal to its own: a chart's versions mostly repeat their keywords,
+// sources, maintainers and often dependencies, and the index then holds one
+// copy of each. Empty lists are left as they are.
+func shareLists(v, prev *Version) {
+	if len(v.Keywords) > 0 && slices.Equal(v.Keywords, prev.Keywords) {
+		v.Keywords = prev.Keywords
+	}
+	if len(v.Sources) > 0 && slices.Equal(v.Sources, prev.Sources) {
+		v.Sources = prev.Sources
+	}
+	if len(v.Maintainers) > 0 && slices.Equal(v.Maintainers, prev.Maintainers) {
+		v.Maintainers = prev.Maintainers
+	}
+	if len(v.Dependencies) > 0 && slices.Equal(v.Dependencies, prev.Dependencies) {
+		v.Dependencies = prev.Dependencies
+	}
 }
 
 func (r *chartResult) addSkip(s Skip) {

@@ -60,7 +60,9 @@ type Dependency struct{ Name, Version, Repository, Condition, Alias string }
 // Version is one chart version of an index. Strings are as written, with
 // control characters sanitised as chart.Metadata.Validate does; scalars of
 // other YAML types (appVersion: 1.10) are taken as written too, where Helm
-// would refuse the whole index.
+// would refuse the whole index. Versions of one chart may share the arrays of
+// equal lists (Keywords, Sources, Maintainers, Dependencies): an Index is
+// read-only.
 type Version struct {
 	Chart, Version, AppVersion, Description, APIVersion, Type, KubeVersion, Home, Icon string
 	Keywords, Sources, URLs                                                            []string

@@ -204,6 +204,42 @@ func TestLatestWithoutVersions(t *testing.T) {
 	}
 }
 
+// TestVersionsShareLists: the versions of a chart that repeat a list hold
+// one copy of it, and only equal lists are shared.
+func TestVersionsShareLists(t *testing.T) {
+	_, yamlDoc := genIndex(t, 5, 10)
+	_, jsonDoc := genIndexJSON(t, 5, 10)
+	for name, doc := range map[string][]byte{"yaml": yamlDoc, "json": jsonDoc} {
+		idx, err := Parse(doc, Limits{})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, c := range idx.Charts {
+			first := c.Versions[0]
+			for _, v := range c.Versions[1:] {
+				if &v.Maintainers[0] != &first.Maintainers[0] || &v.Keywords[0] != &first.Keywords[0] {
+					t.Errorf("%s: %s %s does not share its maintainers and keywords with %s", name, c.Name, v.Version, first.Version)
+				}
+			}
+		}
+	}
+	doc := []byte("apiVersion: v1\nentries:\n  c:\n" +
+		"  - {name: c, version: 1.0.0, keywords: [a, b]}\n" +
+		"  - {name: c, version: 1.1.0, keywords: [a, c]}\n" +
+		"  - {name: c, version: 1.2.0, keywords: [a, c]}\n")
+	idx, err := Parse(doc, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs := idx.Charts[0].Versions // 1.2.0, 1.1.0, 1.0.0
+	if got := [][]string{vs[0].Keywords, vs[1].Keywords, vs[2].Keywords}; !cmp.Equal(got, [][]string{{"a", "c"}, {"a", "c"}, {"a", "b"}}) {
+		t.Errorf("keywords = %q", got)
+	}
+	if &vs[0].Keywords[0] != &vs[1].Keywords[0] || &vs[1].Keywords[0] == &vs[2].Keywords[0] {
+		t.Error("equal keyword lists not shared, or unequal ones shared")
+	}
+}
+
 func TestSkippedCapped(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("apiVersion: v1\nentries:\n  c:\n")
