@@ -18,7 +18,19 @@ import (
 // migrate once: the others wait for it and then find nothing to do. SQLite
 // has no such lock; a SQLite file belongs to a single process.
 func (d *DB) Migrate(ctx context.Context, migrations fs.FS) error {
+	return d.MigrateSet(ctx, migrations, "")
+}
+
+// MigrateSet is Migrate for one of several independent sets of migrations
+// in one database (a service whose packages each own their tables): each
+// set records what it applied in its own table, "goose_db_version_<set>"
+// ("goose_db_version", Migrate's, for the empty set), so their numbers never
+// collide.
+func (d *DB) MigrateSet(ctx context.Context, migrations fs.FS, set string) error {
 	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
+	if set != "" {
+		opts = append(opts, goose.WithTableName("goose_db_version_"+set))
+	}
 	var dialect goose.Dialect
 	switch d.Dialect {
 	case SQLite:
@@ -50,6 +62,12 @@ func (d *DB) Migrate(ctx context.Context, migrations fs.FS) error {
 // found in dir of fsys (typically an embed.FS and "migrations"): what every
 // store's Open does.
 func OpenMigrated(ctx context.Context, dsn string, fsys fs.FS, dir string) (*DB, error) {
+	return OpenMigratedSet(ctx, dsn, fsys, dir, "")
+}
+
+// OpenMigratedSet is OpenMigrated for a named set of migrations (see
+// MigrateSet).
+func OpenMigratedSet(ctx context.Context, dsn string, fsys fs.FS, dir, set string) (*DB, error) {
 	sub, err := fs.Sub(fsys, dir)
 	if err != nil {
 		return nil, fmt.Errorf("migrations %s: %w", dir, err)
@@ -58,7 +76,7 @@ func OpenMigrated(ctx context.Context, dsn string, fsys fs.FS, dir string) (*DB,
 	if err != nil {
 		return nil, err
 	}
-	if err := db.Migrate(ctx, sub); err != nil {
+	if err := db.MigrateSet(ctx, sub, set); err != nil {
 		_ = db.Close()
 		return nil, err
 	}

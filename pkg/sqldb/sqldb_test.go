@@ -414,3 +414,26 @@ func TestOpenMigrated(t *testing.T) {
 		}
 	})
 }
+
+// TestMigrateSets applies two sets whose files share numbers to one
+// database: each keeps its own record, so both apply, and again is a no-op.
+func TestMigrateSets(t *testing.T) {
+	sqltest.Backends(t, func(t *testing.T, dsn string) {
+		db := open(t, dsn)
+		a := fstest.MapFS{"00001_a.sql": {Data: []byte("-- +goose Up\nCREATE TABLE set_a (id TEXT PRIMARY KEY);\n-- +goose Down\nDROP TABLE set_a;\n")}}
+		b := fstest.MapFS{"00001_b.sql": {Data: []byte("-- +goose Up\nCREATE TABLE set_b (id TEXT PRIMARY KEY);\n-- +goose Down\nDROP TABLE set_b;\n")}}
+		for range 2 {
+			if err := db.MigrateSet(t.Context(), a, "a"); err != nil {
+				t.Fatalf("set a: %v", err)
+			}
+			if err := db.MigrateSet(t.Context(), b, "b"); err != nil {
+				t.Fatalf("set b: %v", err)
+			}
+		}
+		for _, table := range []string{"set_a", "set_b"} {
+			if _, err := db.ExecContext(t.Context(), "INSERT INTO "+table+" (id) VALUES ('x')"); err != nil {
+				t.Errorf("table %s: %v", table, err)
+			}
+		}
+	})
+}
