@@ -1,0 +1,77 @@
+package releases
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
+)
+
+func TestMain(m *testing.M) { sqltest.Main(m) }
+
+func rev(name string, n int, s Status) Revision {
+	at := time.Date(2026, 12, 1, 12, 0, n, 0, time.UTC)
+	return Revision{Org: "acme", Cluster: "cl_1", Namespace: "web", Name: name, Revision: n, Status: s, Chart: "hello", ChartVersion: fmt.Sprintf("0.%d.0", n),
+		ChartSource: "catalog:main/hello", Description: "Install complete", Operation: fmt.Sprintf("op_%d", n), Creator: "user:alice",
+		Values: map[string]any{"replicaCount": float64(n)}, Computed: map[string]any{"replicaCount": float64(n), "image": "x"},
+		Manifest: "kind: ConfigMap", Notes: "hi", Created: at, Updated: at}
+}
+
+func TestLedger(t *testing.T) {
+	sqltest.Backends(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		l, err := OpenLedger(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = l.Close() })
+		if err := l.Record(ctx, []Revision{rev("shop", 1, StatusDeployed)}); err != nil {
+			t.Fatal(err)
+		}
+		// An upgrade: Helm reports the old revision superseded, with no
+		// operation of its own in that report; what the ledger knew stays.
+		old := rev("shop", 1, StatusSuperseded)
+		old.Operation, old.Creator = "", ""
+		if err := l.Record(ctx, []Revision{old, rev("shop", 2, StatusDeployed)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Record(ctx, []Revision{rev("gone", 1, StatusUninstalled)}); err != nil {
+			t.Fatal(err)
+		}
+		k := ReleaseKey{"acme", "cl_1", "web", "shop"}
+		got, err := l.Get(ctx, k, 0)
+		if err != nil || got.Revision != 2 || got.Status != StatusDeployed || got.Values["replicaCount"] != 2.0 {
+			t.Fatalf("latest = %+v, %v", got, err)
+		}
+		first, _ := l.Get(ctx, k, 1)
+		if first.Status != StatusSuperseded || first.Operation != "op_1" || first.Creator != "user:alice" {
+			t.Errorf("revision 1 = %+v; want superseded, keeping its operation and creator", first)
+		}
+		h, err := l.History(ctx, k, 0, 10)
+		if err != nil || len(h) != 2 || h[0].Revision != 2 || h[1].Revision != 1 {
+			t.Errorf("history = %v, %v", h, err)
+		}
+		if h, _ := l.History(ctx, k, 2, 10); len(h) != 1 || h[0].Revision != 1 {
+			t.Errorf("history before 2 = %v", h)
+		}
+		list, err := l.List(ctx, "acme", ListFilter{}, ReleaseKey{}, 10)
+		if err != nil || len(list) != 1 || list[0].Name != "shop" || list[0].Revision != 2 {
+			t.Errorf("list = %+v, %v", list, err)
+		}
+		if list, _ := l.List(ctx, "acme", ListFilter{IncludeUninstalled: true}, ReleaseKey{}, 10); len(list) != 2 {
+			t.Errorf("list with uninstalled = %d releases", len(list))
+		}
+		if list, _ := l.List(ctx, "acme", ListFilter{IncludeUninstalled: true}, ReleaseKey{Cluster: "cl_1", Namespace: "web", Name: "gone"}, 10); len(list) != 1 || list[0].Name != "shop" {
+			t.Errorf("second page = %+v", list)
+		}
+		if list, _ := l.List(ctx, "other", ListFilter{IncludeUninstalled: true}, ReleaseKey{}, 10); len(list) != 0 {
+			t.Errorf("another org lists %+v", list)
+		}
+		if _, err := l.Get(ctx, ReleaseKey{"other", "cl_1", "web", "shop"}, 0); !errors.Is(err, ErrReleaseNotFound) {
+			t.Errorf("another org's get = %v", err)
+		}
+	})
+}
