@@ -184,6 +184,8 @@ func NewHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 		runtime.WithIncomingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithMiddlewares(e.authorizeRoute),
+		runtime.WithForwardResponseOption(acceptOperation),
+		runtime.WithForwardResponseOption(headDeployment),
 		runtime.WithMetadata(func(ctx context.Context, r *http.Request) metadata.MD {
 			md := metadata.Pairs(requestid.MetadataKey, requestid.FromContext(ctx))
 			if tok, ok := identity.TokenFromContext(ctx); ok {

@@ -113,6 +113,9 @@ type harnessOptions struct {
 	cors    []string
 	oidc    authn.OIDCVerifier
 	metrics *prometheus.Registry
+	// releases, when set, serves ReleasesService and OperationsService
+	// instead of stand-ins that answer Unimplemented.
+	releases *fakeReleases
 }
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
@@ -132,8 +135,13 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	clustersv1.RegisterClustersServiceServer(gs, clustersv1.UnimplementedClustersServiceServer{})
 	clustersv1.RegisterCredentialsServiceServer(gs, clustersv1.UnimplementedCredentialsServiceServer{})
 	catalogv1.RegisterCatalogServiceServer(gs, catalogv1.UnimplementedCatalogServiceServer{})
-	releasesv1.RegisterReleasesServiceServer(gs, releasesv1.UnimplementedReleasesServiceServer{})
-	releasesv1.RegisterOperationsServiceServer(gs, releasesv1.UnimplementedOperationsServiceServer{})
+	if o.releases != nil {
+		releasesv1.RegisterReleasesServiceServer(gs, o.releases)
+		releasesv1.RegisterOperationsServiceServer(gs, o.releases)
+	} else {
+		releasesv1.RegisterReleasesServiceServer(gs, releasesv1.UnimplementedReleasesServiceServer{})
+		releasesv1.RegisterOperationsServiceServer(gs, releasesv1.UnimplementedOperationsServiceServer{})
+	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

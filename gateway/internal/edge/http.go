@@ -19,7 +19,7 @@ func withCORS(origins []string, h http.Handler) http.Handler {
 		AllowedOrigins:   origins,
 		AllowedMethods:   []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
 		AllowedHeaders:   []string{"Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"},
-		ExposedHeaders:   []string{"X-Request-Id", "Retry-After", "Location", "Traceparent"},
+		ExposedHeaders:   []string{"X-Request-Id", "Retry-After", "Location", "Traceparent", ReleaseStatusHeader, ReleaseRevisionHeader},
 		AllowCredentials: false,
 		MaxAge:           600,
 	}).Handler(h)
