@@ -69,6 +69,10 @@ type Executor struct {
 	configsBuilt  atomic.Int64
 	// wrap, when set (tests), wraps every cluster's transport.
 	wrap func(http.RoundTripper) http.RoundTripper
+	// clientValidation keeps Helm's client-side OpenAPI validation even
+	// where the server validates (benchmarks, to measure what skipping it
+	// saves).
+	clientValidation bool
 }
 
 // New returns an Executor.

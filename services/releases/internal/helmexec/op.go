@@ -75,7 +75,7 @@ func (e *Executor) newOp(ctx context.Context, kind string, a Access, ns, name st
 	if err != nil {
 		return nil, err
 	}
-	o.skipValidation = serverValidatesFields(caps.KubeVersion.Major, caps.KubeVersion.Minor)
+	o.skipValidation = !e.clientValidation && serverValidatesFields(caps.KubeVersion.Major, caps.KubeVersion.Minor)
 	o.guard = &recordGuard{Driver: n.secrets, o: o, hold: kind != "uninstall" && kind != "recover"}
 	cfg := *n.cfg
 	cfg.Log = o.logf
