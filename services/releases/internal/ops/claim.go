@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/slipwayhq/slipway/pkg/sqldb"
@@ -21,50 +22,39 @@ import (
 // Claimers on several replicas may race: each operation goes to one of
 // them. On PostgreSQL a claimer skips the releases another claimer holds
 // locked (SKIP LOCKED) rather than wait for them; on SQLite the
-// transaction's write lock serialises claimers.
+// transaction's write lock serialises claimers. A claim reads a few rows
+// per release it looks at, however many operations are queued.
 func (s *Store) Claim(ctx context.Context, owner string, limit int, leaseFor time.Duration) ([]Lease, error) {
 	if limit < 1 || leaseFor <= 0 {
 		return nil, fmt.Errorf("claim operations: limit %d and lease %s must be positive", limit, leaseFor)
 	}
 	var leases []Lease
 	var changed []string
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx querier) error {
 		leases, changed = leases[:0], changed[:0]
 		now := s.now()
-		// Heads of their release's queue with no live lease. Fetch some
-		// spares for the releases other claimers hold.
-		rows, err := tx.QueryContext(ctx, s.db.Rebind(`SELECT o.org, o.target FROM operations o
-			WHERE o.state IN (1, 2) AND o.lease_until <= ?
-			AND NOT EXISTS (SELECT 1 FROM operations p WHERE p.org = o.org AND p.target = o.target AND p.state IN (1, 2) AND p.seq < o.seq)
-			ORDER BY o.id LIMIT ?`), now.UnixMicro(), 2*limit)
-		if err != nil {
-			return fmt.Errorf("claim operations: find runnable: %w", err)
-		}
-		type target struct{ org, key string }
-		var cands []target
-		for rows.Next() {
-			var c target
-			if err := rows.Scan(&c.org, &c.key); err != nil {
-				_ = rows.Close()
-				return fmt.Errorf("claim operations: find runnable: %w", err)
-			}
-			cands = append(cands, c)
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return fmt.Errorf("claim operations: find runnable: %w", err)
-		}
-		for _, c := range cands {
-			if len(leases) == limit {
-				break
-			}
-			l, ok, failed, err := s.claimTarget(ctx, tx, c.org, c.key, owner, now, leaseFor)
+		// A release's hint can be early (its head heartbeat since): that
+		// release is looked at, its hint corrected, and another round
+		// fetches more.
+		for range 4 {
+			want := limit - len(leases)
+			cands, err := s.claimCandidates(ctx, tx, now, want)
 			if err != nil {
 				return err
 			}
-			changed = append(changed, failed...)
-			if ok {
-				leases = append(leases, l)
-				changed = append(changed, l.ID)
+			for _, c := range cands {
+				l, ok, failed, err := s.claimTarget(ctx, tx, c.org, c.key, owner, now, leaseFor)
+				if err != nil {
+					return err
+				}
+				changed = append(changed, failed...)
+				if ok {
+					leases = append(leases, l)
+					changed = append(changed, l.ID)
+				}
+			}
+			if len(cands) < want || len(leases) == limit {
+				break
 			}
 		}
 		return nil
@@ -78,22 +68,50 @@ func (s *Store) Claim(ctx context.Context, owner string, limit int, leaseFor tim
 	return leases, nil
 }
 
-// claimTarget leases the head of one release's queue, when it is still
-// runnable. It first fails the heads whose attempts are used up (their ids
-// are in failed).
-func (s *Store) claimTarget(ctx context.Context, tx *sql.Tx, org, key, owner string, now time.Time, leaseFor time.Duration) (l Lease, ok bool, failed []string, err error) {
+// idle is the claim_after of a release with an empty queue.
+const idle = math.MaxInt64
+
+type targetRef struct{ org, key string }
+
+// claimCandidates returns up to n releases whose hint says their head may
+// be claimable, the longest ready first. On PostgreSQL they come locked
+// until commit, and releases other transactions hold locked (another
+// claimer, an enqueue, a finish) are passed over instead of waited for;
+// the statements that follow then read what the previous holder
+// committed. SQLite's write lock, taken at BEGIN, serialises everything.
+func (s *Store) claimCandidates(ctx context.Context, tx querier, now time.Time, n int) ([]targetRef, error) {
+	q := `SELECT org, target FROM operation_targets WHERE claim_after <= ? ORDER BY claim_after LIMIT ?`
 	if s.db.Dialect == sqldb.Postgres {
-		// Holding the release's row until commit keeps other claimers (and
-		// enqueuers) of this release out; the statements below then read
-		// what the previous holder committed.
-		var fence int64
-		err := tx.QueryRowContext(ctx, s.db.Rebind(`SELECT fence FROM operation_targets WHERE org = ? AND target = ? FOR UPDATE SKIP LOCKED`), org, key).Scan(&fence)
-		if errors.Is(err, sql.ErrNoRows) {
-			return Lease{}, false, nil, nil // another claimer has it
+		q += ` FOR UPDATE SKIP LOCKED`
+	}
+	rows, err := tx.QueryContext(ctx, s.db.Rebind(q), now.UnixMicro(), n)
+	if err != nil {
+		return nil, fmt.Errorf("claim operations: find runnable releases: %w", err)
+	}
+	defer rows.Close()
+	var out []targetRef
+	for rows.Next() {
+		var c targetRef
+		if err := rows.Scan(&c.org, &c.key); err != nil {
+			return nil, fmt.Errorf("claim operations: find runnable releases: %w", err)
 		}
-		if err != nil {
-			return Lease{}, false, nil, fmt.Errorf("claim operations: lock release: %w", err)
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claim operations: find runnable releases: %w", err)
+	}
+	return out, nil
+}
+
+// claimTarget leases the head of one locked release's queue when it is
+// runnable, failing first the heads whose attempts are used up (their ids
+// are in failed), and leaves the release's hint exact.
+func (s *Store) claimTarget(ctx context.Context, tx querier, org, key, owner string, now time.Time, leaseFor time.Duration) (l Lease, ok bool, failed []string, err error) {
+	hint := func(at int64) error {
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE operation_targets SET claim_after = ? WHERE org = ? AND target = ?`), at, org, key); err != nil {
+			return fmt.Errorf("claim operations: update release hint: %w", err)
 		}
+		return nil
 	}
 	for {
 		var id string
@@ -102,13 +120,13 @@ func (s *Store) claimTarget(ctx context.Context, tx *sql.Tx, org, key, owner str
 		err := tx.QueryRowContext(ctx, s.db.Rebind(`SELECT id, attempt, lease_until, fence FROM operations
 			WHERE org = ? AND target = ? AND state IN (1, 2) ORDER BY seq LIMIT 1`), org, key).Scan(&id, &attempt, &leaseUntil, &fence)
 		if errors.Is(err, sql.ErrNoRows) {
-			return Lease{}, false, failed, nil
+			return Lease{}, false, failed, hint(idle)
 		}
 		if err != nil {
 			return Lease{}, false, failed, fmt.Errorf("claim operations: read release queue: %w", err)
 		}
 		if leaseUntil > now.UnixMicro() {
-			return Lease{}, false, failed, nil // a worker holds it
+			return Lease{}, false, failed, hint(leaseUntil) // a worker holds it
 		}
 		if attempt >= s.maxAttempts {
 			if err := s.abandon(ctx, tx, id, fence, attempt, now); err != nil {
@@ -117,14 +135,16 @@ func (s *Store) claimTarget(ctx context.Context, tx *sql.Tx, org, key, owner str
 			failed = append(failed, id)
 			continue
 		}
+		expires := now.Add(leaseFor)
 		var token int64
-		if err := tx.QueryRowContext(ctx, s.db.Rebind(`UPDATE operation_targets SET fence = fence + 1 WHERE org = ? AND target = ? RETURNING fence`),
-			org, key).Scan(&token); err != nil {
+		if err := tx.QueryRowContext(ctx, s.db.Rebind(`UPDATE operation_targets SET fence = fence + 1, claim_after = ?
+			WHERE org = ? AND target = ? RETURNING fence`),
+			expires.UnixMicro(), org, key).Scan(&token); err != nil {
 			return Lease{}, false, failed, fmt.Errorf("claim operations: next fencing token: %w", err)
 		}
-		expires := now.Add(leaseFor)
-		// The conditions repeat what was read: a heartbeat, finish or
-		// cancel of the previous holder may have committed since.
+		// The conditions repeat what was read: the previous holder's
+		// heartbeat, which does not lock the release, may have committed
+		// since.
 		res, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE operations SET fence = ?, lease_owner = ?, lease_until = ?,
 			attempt = attempt + 1, version = version + 1, updated_at = ?
 			WHERE id = ? AND fence = ? AND state IN (1, 2) AND lease_until <= ?`),
@@ -149,8 +169,21 @@ func (s *Store) claimTarget(ctx context.Context, tx *sql.Tx, org, key, owner str
 	}
 }
 
+// readyTarget marks a release as possibly claimable from now (unless it
+// already was). Called before the operation's row is written, it takes the
+// release's lock first, in the order Claim takes them, so the two cannot
+// deadlock on PostgreSQL.
+func (s *Store) readyTarget(ctx context.Context, tx querier, org, key string, now int64) error {
+	_, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE operation_targets SET claim_after = CASE WHEN claim_after > ? THEN ? ELSE claim_after END
+		WHERE org = ? AND target = ?`), now, now, org, key)
+	if err != nil {
+		return fmt.Errorf("mark release ready: %w", err)
+	}
+	return nil
+}
+
 // abandon fails an operation whose lease ran out on its last attempt.
-func (s *Store) abandon(ctx context.Context, tx *sql.Tx, id string, fence int64, attempts int, now time.Time) error {
+func (s *Store) abandon(ctx context.Context, tx querier, id string, fence int64, attempts int, now time.Time) error {
 	msg := fmt.Sprintf("abandoned after %d attempts: each time the worker running it stopped renewing its lease (crashed or cut off)", attempts)
 	res, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE operations SET state = ?, error_code = ?, error_message = ?, ended_at = ?,
 		lease_owner = '', lease_until = 0, version = version + 1, updated_at = ?

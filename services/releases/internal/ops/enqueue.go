@@ -51,7 +51,7 @@ func (s *Store) enqueue(ctx context.Context, req EnqueueRequest, hash string) (o
 		return Operation{}, false, err
 	}
 	key := targetKey(req.Target)
-	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx querier) error {
 		if req.IdempotencyKey != "" {
 			existing, found, err := s.claimKey(ctx, tx, req, hash, id, now.UnixMicro())
 			if err != nil {
@@ -66,9 +66,11 @@ func (s *Store) enqueue(ctx context.Context, req EnqueueRequest, hash string) (o
 		// release take their places one after another, and the busy check
 		// below cannot race another enqueue.
 		var seq int64
-		if err := tx.QueryRowContext(ctx, s.db.Rebind(`INSERT INTO operation_targets (org, target, enqueued) VALUES (?, ?, 1)
-			ON CONFLICT (org, target) DO UPDATE SET enqueued = operation_targets.enqueued + 1 RETURNING enqueued`),
-			req.Org, key).Scan(&seq); err != nil {
+		if err := tx.QueryRowContext(ctx, s.db.Rebind(`INSERT INTO operation_targets (org, target, enqueued, claim_after) VALUES (?, ?, 1, ?)
+			ON CONFLICT (org, target) DO UPDATE SET enqueued = operation_targets.enqueued + 1,
+				claim_after = CASE WHEN operation_targets.claim_after = ? THEN excluded.claim_after ELSE operation_targets.claim_after END
+			RETURNING enqueued`),
+			req.Org, key, now.UnixMicro(), int64(idle)).Scan(&seq); err != nil {
 			return fmt.Errorf("enqueue operation: take a place in the queue: %w", err)
 		}
 		if req.NoQueue {
@@ -107,7 +109,7 @@ func (s *Store) enqueue(ctx context.Context, req EnqueueRequest, hash string) (o
 // claimKey looks the request's idempotency key up. A live key returns its
 // operation (found) or ErrIdempotencyMismatch; otherwise the key is
 // recorded for the operation id about to be inserted.
-func (s *Store) claimKey(ctx context.Context, tx *sql.Tx, req EnqueueRequest, hash, id string, now int64) (Operation, bool, error) {
+func (s *Store) claimKey(ctx context.Context, tx querier, req EnqueueRequest, hash, id string, now int64) (Operation, bool, error) {
 	var opID, oldHash string
 	var created int64
 	err := tx.QueryRowContext(ctx, s.db.Rebind(`SELECT op_id, request_hash, created_at FROM operation_idempotency_keys WHERE org = ? AND idem_key = ?`),

@@ -16,7 +16,7 @@ import (
 // started changes nothing.
 func (s *Store) Start(ctx context.Context, id string, token int64) error {
 	now := s.now().UnixMicro()
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx querier) error {
 		res, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE operations SET state = ?,
 			started_at = CASE WHEN started_at = 0 THEN ? ELSE started_at END, version = version + 1, updated_at = ?
 			WHERE id = ? AND fence = ? AND state = ?`),
@@ -61,7 +61,7 @@ var errNoChange = errors.New("no change")
 func (s *Store) Event(ctx context.Context, id string, token int64, phase, message string) error {
 	phase, message = clean(phase, MaxEventPhase), clean(message, MaxEventMessage)
 	now := s.now().UnixMicro()
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx querier) error {
 		var n int64
 		err := tx.QueryRowContext(ctx, s.db.Rebind(`UPDATE operations SET event_count = event_count + 1, phase = ?,
 			version = version + 1, updated_at = ?
@@ -101,7 +101,19 @@ func (s *Store) Finish(ctx context.Context, id string, token int64, state State,
 		return fmt.Errorf("finish operation %s: %s is not a final state", id, state)
 	}
 	now := s.now().UnixMicro()
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx querier) error {
+		// The next operation of the release is ready once this one ends.
+		var org, key string
+		err := tx.QueryRowContext(ctx, s.db.Rebind(`SELECT org, target FROM operations WHERE id = ?`), id).Scan(&org, &key)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrLeaseLost
+		}
+		if err != nil {
+			return fmt.Errorf("finish operation %s: %w", id, err)
+		}
+		if err := s.readyTarget(ctx, tx, org, key, now); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE operations SET state = ?, result = ?, error_code = ?, error_message = ?,
 			ended_at = ?, lease_owner = '', lease_until = 0, version = version + 1, updated_at = ?
 			WHERE id = ? AND fence = ? AND state IN (1, 2)`),
@@ -131,7 +143,24 @@ func (s *Store) RequestCancel(ctx context.Context, org, id string) (Operation, e
 	now := s.now().UnixMicro()
 	var op scanned
 	changed := false
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx querier) error {
+		var key string
+		var state int
+		err := tx.QueryRowContext(ctx, s.db.Rebind(`SELECT target, state FROM operations WHERE org = ? AND id = ?`), org, id).Scan(&key, &state)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("cancel operation %s: %w", id, err)
+		}
+		// Cancelling a queued operation may make the next one the head.
+		// (Running never goes back to queued, so a stale read only costs
+		// a claimer one look.)
+		if State(state) == StateQueued {
+			if err := s.readyTarget(ctx, tx, org, key, now); err != nil {
+				return err
+			}
+		}
 		res, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE operations SET
 			state = CASE WHEN state = 1 THEN 5 ELSE state END,
 			ended_at = CASE WHEN state = 1 THEN ? ELSE ended_at END,

@@ -33,6 +33,9 @@ type Store struct {
 
 	mu       sync.Mutex
 	watchers map[string]map[chan struct{}]struct{} // by operation id
+
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt // SQLite only, see sqliteTx
 }
 
 // Option configures a Store.
@@ -61,6 +64,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		poll:        DefaultPollInterval,
 		entropy:     &ulid.LockedMonotonicReader{MonotonicReader: ulid.Monotonic(rand.Reader, 0)},
 		watchers:    map[string]map[chan struct{}]struct{}{},
+		stmts:       map[string]*sql.Stmt{},
 	}
 	for _, o := range opts {
 		o(s)
@@ -80,7 +84,16 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.stmtMu.Lock()
+	var errs []error
+	for _, st := range s.stmts {
+		errs = append(errs, st.Close())
+	}
+	s.stmts = nil
+	s.stmtMu.Unlock()
+	return errors.Join(append(errs, s.db.Close())...)
+}
 
 // Ping reports whether the database answers (readiness).
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
@@ -361,4 +374,91 @@ func (s *Store) listedEvents(ctx context.Context, page []scanned) error {
 		page[i].setEvents(kept)
 	}
 	return nil
+}
+
+// inTx runs fn in a transaction (see sqldb.DB.InTx), handing it the
+// transaction as a querier that reuses prepared statements on SQLite.
+func (s *Store) inTx(ctx context.Context, fn func(querier) error) error {
+	if s.db.Dialect != sqldb.SQLite {
+		// pgx caches prepared statements per connection itself.
+		return s.db.InTx(ctx, func(tx *sql.Tx) error { return fn(tx) })
+	}
+	var missing []string
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error { return fn(sqliteTx{tx: tx, s: s, missing: &missing}) })
+	// Prepared after the transaction: preparing takes a connection from
+	// the pool, whose others may all be waiting for this transaction's
+	// write lock.
+	for _, q := range missing {
+		s.prepare(ctx, q)
+	}
+	return err
+}
+
+// sqliteTx runs a transaction's statements through prepared statements
+// kept by the Store: pure-Go SQLite spends more time parsing a statement
+// than running a small one, and sqldb's cache serves only statements run
+// outside transactions. database/sql prepares each once per connection.
+type sqliteTx struct {
+	tx      *sql.Tx
+	s       *Store
+	missing *[]string // statements to prepare once the transaction is over
+}
+
+func (t sqliteTx) stmt(ctx context.Context, query string) *sql.Stmt {
+	t.s.stmtMu.Lock()
+	st, ok := t.s.stmts[query]
+	t.s.stmtMu.Unlock()
+	if !ok {
+		*t.missing = append(*t.missing, query)
+		return nil
+	}
+	return t.tx.StmtContext(ctx, st)
+}
+
+func (t sqliteTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return t.tx.ExecContext(ctx, query, args...)
+}
+
+func (t sqliteTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return t.tx.QueryContext(ctx, query, args...)
+}
+
+func (t sqliteTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return t.tx.QueryRowContext(ctx, query, args...)
+}
+
+// maxStmts bounds the statement cache: the queries are program text, but
+// a bug must not grow it forever.
+const maxStmts = 256
+
+// prepare adds query to the Store's prepared statements, if it can; when
+// it cannot, the query keeps running unprepared.
+func (s *Store) prepare(ctx context.Context, query string) {
+	s.stmtMu.Lock()
+	_, ok := s.stmts[query]
+	full := len(s.stmts) >= maxStmts
+	s.stmtMu.Unlock()
+	if ok || full {
+		return
+	}
+	st, err := s.db.DB.PrepareContext(ctx, query)
+	if err != nil {
+		return
+	}
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if _, ok := s.stmts[query]; ok || s.stmts == nil {
+		_ = st.Close() // prepared concurrently, or the Store closed meanwhile
+		return
+	}
+	s.stmts[query] = st
 }

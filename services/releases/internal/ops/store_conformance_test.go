@@ -456,12 +456,17 @@ func testCancelQueued(t *testing.T, e *env) {
 	}
 
 	t.Run("claimed but not started is cancelled at once", func(t *testing.T) {
+		behind := mustEnqueue(t, e.s, request("acme", "web"))
 		op, err := e.s.RequestCancel(ctx, "acme", after.ID)
 		if err != nil || op.State != StateCancelled {
 			t.Fatalf("cancel = %s, %v; want cancelled", op.State, err)
 		}
 		wantErr(t, "Start after cancel", e.s.Start(ctx, after.ID, ls[0].Token), ErrLeaseLost)
 		wantErr(t, "Heartbeat after cancel", func() error { _, err := e.s.Heartbeat(ctx, after.ID, ls[0].Token, time.Minute); return err }(), ErrLeaseLost)
+		// Its lease does not hold the release up.
+		if got := mustClaim(t, e.s, 10, time.Minute); !cmp.Equal(ids(got), []string{behind.ID}) {
+			t.Errorf("claim after cancelling the head = %v, want %s at once", ids(got), behind.ID)
+		}
 	})
 }
 

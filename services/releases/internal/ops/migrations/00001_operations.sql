@@ -36,23 +36,28 @@ CREATE TABLE operations (
     updated_at         BIGINT  NOT NULL,
     CONSTRAINT operations_target_seq UNIQUE (org, target, seq)
 );
--- Queued and running operations: the head of each target's queue, and the
--- claimable ones oldest first.
+-- The head of each target's queue: its first queued or running operation.
 CREATE INDEX operations_active_target ON operations (org, target, seq) WHERE state IN (1, 2);
-CREATE INDEX operations_active_id ON operations (id) WHERE state IN (1, 2);
 CREATE INDEX operations_org_id ON operations (org, id);
 CREATE INDEX operations_org_cluster_id ON operations (org, cluster, id);
 CREATE INDEX operations_org_state_id ON operations (org, state, id);
 
--- One row per release that ever had an operation. Enqueue and Claim lock
--- it, which orders the queue and serialises claims of one release.
+-- One row per release that ever had an operation. Enqueue, Claim, Finish
+-- and RequestCancel lock it, which orders the queue and serialises claims
+-- of one release.
 CREATE TABLE operation_targets (
-    org      TEXT   NOT NULL,
-    target   TEXT   NOT NULL,
-    enqueued BIGINT NOT NULL,           -- last seq handed out
-    fence    BIGINT NOT NULL DEFAULT 0, -- last fencing token handed out
+    org         TEXT   NOT NULL,
+    target      TEXT   NOT NULL,
+    enqueued    BIGINT NOT NULL,           -- last seq handed out
+    fence       BIGINT NOT NULL DEFAULT 0, -- last fencing token handed out
+    -- When the head of the queue may next be claimable: when it became
+    -- ready, or when its lease ends; 9223372036854775807 when the queue is
+    -- empty. A hint Claim checks against the head and corrects, so that a
+    -- claim looks at a few releases rather than at every queued operation.
+    claim_after BIGINT NOT NULL,
     PRIMARY KEY (org, target)
 );
+CREATE INDEX operation_targets_claim_after ON operation_targets (claim_after);
 
 -- The latest events of each operation; n counts from 1.
 CREATE TABLE operation_events (
