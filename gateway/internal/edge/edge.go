@@ -59,12 +59,6 @@ const RegistryEventsMediaType = "application/vnd.docker.distribution.events.v2+j
 // MaxBodyBytes bounds a request body.
 const MaxBodyBytes = 4 << 20
 
-// maxIdempotencyKeyLen bounds the Idempotency-Key header.
-const maxIdempotencyKeyLen = 255
-
-// IdempotencyKeyMetadata carries the Idempotency-Key header to services.
-const IdempotencyKeyMetadata = "idempotency-key"
-
 // Authenticator authenticates callers and resolves their role in an org.
 type Authenticator interface {
 	Authenticate(ctx context.Context, r *http.Request) (authn.Principal, error)
@@ -191,28 +185,25 @@ func NewHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 			if tok, ok := identity.TokenFromContext(ctx); ok {
 				md.Set(identity.MetadataKey, tok)
 			}
-			if k := r.Header.Get("Idempotency-Key"); k != "" {
-				md.Set(IdempotencyKeyMetadata, k)
-			}
 			return md
 		}),
 	)
 	type registration struct {
 		conn     *grpc.ClientConn
-		register func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
+		register func(context.Context, *runtime.ServeMux, grpc.ClientConnInterface) error
 	}
 	for _, r := range []registration{
-		{cfg.Conns.Clusters, clustersv1.RegisterClustersServiceHandler},
-		{cfg.Conns.Clusters, clustersv1.RegisterCredentialsServiceHandler},
-		{cfg.Conns.Registry, registryv1.RegisterRegistryServiceHandler},
-		{cfg.Conns.Catalog, catalogv1.RegisterCatalogServiceHandler},
-		{cfg.Conns.Releases, releasesv1.RegisterReleasesServiceHandler},
-		{cfg.Conns.Releases, releasesv1.RegisterOperationsServiceHandler},
+		{cfg.Conns.Clusters, through(clustersv1.NewClustersServiceClient, clustersv1.RegisterClustersServiceHandlerClient)},
+		{cfg.Conns.Clusters, through(clustersv1.NewCredentialsServiceClient, clustersv1.RegisterCredentialsServiceHandlerClient)},
+		{cfg.Conns.Registry, through(registryv1.NewRegistryServiceClient, registryv1.RegisterRegistryServiceHandlerClient)},
+		{cfg.Conns.Catalog, through(catalogv1.NewCatalogServiceClient, catalogv1.RegisterCatalogServiceHandlerClient)},
+		{cfg.Conns.Releases, through(releasesv1.NewReleasesServiceClient, releasesv1.RegisterReleasesServiceHandlerClient)},
+		{cfg.Conns.Releases, through(releasesv1.NewOperationsServiceClient, releasesv1.RegisterOperationsServiceHandlerClient)},
 	} {
 		if r.conn == nil {
 			continue
 		}
-		if err := r.register(ctx, mux, r.conn); err != nil {
+		if err := r.register(ctx, mux, idempotentConn{r.conn}); err != nil {
 			return nil, fmt.Errorf("register REST routes: %w", err)
 		}
 	}
@@ -223,6 +214,14 @@ func NewHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 	}
 	e.mux = mux
 	return otelhttp.NewHandler(withCORS(cfg.CORSOrigins, e), "rest"), nil
+}
+
+// through registers a service's generated REST handlers on a client of the
+// given connection, which the edge wraps (see idempotentConn).
+func through[C any](newClient func(grpc.ClientConnInterface) C, register func(context.Context, *runtime.ServeMux, C) error) func(context.Context, *runtime.ServeMux, grpc.ClientConnInterface) error {
+	return func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
+		return register(ctx, mux, newClient(cc))
+	}
 }
 
 type edge struct {
@@ -344,15 +343,18 @@ func (e *edge) serve(w *statusWriter, r *http.Request, rt *route) {
 		ctx = identity.NewContext(ctx, id, tok)
 	}
 
+	key, err := idempotencyKey(r.Header)
+	if err != nil {
+		WriteProblem(w, Problem{Status: http.StatusBadRequest, Code: "invalid_argument", RequestID: rid,
+			Detail: IdempotencyKeyHeader + ": " + err.Error(), Errors: []FieldViolation{{Field: IdempotencyKeyHeader, Description: err.Error()}}})
+		return
+	}
+	ctx = withIdempotencyKey(ctx, key)
+
 	fwd := r.Clone(ctx)
 	// grpc-gateway forwards Authorization to the service whatever the header
 	// matcher says; the caller's credentials must stop here.
 	fwd.Header.Del("Authorization")
-	if len(fwd.Header.Get("Idempotency-Key")) > maxIdempotencyKeyLen {
-		WriteProblem(w, Problem{Status: http.StatusBadRequest, Code: "invalid_argument", RequestID: rid,
-			Detail: fmt.Sprintf("Idempotency-Key: must be at most %d characters", maxIdempotencyKeyLen)})
-		return
-	}
 	fwd.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 	e.mux.ServeHTTP(w, fwd)
 	e.audit(ctx, r, p, rt, w.status)

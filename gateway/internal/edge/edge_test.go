@@ -80,7 +80,7 @@ func TestEdgeErrorsAreProblems(t *testing.T) {
 
 func TestEdgeForwardsIdentityNotCredentials(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	r := h.do(http.MethodPost, "/api/v1/orgs/acme/images", h.owner, imageBody, "Idempotency-Key: build-42")
+	r := h.do(http.MethodPost, "/api/v1/orgs/acme/images", h.owner, imageBody)
 	if r.status != http.StatusOK {
 		t.Fatalf("status = %d: %s", r.status, r.body)
 	}
@@ -107,9 +107,6 @@ func TestEdgeForwardsIdentityNotCredentials(t *testing.T) {
 	}
 	if v := md.Get("x-request-id"); len(v) != 1 || v[0] != "req-123" {
 		t.Errorf("x-request-id metadata = %v", v)
-	}
-	if v := md.Get(IdempotencyKeyMetadata); len(v) != 1 || v[0] != "build-42" {
-		t.Errorf("idempotency-key metadata = %v", v)
 	}
 }
 

@@ -273,14 +273,20 @@ func (h *harness) do(method, path, token, body string, headers ...string) respon
 		k, v, _ := strings.Cut(hv, ":")
 		req.Header.Set(k, strings.TrimSpace(v))
 	}
+	return send(h.t, h, req)
+}
+
+// send sends req to the edge and reads the whole answer.
+func send(t *testing.T, h *harness, req *http.Request) response {
+	t.Helper()
 	resp, err := h.srv.Client().Do(req)
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return response{status: resp.StatusCode, header: resp.Header, body: b}
 }
