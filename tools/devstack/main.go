@@ -127,7 +127,7 @@ func runCmd(args []string) error {
 	var dbs map[string]string
 	if *store == "postgres" {
 		dbs = map[string]string{}
-		for _, svc := range []string{"gateway", "clusters", "registry", "catalog"} {
+		for _, svc := range []string{"gateway", "clusters", "registry", "catalog", "releases"} {
 			dbs[svc] = env[postgres.DSNEnv(svc)]
 		}
 	}

@@ -194,18 +194,19 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 			args = append(args, "--releases-addr", byName["releases"].Addr, "--catalog-addr", byName["catalog"].Addr)
 		case "registry":
 			args = append(args, "--clusters-addr", byName["clusters"].Addr, "--releases-addr", byName["releases"].Addr)
+		case "releases":
+			args = append(args, "--clusters-addr", byName["clusters"].Addr, "--catalog-addr", byName["catalog"].Addr)
 		case "catalog":
 			// The environment's chart repository serves plain HTTP on loopback.
 			args = append(args, "--clusters-addr", byName["clusters"].Addr, "--registry-addr", byName["registry"].Addr,
 				"--releases-addr", byName["releases"].Addr, "--allow-http-repositories")
 		}
-		if c.Name == "registry" || c.Name == "gateway" || c.Name == "clusters" || c.Name == "catalog" {
-			dsn := "sqlite:" + filepath.Join(data, c.Name+".db")
-			if d, ok := o.Databases[c.Name]; ok {
-				dsn = d
-			}
-			args = append(args, "--database", dsn)
+		// Every process has a database of its own.
+		dsn := "sqlite:" + filepath.Join(data, c.Name+".db")
+		if d, ok := o.Databases[c.Name]; ok {
+			dsn = d
 		}
+		args = append(args, "--database", dsn)
 		cmd := exec.Command(filepath.Join(state, "bin", "slipway-"+c.Name), args...)
 		cmd.Stdout, cmd.Stderr = o.Output, o.Output
 		cmd.Env = append(append(os.Environ(), o.Env...), o.ProcessEnv[c.Name]...)
@@ -218,6 +219,9 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		case "catalog":
 			// It syncs the environment's chart repository and OCI registry.
 			cmd.Env = append(cmd.Env, "SLIPWAY_CATALOG_OUTBOUND_ALLOW_CIDRS="+loopbackCIDRs)
+		case "releases":
+			// It deploys to the environment's clusters.
+			cmd.Env = append(cmd.Env, "SLIPWAY_RELEASES_OUTBOUND_ALLOW_CIDRS="+loopbackCIDRs)
 		}
 		// Own process group: the stack, not the terminal, decides when they stop.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -5,28 +5,110 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"net"
 	"os"
+	"time"
 
+	"google.golang.org/grpc"
+
+	"github.com/slipwayhq/slipway/pkg/client"
+	"github.com/slipwayhq/slipway/pkg/clusteraccess"
+	"github.com/slipwayhq/slipway/pkg/outbound"
 	"github.com/slipwayhq/slipway/pkg/server"
 	releasesv1 "github.com/slipwayhq/slipway/proto/slipway/releases/v1"
+	"github.com/slipwayhq/slipway/services/releases/internal/helmexec"
+	"github.com/slipwayhq/slipway/services/releases/internal/ops"
+	"github.com/slipwayhq/slipway/services/releases/internal/releases"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
+// watchOrg names the identity of the credential change stream.
+const watchOrg = "slipway-releases"
+
 func main() {
+	var (
+		dsn, clustersAddr, catalogAddr string
+		oc                             outbound.Config
+		wo                             releases.WorkerOptions
+	)
 	err := server.Service{
 		Name:      "releases",
 		Summary:   "slipway-releases serves the releases and operations APIs of Slipway.",
 		Version:   version,
 		GRPCAddr:  "127.0.0.1:9104",
 		AdminAddr: "127.0.0.1:9204",
-		Setup: func(_ context.Context, p *server.Process) ([]server.Check, func() error, error) {
-			// The APIs answer Unimplemented until the releases service is built.
-			releasesv1.RegisterReleasesServiceServer(p.GRPC, releasesv1.UnimplementedReleasesServiceServer{})
-			releasesv1.RegisterOperationsServiceServer(p.GRPC, releasesv1.UnimplementedOperationsServiceServer{})
-			return nil, nil, nil
+		Flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&dsn, "database", "sqlite:slipway-releases.db", "database `DSN`: sqlite:PATH (embedded) or postgres://... (several replicas)")
+			fs.StringVar(&clustersAddr, "clusters-addr", "", "gRPC `address` of slipway-clusters, which holds the clusters' credentials (required)")
+			fs.StringVar(&catalogAddr, "catalog-addr", "", "gRPC `address` of slipway-catalog, which holds the charts (required)")
+			fs.IntVar(&wo.Workers, "workers", 16, "operations run at once by this replica")
+			fs.DurationVar(&wo.Lease, "operation-lease", time.Minute, "how long a replica holds an operation without a heartbeat before another may take it over")
+			oc.RegisterFlags(fs)
+		},
+		Setup: func(ctx context.Context, p *server.Process) ([]server.Check, func() error, error) {
+			switch {
+			case clustersAddr == "":
+				return nil, nil, errors.New("--clusters-addr is required: releases reach clusters with their credentials")
+			case catalogAddr == "":
+				return nil, nil, errors.New("--catalog-addr is required: releases deploy the catalog's charts")
+			case p.Caller == nil:
+				return nil, nil, errors.New("--service-key is required: operations run on the releases service's own behalf")
+			}
+			policy, err := outbound.New(oc)
+			if err != nil {
+				return nil, nil, err
+			}
+			var closers []func() error
+			cleanup := func() error {
+				var errs []error
+				for i := len(closers) - 1; i >= 0; i-- {
+					errs = append(errs, closers[i]())
+				}
+				return errors.Join(errs...)
+			}
+			dial := func(addr string) (*grpc.ClientConn, error) {
+				conn, err := client.Dial(addr, client.Config{TracerProvider: p.Telemetry.TracerProvider})
+				if err == nil {
+					closers = append(closers, conn.Close)
+				}
+				return conn, err
+			}
+			clustersConn, err := dial(clustersAddr)
+			if err != nil {
+				return nil, nil, err
+			}
+			catalogConn, err := dial(catalogAddr)
+			if err != nil {
+				return nil, nil, errors.Join(err, cleanup())
+			}
+			store, err := ops.Open(ctx, dsn)
+			if err != nil {
+				return nil, nil, errors.Join(err, cleanup())
+			}
+			closers = append(closers, store.Close)
+			ledger, err := releases.OpenLedger(ctx, dsn)
+			if err != nil {
+				return nil, nil, errors.Join(err, cleanup())
+			}
+			closers = append(closers, ledger.Close)
+
+			access := clusteraccess.New(clustersConn, p.Caller, clusteraccess.WatchOrg(watchOrg), clusteraccess.Logger(p.Log), clusteraccess.CallTimeout(5*time.Second))
+			exec := helmexec.New(helmexec.Options{Dial: policy.DialContext(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}), Log: p.Log})
+			worker := releases.NewWorker(store, ledger, exec, access, releases.NewCatalogCharts(catalogConn), p.Caller, wo, p.Log)
+			runCtx, stop := context.WithCancel(ctx)
+			p.Group.Add(func() error { return access.Watch(runCtx) }, func(error) { stop() })
+			p.Group.Add(func() error { return worker.Run(runCtx) }, func(error) { stop() })
+
+			svc := releases.NewService(store, ledger, access, p.Caller, worker.Wake, p.Log)
+			srv := releases.NewGRPCServer(svc, p.Log)
+			releasesv1.RegisterReleasesServiceServer(p.GRPC, srv)
+			releasesv1.RegisterOperationsServiceServer(p.GRPC, srv)
+			return []server.Check{store.Ping, ledger.Ping}, cleanup, nil
 		},
 	}.Main(context.Background(), os.Args[1:])
 	if err != nil {

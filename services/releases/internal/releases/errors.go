@@ -1,0 +1,74 @@
+package releases
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/slipwayhq/slipway/pkg/grpcerr"
+	"github.com/slipwayhq/slipway/services/releases/internal/helmexec"
+	"github.com/slipwayhq/slipway/services/releases/internal/ops"
+)
+
+// ErrDependencyUnavailable: a Slipway service this needs did not answer.
+var ErrDependencyUnavailable = errors.New("a Slipway service this depends on is unavailable; retry shortly")
+
+// errorTable maps the releases service's domain errors to gRPC codes.
+var errorTable = grpcerr.Table{
+	{Err: ErrUnauthorized, Code: codes.PermissionDenied},
+	{Err: ErrReleaseExists, Code: codes.AlreadyExists},
+	{Err: ErrReleaseNotFound, Code: codes.NotFound},
+	{Err: ErrClusterNotFound, Code: codes.NotFound},
+	{Err: ErrUnsupported, Code: codes.Unimplemented},
+	{Err: ErrDependencyUnavailable, Code: codes.Unavailable},
+	{Err: ops.ErrNotFound, Code: codes.NotFound},
+	{Err: ops.ErrIdempotencyMismatch, Code: codes.FailedPrecondition, Reason: grpcerr.ReasonUnprocessable},
+	{Err: ops.ErrBusy, Code: codes.Aborted},
+	{Err: ops.ErrFinished, Code: codes.FailedPrecondition},
+}
+
+// clusterError explains why a cluster could not be reached through the
+// clusters service: missing (or another org's), or the service's trouble.
+func clusterError(cluster string, err error) error {
+	switch status.Code(err) {
+	case codes.NotFound, codes.InvalidArgument, codes.PermissionDenied:
+		return fmt.Errorf("%w: %s", ErrClusterNotFound, cluster)
+	}
+	return fmt.Errorf("%w: clusters: %s", ErrDependencyUnavailable, status.Convert(err).Message())
+}
+
+// failure is how an operation's error is recorded: a canonical code name
+// and a message for people.
+func failure(err error) (code, message string) {
+	switch {
+	case errors.Is(err, helmexec.ErrTimeout):
+		return codeName(codes.DeadlineExceeded), err.Error()
+	case errors.Is(err, helmexec.ErrRecordTooLarge), errors.Is(err, helmexec.ErrInvalidRequest), errors.Is(err, helmexec.ErrReleaseExists):
+		return codeName(codes.FailedPrecondition), err.Error()
+	case errors.Is(err, helmexec.ErrReleaseNotFound), errors.Is(err, ErrReleaseNotFound):
+		return codeName(codes.NotFound), err.Error()
+	case errors.Is(err, ErrDependencyUnavailable):
+		return codeName(codes.Unavailable), err.Error()
+	}
+	if s, ok := status.FromError(err); ok && s.Code() != codes.Unknown {
+		return codeName(s.Code()), s.Message()
+	}
+	return codeName(codes.Internal), err.Error()
+}
+
+// codeName is a code's canonical name ("DEADLINE_EXCEEDED"), as
+// OperationError.code has it.
+func codeName(c codes.Code) string {
+	var b strings.Builder
+	for i, r := range c.String() {
+		if i > 0 && unicode.IsUpper(r) {
+			b.WriteByte('_')
+		}
+		b.WriteRune(unicode.ToUpper(r))
+	}
+	return b.String()
+}

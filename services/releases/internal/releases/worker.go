@@ -1,0 +1,326 @@
+package releases
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/release"
+
+	"github.com/slipwayhq/slipway/pkg/identity"
+	"github.com/slipwayhq/slipway/services/releases/internal/helmexec"
+	"github.com/slipwayhq/slipway/services/releases/internal/ops"
+)
+
+// Charts fetches chart archives from the catalog, on the releases
+// service's own behalf.
+type Charts interface {
+	// Archive resolves ref in org's catalog and returns the version and
+	// digest it resolved to, with the archive.
+	Archive(ctx context.Context, org string, ref ChartRef) (version, digest string, data []byte, err error)
+}
+
+// WorkerOptions tune the worker.
+type WorkerOptions struct {
+	Workers  int           // operations run at once (16)
+	Lease    time.Duration // how long a claim lasts without a heartbeat (1 min)
+	Poll     time.Duration // how often queued work is looked for besides wake-ups (1 s)
+	MaxStore int           // revisions recorded from Helm's history per operation (10)
+}
+
+// Worker runs queued operations: it claims them with a lease, keeps the
+// lease alive while Helm works, stops when the operation is cancelled or
+// the lease is lost, and records the outcome in the ledger.
+type Worker struct {
+	ops    *ops.Store
+	ledger *Ledger
+	exec   *helmexec.Executor
+	access ClusterAccess
+	charts Charts
+	caller *identity.ServiceCaller
+	opts   WorkerOptions
+	log    *slog.Logger
+	owner  string
+	wake   chan struct{}
+}
+
+// NewWorker returns a worker.
+func NewWorker(store *ops.Store, ledger *Ledger, exec *helmexec.Executor, access ClusterAccess, charts Charts, caller *identity.ServiceCaller, o WorkerOptions, log *slog.Logger) *Worker {
+	if o.Workers <= 0 {
+		o.Workers = 16
+	}
+	if o.Lease <= 0 {
+		o.Lease = time.Minute
+	}
+	if o.Poll <= 0 {
+		o.Poll = time.Second
+	}
+	if o.MaxStore <= 0 {
+		o.MaxStore = 10
+	}
+	return &Worker{ops: store, ledger: ledger, exec: exec, access: access, charts: charts, caller: caller, opts: o, log: log,
+		owner: "releases-" + uuid.NewString(), wake: make(chan struct{}, 1)}
+}
+
+// Wake makes Run look for queued operations now.
+func (w *Worker) Wake() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run runs operations until ctx ends; running ones are stopped then, and
+// their leases run out, so another replica (or this one, restarted)
+// recovers them.
+func (w *Worker) Run(ctx context.Context) error {
+	t := time.NewTicker(w.opts.Poll)
+	defer t.Stop()
+	sem := make(chan struct{}, w.opts.Workers)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		if free := w.opts.Workers - len(sem); free > 0 {
+			leases, err := w.ops.Claim(ctx, w.owner, free, w.opts.Lease)
+			if err != nil && ctx.Err() == nil {
+				w.log.ErrorContext(ctx, "claim operations", "error", err)
+			}
+			for _, l := range leases {
+				sem <- struct{}{}
+				wg.Add(1)
+				go func() {
+					defer func() { <-sem; wg.Done(); w.Wake() }()
+					w.run(ctx, l)
+				}()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-w.wake:
+		}
+	}
+}
+
+// run runs one claimed operation to its end.
+func (w *Worker) run(parent context.Context, l ops.Lease) {
+	log := w.log.With("operation", l.ID, "org", l.Org, "cluster", l.Target.Cluster, "namespace", l.Target.Namespace, "release", l.Target.Release)
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	done := make(chan struct{})
+	defer close(done)
+	go w.heartbeat(ctx, cancel, l, done)
+
+	if err := w.ops.Start(ctx, l.ID, l.Token); err != nil {
+		log.WarnContext(ctx, "start operation", "error", err)
+		return
+	}
+	res, err := w.execute(ctx, l, log)
+	// The outcome is written even if ctx ended, unless the lease was lost.
+	wctx, wcancel := context.WithTimeout(context.WithoutCancel(parent), 30*time.Second)
+	defer wcancel()
+	cause := context.Cause(ctx)
+	switch {
+	case errors.Is(cause, ops.ErrLeaseLost):
+		log.WarnContext(wctx, "operation lease lost; another worker continues it")
+		return
+	case errors.Is(cause, errCancelled):
+		err = w.ops.Finish(wctx, l.ID, l.Token, ops.StateCancelled, nil, codeName(codes.Canceled), "cancelled on request")
+	case parent.Err() != nil && err != nil:
+		// Shutting down: leave it to the lease to expire and be retried.
+		log.InfoContext(wctx, "operation interrupted by shutdown")
+		return
+	case err != nil:
+		code, msg := failure(err)
+		log.InfoContext(wctx, "operation failed", "code", code, "error", err)
+		err = w.ops.Finish(wctx, l.ID, l.Token, ops.StateFailed, nil, code, msg)
+	default:
+		err = w.ops.Finish(wctx, l.ID, l.Token, ops.StateSucceeded, res, "", "")
+	}
+	if err != nil {
+		log.ErrorContext(wctx, "finish operation", "error", err)
+	}
+}
+
+var errCancelled = errors.New("operation cancelled")
+
+// heartbeat extends the lease until done, and stops the operation when
+// the lease is lost or cancellation is asked for.
+func (w *Worker) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, l ops.Lease, done <-chan struct{}) {
+	t := time.NewTicker(w.opts.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cancelled, err := w.ops.Heartbeat(ctx, l.ID, l.Token, w.opts.Lease)
+		switch {
+		case errors.Is(err, ops.ErrLeaseLost):
+			cancel(ops.ErrLeaseLost)
+			return
+		case err != nil:
+			w.log.WarnContext(ctx, "operation heartbeat", "operation", l.ID, "error", err)
+		case cancelled:
+			cancel(errCancelled)
+			return
+		}
+	}
+}
+
+// execute does what the operation says and returns its result.
+func (w *Worker) execute(ctx context.Context, l ops.Lease, log *slog.Logger) ([]byte, error) {
+	var j job
+	if err := json.Unmarshal(l.Payload, &j); err != nil {
+		return nil, fmt.Errorf("decode operation: %w", err)
+	}
+	svc, err := w.caller.Context(ctx, l.Org)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := w.access.ClusterAccess(svc, l.Org, l.Target.Cluster)
+	if err != nil {
+		return nil, clusterError(l.Target.Cluster, err)
+	}
+	access := helmexec.AccessFromProto(ca)
+	event := func(phase, msg string) {
+		if err := w.ops.Event(ctx, l.ID, l.Token, phase, msg); err != nil && !errors.Is(err, context.Canceled) {
+			log.DebugContext(ctx, "operation event", "error", err)
+		}
+	}
+	if l.Attempt > 1 {
+		// A worker died during an earlier attempt: settle what Helm was
+		// left doing before trying again.
+		did, err := w.exec.Recover(ctx, access, l.Target.Namespace, l.Target.Release)
+		if err != nil && !errors.Is(err, helmexec.ErrReleaseNotFound) {
+			return nil, fmt.Errorf("recover release: %w", err)
+		}
+		if did != "" {
+			event("recovering", "release recovered after an interrupted attempt: "+did)
+		}
+	}
+	req := helmexec.Request{
+		Access: access, Namespace: l.Target.Namespace, Release: l.Target.Release, Values: j.Values,
+		Wait: j.Options.Wait, Timeout: j.Options.Timeout, Atomic: j.Options.Atomic, CreateNamespace: j.Options.CreateNamespace,
+		DryRun: j.Options.DryRun, ReuseValues: j.Options.ReuseValues, ResetValues: j.Options.ResetValues, Description: j.Options.Description,
+		Progress: event,
+	}
+	var (
+		rel         *release.Release
+		source      string
+		chartDigest string
+	)
+	switch l.Kind {
+	case ops.KindInstall, ops.KindUpgrade:
+		if j.Chart == nil {
+			return nil, fmt.Errorf("%w: operation names no chart", helmexec.ErrInvalidRequest)
+		}
+		event("resolving", fmt.Sprintf("chart %s/%s %s", j.Chart.Repository, j.Chart.Chart, j.Chart.Version))
+		ch, version, digest, err := w.chart(svc, l.Org, *j.Chart)
+		if err != nil {
+			return nil, err
+		}
+		req.Chart, source, chartDigest = ch, "catalog:"+j.Chart.Repository+"/"+j.Chart.Chart+"@"+version, digest
+		if l.Kind == ops.KindInstall && l.Attempt == 1 {
+			rel, err = w.exec.Install(ctx, req)
+		} else {
+			rel, err = w.exec.Upgrade(ctx, req)
+		}
+		if err != nil {
+			return nil, err
+		}
+	case ops.KindRollback:
+		if rel, err = w.exec.Rollback(ctx, req, j.Revision); err != nil {
+			return nil, err
+		}
+	case ops.KindUninstall:
+		if rel, err = w.exec.Uninstall(ctx, req, j.KeepHistory); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("%w: operation kind %s", ErrUnsupported, l.Kind)
+	}
+	if j.Options.DryRun {
+		return encodeResult(toRevision(l.Org, l.Target.Cluster, rel))
+	}
+	event("recording", "recording the revision")
+	top, err := w.record(ctx, l, access, rel, source, chartDigest)
+	if err != nil {
+		return nil, err
+	}
+	return encodeResult(top)
+}
+
+// chart fetches and loads the chart the operation deploys.
+func (w *Worker) chart(ctx context.Context, org string, ref ChartRef) (*chart.Chart, string, string, error) {
+	version, digest, data, err := w.charts.Archive(ctx, org, ref)
+	if err != nil {
+		return nil, "", "", err
+	}
+	ch, err := loader.LoadArchive(bytes.NewReader(data))
+	if err != nil {
+		return nil, "", "", fmt.Errorf("%w: load chart %s %s: %v", helmexec.ErrInvalidRequest, ref.Chart, version, err)
+	}
+	return ch, version, digest, nil
+}
+
+// record writes the release's revisions as Helm now has them to the
+// ledger (the new one carrying the operation), and returns the newest.
+func (w *Worker) record(ctx context.Context, l ops.Lease, a helmexec.Access, rel *release.Release, source, digest string) (Revision, error) {
+	var revs []Revision
+	hist, err := w.exec.History(ctx, a, l.Target.Namespace, l.Target.Release, w.opts.MaxStore)
+	switch {
+	case errors.Is(err, helmexec.ErrReleaseNotFound):
+		// Uninstalled without history: the ledger keeps the record.
+	case err != nil:
+		return Revision{}, fmt.Errorf("read release history: %w", err)
+	}
+	for _, h := range hist {
+		revs = append(revs, toRevision(l.Org, l.Target.Cluster, h))
+	}
+	made := toRevision(l.Org, l.Target.Cluster, rel)
+	made.Operation, made.Creator, made.ChartSource, made.ChartDigest = l.ID, l.Creator, source, digest
+	if len(hist) == 0 {
+		made.Status = StatusUninstalled
+	}
+	revs = append(revs, made)
+	if err := w.ledger.Record(ctx, revs); err != nil {
+		return Revision{}, err
+	}
+	return made, nil
+}
+
+// toRevision is Helm's release as a ledger revision.
+func toRevision(org, cluster string, r *release.Release) Revision {
+	rev := Revision{Org: org, Cluster: cluster, Namespace: r.Namespace, Name: r.Name, Revision: r.Version, Values: r.Config, Manifest: r.Manifest}
+	if r.Info != nil {
+		rev.Status, rev.Description, rev.Notes = statusOf(r.Info.Status.String()), r.Info.Description, r.Info.Notes
+		rev.Created, rev.Updated = r.Info.FirstDeployed.Time.UTC(), r.Info.LastDeployed.Time.UTC()
+		if !r.Info.Deleted.IsZero() {
+			rev.Updated = r.Info.Deleted.Time.UTC()
+		}
+	}
+	if r.Chart != nil && r.Chart.Metadata != nil {
+		rev.Chart, rev.ChartVersion, rev.AppVersion = r.Chart.Metadata.Name, r.Chart.Metadata.Version, r.Chart.Metadata.AppVersion
+	}
+	return rev
+}
+
+// encodeResult is an operation's result: the revision as the API shows it.
+func encodeResult(r Revision) ([]byte, error) {
+	return protojson.Marshal(releaseProto(r))
+}

@@ -1,0 +1,157 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slipwayhq/slipway/pkg/oidctest"
+	"github.com/slipwayhq/slipway/pkg/testenv"
+	"github.com/slipwayhq/slipway/tools/internal/devenv/kube"
+	"github.com/slipwayhq/slipway/tools/internal/localrun"
+)
+
+type operationJSON struct {
+	ID     string
+	State  string
+	Kind   string
+	Error  struct{ Code, Message string }
+	Result struct {
+		Release struct {
+			Revision     int
+			Status       string
+			ChartVersion string `json:"chart_version"`
+		}
+	}
+	Events []struct{ Phase, Message string }
+}
+
+// awaitOperation polls an operation until it ends and returns it.
+func (s *stack) awaitOperation(t *testing.T, token, id string) operationJSON {
+	t.Helper()
+	var got struct{ Operation operationJSON }
+	eventually(t, 2*time.Minute, "operation "+id+" ends", func() bool {
+		s.expect(s.do(http.MethodGet, "/orgs/"+localrun.BootstrapOrg+"/operations/"+id, token, nil), http.StatusOK, "get operation").decode(t, &got)
+		return strings.HasSuffix(got.Operation.State, "SUCCEEDED") || strings.HasSuffix(got.Operation.State, "FAILED") || strings.HasSuffix(got.Operation.State, "CANCELLED")
+	})
+	return got.Operation
+}
+
+// TestDeployments installs, upgrades, rolls back and uninstalls a chart of
+// the catalog on a real cluster through REST: each call answers with an
+// operation that runs on the releases service and ends as it should, the
+// ledger serves the release and its history, and another org sees none
+// of it.
+func TestDeployments(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real stack")
+	}
+	env := testenv.Get(t, "vault", "kube", "registry", "chartrepo")
+	iss := oidctest.NewIssuer(t)
+	s := startStack(t, env, "SLIPWAY_GATEWAY_OIDC_ISSUER="+iss.URL(), "SLIPWAY_CATALOG_SYNC_POLL=500ms")
+	owner := s.owner()
+	deployer := s.token(localrun.BootstrapOrg, owner, "DEPLOYER")
+	org := "/orgs/" + localrun.BootstrapOrg
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := s.s.RegisterCluster(ctx, "c1", env[kube.EnvKubeconfig("c1")]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.s.SeedCatalog(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "the local repository synced", func() bool {
+		var r struct{ Repository repositoryJSON }
+		s.do(http.MethodGet, org+"/repositories/local", owner, nil).decode(t, &r)
+		return r.Repository.Sync.ChartCount > 0
+	})
+	deployments := org + "/clusters/c1/deployments"
+	// The environment's cluster outlives the stack: a namespace of its own
+	// keeps runs apart.
+	ns := "e2e-" + strings.ToLower(strconv.FormatInt(time.Now().UnixNano()%1e9, 36))
+	submit := func(method, path string, body map[string]any) operationJSON {
+		t.Helper()
+		var resp struct{ Operation operationJSON }
+		a := s.do(method, path, deployer, body)
+		if a.status != http.StatusOK && a.status != http.StatusAccepted {
+			t.Fatalf("%s %s: %d %s", method, path, a.status, a.body)
+		}
+		a.decode(t, &resp)
+		return s.awaitOperation(t, deployer, resp.Operation.ID)
+	}
+	chart := func(version string) map[string]any {
+		return map[string]any{"catalog": map[string]any{"repository": localrun.LocalRepository, "chart": "hello", "version": version}}
+	}
+
+	op := submit(http.MethodPost, deployments, map[string]any{"name": "web", "namespace": ns, "chart": chart("0.1.0"),
+		"values_yaml": "replicaCount: 2\n", "options": map[string]any{"wait": true, "create_namespace": true, "timeout": "120s"}})
+	if !strings.HasSuffix(op.State, "SUCCEEDED") || op.Result.Release.Revision != 1 || op.Result.Release.ChartVersion != "0.1.0" {
+		t.Fatalf("install: %+v", op)
+	}
+	if a := s.do(http.MethodPost, deployments, deployer, map[string]any{"name": "web", "namespace": ns, "chart": chart("0.1.0")}); a.status != http.StatusConflict {
+		t.Errorf("install again: %d %s; want 409", a.status, a.body)
+	}
+	op = submit(http.MethodPut, deployments+"/web", map[string]any{"namespace": ns, "chart": chart("0.2.0"), "options": map[string]any{"wait": true}})
+	if !strings.HasSuffix(op.State, "SUCCEEDED") || op.Result.Release.Revision != 2 || op.Result.Release.ChartVersion != "0.2.0" {
+		t.Fatalf("upgrade: %+v", op)
+	}
+	var got struct {
+		Release struct {
+			Revision     int
+			Status       string
+			ChartVersion string `json:"chart_version"`
+			Operation    string
+		}
+	}
+	s.expect(s.do(http.MethodGet, deployments+"/web?namespace="+ns, deployer, nil), http.StatusOK, "get").decode(t, &got)
+	if got.Release.Revision != 2 || got.Release.Status != "RELEASE_STATUS_DEPLOYED" || got.Release.Operation != op.ID {
+		t.Errorf("release = %+v", got.Release)
+	}
+	var values struct {
+		ValuesYaml string `json:"values_yaml"`
+	}
+	s.expect(s.do(http.MethodGet, deployments+"/web/values?namespace="+ns+"&revision=1", deployer, nil), http.StatusOK, "values").decode(t, &values)
+	if !strings.Contains(values.ValuesYaml, "replicaCount: 2") {
+		t.Errorf("revision 1 values = %q", values.ValuesYaml)
+	}
+	op = submit(http.MethodPost, deployments+"/web/rollback", map[string]any{"namespace": ns})
+	if !strings.HasSuffix(op.State, "SUCCEEDED") || op.Result.Release.Revision != 3 || op.Result.Release.ChartVersion != "0.1.0" {
+		t.Fatalf("rollback: %+v", op)
+	}
+	var hist struct {
+		Releases []struct {
+			Revision int
+			Status   string
+		}
+	}
+	s.expect(s.do(http.MethodGet, deployments+"/web/history?namespace="+ns, deployer, nil), http.StatusOK, "history").decode(t, &hist)
+	if len(hist.Releases) != 3 || hist.Releases[0].Revision != 3 || hist.Releases[0].Status != "RELEASE_STATUS_DEPLOYED" || hist.Releases[1].Status != "RELEASE_STATUS_SUPERSEDED" {
+		t.Errorf("history = %+v", hist.Releases)
+	}
+	var list struct{ Releases []struct{ Name string } }
+	s.expect(s.do(http.MethodGet, deployments, deployer, nil), http.StatusOK, "list").decode(t, &list)
+	if len(list.Releases) != 1 || list.Releases[0].Name != "web" {
+		t.Errorf("list = %+v", list.Releases)
+	}
+
+	// Another org sees none of it.
+	bob := iss.Token(t, "bob-sub", "bob@example.com", "slipway", time.Hour)
+	s.expect(s.do(http.MethodPost, "/orgs", bob, map[string]any{"name": "globex"}), http.StatusOK, "bob creates globex")
+	for _, path := range []string{"/clusters/c1/deployments/web?namespace=" + ns, "/clusters/c1/deployments/web/history?namespace=" + ns, "/operations/" + op.ID} {
+		if a := s.do(http.MethodGet, "/orgs/globex"+path, bob, nil); a.status != http.StatusNotFound {
+			t.Errorf("globex GET %s: %d %s", path, a.status, a.body)
+		}
+	}
+
+	op = submit(http.MethodDelete, deployments+"/web?namespace="+ns, nil)
+	if !strings.HasSuffix(op.State, "SUCCEEDED") {
+		t.Fatalf("uninstall: %+v", op)
+	}
+	s.expect(s.do(http.MethodGet, deployments, deployer, nil), http.StatusOK, "list after uninstall").decode(t, &list)
+	if len(list.Releases) != 0 {
+		t.Errorf("list after uninstall = %+v", list.Releases)
+	}
+}
