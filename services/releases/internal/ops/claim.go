@@ -11,8 +11,8 @@ import (
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 )
 
-// Claim leases up to limit runnable operations to owner for leaseFor, the
-// oldest first. An operation is runnable when it is the first queued or
+// Claim leases up to limit runnable operations to owner for leaseFor,
+// those of the releases that have been ready longest first. An operation is runnable when it is the first queued or
 // running operation of its release and holds no live lease: a new one, or
 // one whose worker stopped heartbeating (then Attempt is above 1 and State
 // and Phase say how far the previous attempt got). An operation whose lease
@@ -34,9 +34,9 @@ func (s *Store) Claim(ctx context.Context, owner string, limit int, leaseFor tim
 		leases, changed = leases[:0], changed[:0]
 		now := s.now()
 		// A release's hint can be early (its head heartbeat since): that
-		// release is looked at, its hint corrected, and another round
-		// fetches more.
-		for range 4 {
+		// release is looked at, its hint corrected so no round sees it
+		// again, and another round fetches more.
+		for range maxClaimRounds {
 			want := limit - len(leases)
 			cands, err := s.claimCandidates(ctx, tx, now, want)
 			if err != nil {
@@ -67,6 +67,10 @@ func (s *Store) Claim(ctx context.Context, owner string, limit int, leaseFor tim
 	}
 	return leases, nil
 }
+
+// maxClaimRounds bounds the candidate rounds of one Claim; a release with
+// an early hint costs one round at most once.
+const maxClaimRounds = 64
 
 // idle is the claim_after of a release with an empty queue.
 const idle = math.MaxInt64

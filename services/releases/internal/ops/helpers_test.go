@@ -108,6 +108,18 @@ func ids(ls []Lease) []string {
 	return out
 }
 
+// leaseOf returns the lease of operation id among ls.
+func leaseOf(t testing.TB, ls []Lease, id string) Lease {
+	t.Helper()
+	for _, l := range ls {
+		if l.ID == id {
+			return l
+		}
+	}
+	t.Fatalf("claimed %v, want %s among them", ids(ls), id)
+	return Lease{}
+}
+
 func mustGet(t testing.TB, s *Store, org, id string) Operation {
 	t.Helper()
 	op, err := s.Get(context.Background(), org, id)

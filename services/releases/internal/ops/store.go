@@ -254,10 +254,11 @@ func (s *Store) Get(ctx context.Context, org, id string) (Operation, error) {
 	return op.Operation, err
 }
 
-// List returns a page of org's operations matching f, newest first, each
-// with at most ListedEvents latest events and without its payload, and the
-// token of the next page ("" after the last). A token from another query
-// is a *validate.FieldError on page_token.
+// List returns a page of org's operations matching f, newest first, and
+// the token of the next page ("" after the last). Each carries only its
+// ListedEvents latest events (DroppedEventCount then counts every event
+// left out) and no payload. A token from another query is a
+// *validate.FieldError on page_token.
 func (s *Store) List(ctx context.Context, org string, f ListFilter, p Page) ([]Operation, string, error) {
 	size := p.Size
 	switch {

@@ -141,11 +141,8 @@ func testIdempotency(t *testing.T, e *env) {
 	}
 
 	t.Run("a replay answers with the operation as it is now", func(t *testing.T) {
-		ls := mustClaim(t, e.s, 10, time.Minute)
-		if len(ls) == 0 || ls[0].ID != first.ID {
-			t.Fatalf("claimed %v, want %s first", ids(ls), first.ID)
-		}
-		if err := e.s.Start(ctx, first.ID, ls[0].Token); err != nil {
+		l := leaseOf(t, mustClaim(t, e.s, 10, time.Minute), first.ID)
+		if err := e.s.Start(ctx, first.ID, l.Token); err != nil {
 			t.Fatal(err)
 		}
 		op, replayed, err := e.s.Enqueue(ctx, withKey("acme", "key-1", nil))
@@ -213,8 +210,7 @@ func testNoQueue(t *testing.T, e *env) {
 			return r
 		}(), nil},
 		{"running operation makes the release busy", func(t *testing.T) {
-			ls := mustClaim(t, e.s, 1, time.Minute)
-			token = ls[0].Token
+			token = leaseOf(t, mustClaim(t, e.s, 10, time.Minute), first.ID).Token
 			if err := e.s.Start(ctx, first.ID, token); err != nil {
 				t.Fatal(err)
 			}
@@ -249,12 +245,14 @@ func testFIFO(t *testing.T, e *env) {
 	for range 3 {
 		web = append(web, mustEnqueue(t, e.s, request("acme", "web")).ID)
 	}
+	e.clock.Advance(time.Millisecond)
 	api := mustEnqueue(t, e.s, request("acme", "api")).ID
+	e.clock.Advance(time.Millisecond)
 	other := mustEnqueue(t, e.s, request("globex", "web")).ID // same release name, another org
 
 	ls := mustClaim(t, e.s, 10, time.Minute)
 	if diff := cmp.Diff([]string{web[0], api, other}, ids(ls)); diff != "" {
-		t.Fatalf("first claim: heads of every release, oldest first (-want +got):\n%s", diff)
+		t.Fatalf("first claim: heads of every release, ready longest first (-want +got):\n%s", diff)
 	}
 	if got := mustClaim(t, e.s, 10, time.Minute); len(got) != 0 {
 		t.Fatalf("claimed %v while every release has a live lease", ids(got))
@@ -288,6 +286,38 @@ func testFIFO(t *testing.T, e *env) {
 			}
 		}
 	}
+
+	for _, id := range []string{api, other} {
+		if err := e.s.Finish(ctx, id, tokens[id], StateSucceeded, nil, "", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("renewed leases do not hide a ready release", func(t *testing.T) {
+		// Five releases run and renew their leases, so their hints (the
+		// first lease ends) are early; a sixth becomes ready after them.
+		var held []Lease
+		for i := range 5 {
+			mustEnqueue(t, e.s, request("renewing", fmt.Sprintf("r%d", i)))
+			e.clock.Advance(time.Millisecond)
+		}
+		held = mustClaim(t, e.s, 10, time.Minute)
+		if len(held) != 5 {
+			t.Fatalf("claimed %d, want 5", len(held))
+		}
+		e.clock.Advance(50 * time.Second)
+		for _, l := range held {
+			if _, err := e.s.Heartbeat(ctx, l.ID, l.Token, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.clock.Advance(15 * time.Second) // past the first leases' end
+		ready := mustEnqueue(t, e.s, request("renewing", "ready"))
+		e.clock.Advance(5 * time.Second)
+		if got := mustClaim(t, e.s, 1, time.Minute); !cmp.Equal(ids(got), []string{ready.ID}) {
+			t.Errorf("claim = %v, want %s past the renewed releases", ids(got), ready.ID)
+		}
+	})
 
 	t.Run("limit", func(t *testing.T) {
 		for i := range 5 {
@@ -400,16 +430,10 @@ func testCrashRecovery(t *testing.T, e *env) {
 
 	t.Run("claimed but never started", func(t *testing.T) {
 		op := mustEnqueue(t, e.s, request("acme", "api"))
-		first := mustClaim(t, e.s, 1, time.Minute)[0]
+		first := leaseOf(t, mustClaim(t, e.s, 10, time.Minute), op.ID)
 		e.clock.Advance(61 * time.Second)
-		ls := mustClaim(t, e.s, 10, time.Minute)
-		var again *Lease
-		for i := range ls {
-			if ls[i].ID == op.ID {
-				again = &ls[i]
-			}
-		}
-		if again == nil || again.Attempt != 2 || again.State != StateQueued || again.Token <= first.Token {
+		again := leaseOf(t, mustClaim(t, e.s, 10, time.Minute), op.ID)
+		if again.Attempt != 2 || again.State != StateQueued || again.Token <= first.Token {
 			t.Fatalf("reclaimed %+v; want attempt 2, still queued, a newer token", again)
 		}
 	})

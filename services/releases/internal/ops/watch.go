@@ -2,6 +2,8 @@ package ops
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -62,6 +64,18 @@ func (s *Store) Watch(ctx context.Context, org, id string, send func(Operation) 
 // logged transition in between, then the current one. Nothing when the
 // version did not move.
 func (s *Store) since(ctx context.Context, org, id string, last int64) ([]Operation, error) {
+	// Most polls find nothing new: read the version alone first.
+	var version int64
+	err := s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT version FROM operations WHERE org = ? AND id = ?`), org, id).Scan(&version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("watch operation %s: %w", id, err)
+	}
+	if version <= last {
+		return nil, nil
+	}
 	cur, err := s.get(ctx, s.db, org, id)
 	if err != nil {
 		return nil, err
