@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/Masterminds/semver/v3"
-	"github.com/distribution/reference"
 	"github.com/google/uuid"
 
+	"github.com/slipwayhq/slipway/pkg/helmvalues"
 	"github.com/slipwayhq/slipway/pkg/identity"
 	"github.com/slipwayhq/slipway/pkg/paging"
 	"github.com/slipwayhq/slipway/pkg/validate"
@@ -83,7 +83,7 @@ type ApplicationPage struct {
 
 // DefaultImageValuesKey is where a deploy puts the image when the
 // application names no key.
-const DefaultImageValuesKey = "image"
+const DefaultImageValuesKey = helmvalues.DefaultImageKey
 
 // valuesKey is a dotted values path ("image", "app.image").
 var valuesKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*){0,7}$`)
@@ -448,7 +448,7 @@ func (s *service) checkValues(ctx context.Context, org string, app *Application,
 		}
 	}
 	for _, l := range layers {
-		merged := MergeValues(c.Values, app.Values, l.values, ImageValues(app.ImageValuesKey, img))
+		merged := helmvalues.Merge(c.Values, app.Values, l.values, helmvalues.ImageValues(app.ImageValuesKey, helmImage(img)))
 		vs, err := chartarchive.Validate(c.SchemaJSON, merged)
 		if err != nil {
 			bad.add("chart", "%s version %s: its values.schema.json cannot be checked: %v", app.Chart.Chart, version, err)
@@ -461,71 +461,12 @@ func (s *service) checkValues(ctx context.Context, org string, app *Application,
 	return nil
 }
 
-// ImageValues returns the values a deploy sets for img under key
-// ("a.b" -> {a: {b: {repository, tag, digest}}}); nil without an image.
-func ImageValues(key string, img *Image) map[string]any {
+// helmImage is img as the values of a deploy name it.
+func helmImage(img *Image) *helmvalues.Image {
 	if img == nil {
 		return nil
 	}
-	// The tag is the reference's own (the registry's "v1.4.2"), not the
-	// Slipway version ("1.4.2") it was recorded as, which may differ.
-	repo, tag := img.Reference, img.Version
-	if named, err := reference.ParseNormalizedNamed(img.Reference); err == nil {
-		repo = named.Name()
-		if t, ok := named.(reference.Tagged); ok {
-			tag = t.Tag()
-		}
-	}
-	leaf := map[string]any{"repository": repo, "tag": tag}
-	if img.Digest != "" {
-		leaf["digest"] = img.Digest
-	}
-	parts := strings.Split(key, ".")
-	out := leaf
-	for i := len(parts) - 1; i >= 0; i-- {
-		out = map[string]any{parts[i]: out}
-	}
-	return out
-}
-
-// MergeValues merges values layers, each over the ones before it, as Helm
-// coalesces user values over chart defaults: maps merge key by key, any
-// other value replaces, and null removes the key. Inputs are not changed.
-func MergeValues(layers ...map[string]any) map[string]any {
-	out := map[string]any{}
-	for _, l := range layers {
-		mergeInto(out, l)
-	}
-	return out
-}
-
-func mergeInto(dst, src map[string]any) {
-	for k, v := range src {
-		if v == nil {
-			delete(dst, k)
-			continue
-		}
-		if sm, ok := v.(map[string]any); ok {
-			dm, ok := dst[k].(map[string]any)
-			if !ok {
-				dm = map[string]any{}
-			} else {
-				dm = copyMap(dm)
-			}
-			mergeInto(dm, sm)
-			dst[k] = dm
-			continue
-		}
-		dst[k] = v
-	}
-}
-
-func copyMap(m map[string]any) map[string]any {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
+	return &helmvalues.Image{Version: img.Version, Reference: img.Reference, Digest: img.Digest}
 }
 
 // checkShape validates what the input alone shows.
