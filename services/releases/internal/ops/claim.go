@@ -234,8 +234,8 @@ func (s *Store) Heartbeat(ctx context.Context, id string, token int64, leaseFor 
 // Watch replays; call it in the transaction of every change of state,
 // attempt or cancellation.
 func (s *Store) logTransition(ctx context.Context, q querier, id string) error {
-	_, err := q.ExecContext(ctx, s.db.Rebind(`INSERT INTO operation_transitions (op_id, version, state, phase, attempt, cancel_requested, event_count, started_at)
-		SELECT id, version, state, phase, attempt, cancel_requested, event_count, started_at FROM operations WHERE id = ?`), id)
+	_, err := q.ExecContext(ctx, s.db.Rebind(`INSERT INTO operation_transitions (org, op_id, version, state, phase, attempt, cancel_requested, event_count, started_at)
+		SELECT org, id, version, state, phase, attempt, cancel_requested, event_count, started_at FROM operations WHERE id = ?`), id)
 	if err != nil {
 		return fmt.Errorf("log transition of %s: %w", id, err)
 	}

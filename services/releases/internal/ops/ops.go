@@ -21,6 +21,11 @@
 //		store.Finish(ctx, l.ID, l.Token, ops.StateSucceeded, result, "", "")
 //	}
 //
+// Every row carries its organization. Get, List, RequestCancel and Watch
+// answer for one organization only; Claim serves every organization, and
+// the worker calls (Start, Heartbeat, Event, Finish) name an operation by
+// id and fencing token, which only its claimer holds.
+//
 // Lease expiry is judged with the clock of the replica that claims, so
 // replicas' clocks should roughly agree; skew only makes a takeover early or
 // late, and an early takeover is still safe because of the fencing token.

@@ -63,22 +63,23 @@ func (s *Store) Event(ctx context.Context, id string, token int64, phase, messag
 	now := s.now().UnixMicro()
 	err := s.inTx(ctx, func(tx querier) error {
 		var n int64
+		var org string
 		err := tx.QueryRowContext(ctx, s.db.Rebind(`UPDATE operations SET event_count = event_count + 1, phase = ?,
 			version = version + 1, updated_at = ?
-			WHERE id = ? AND fence = ? AND state IN (1, 2) RETURNING event_count`),
-			phase, now, id, token).Scan(&n)
+			WHERE id = ? AND fence = ? AND state IN (1, 2) RETURNING event_count, org`),
+			phase, now, id, token).Scan(&n, &org)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrLeaseLost
 		}
 		if err != nil {
 			return fmt.Errorf("append event to %s: %w", id, err)
 		}
-		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO operation_events (op_id, n, at, phase, message) VALUES (?, ?, ?, ?, ?)`),
-			id, n, now, phase, message); err != nil {
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO operation_events (org, op_id, n, at, phase, message) VALUES (?, ?, ?, ?, ?, ?)`),
+			org, id, n, now, phase, message); err != nil {
 			return fmt.Errorf("append event to %s: %w", id, err)
 		}
 		if n > MaxEvents {
-			if _, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM operation_events WHERE op_id = ? AND n <= ?`), id, n-MaxEvents); err != nil {
+			if _, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM operation_events WHERE org = ? AND op_id = ? AND n <= ?`), org, id, n-MaxEvents); err != nil {
 				return fmt.Errorf("drop old events of %s: %w", id, err)
 			}
 		}

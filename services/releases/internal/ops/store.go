@@ -216,7 +216,7 @@ func (s *Store) get(ctx context.Context, q querier, org, id string) (scanned, er
 	if err != nil {
 		return scanned{}, fmt.Errorf("get operation %s: %w", id, err)
 	}
-	evs, err := s.events(ctx, q, id, op.eventCount-MaxEvents)
+	evs, err := s.events(ctx, q, org, id, op.eventCount-MaxEvents)
 	if err != nil {
 		return scanned{}, err
 	}
@@ -225,8 +225,8 @@ func (s *Store) get(ctx context.Context, q querier, org, id string) (scanned, er
 }
 
 // events reads the stored events of an operation numbered above after.
-func (s *Store) events(ctx context.Context, q querier, id string, after int64) ([]numberedEvent, error) {
-	rows, err := q.QueryContext(ctx, s.db.Rebind(`SELECT n, at, phase, message FROM operation_events WHERE op_id = ? AND n > ? ORDER BY n`), id, after)
+func (s *Store) events(ctx context.Context, q querier, org, id string, after int64) ([]numberedEvent, error) {
+	rows, err := q.QueryContext(ctx, s.db.Rebind(`SELECT n, at, phase, message FROM operation_events WHERE org = ? AND op_id = ? AND n > ? ORDER BY n`), org, id, after)
 	if err != nil {
 		return nil, fmt.Errorf("read events of %s: %w", id, err)
 	}
@@ -320,7 +320,7 @@ func (s *Store) List(ctx context.Context, org string, f ListFilter, p Page) ([]O
 		page = page[:size]
 		next = paging.Encode(page[len(page)-1].ID, fp)
 	}
-	if err := s.listedEvents(ctx, page); err != nil {
+	if err := s.listedEvents(ctx, org, page); err != nil {
 		return nil, "", err
 	}
 	out := make([]Operation, len(page))
@@ -332,18 +332,18 @@ func (s *Store) List(ctx context.Context, org string, f ListFilter, p Page) ([]O
 
 // listedEvents attaches the latest ListedEvents events to each operation of
 // page, in one query.
-func (s *Store) listedEvents(ctx context.Context, page []scanned) error {
+func (s *Store) listedEvents(ctx context.Context, org string, page []scanned) error {
 	if len(page) == 0 {
 		return nil
 	}
-	ids := make([]any, 0, len(page)+1)
-	ids = append(ids, ListedEvents)
+	args := make([]any, 0, len(page)+2)
+	args = append(args, org, ListedEvents)
 	for _, op := range page {
-		ids = append(ids, op.ID)
+		args = append(args, op.ID)
 	}
-	q := `SELECT e.op_id, e.n, e.at, e.phase, e.message FROM operation_events e JOIN operations o ON o.id = e.op_id
-		WHERE e.n > o.event_count - ? AND e.op_id IN (?` + strings.Repeat(", ?", len(page)-1) + `) ORDER BY e.op_id, e.n`
-	rows, err := s.db.QueryContext(ctx, s.db.Rebind(q), ids...)
+	q := `SELECT e.op_id, e.n, e.at, e.phase, e.message FROM operation_events e JOIN operations o ON o.org = e.org AND o.id = e.op_id
+		WHERE e.org = ? AND e.n > o.event_count - ? AND e.op_id IN (?` + strings.Repeat(", ?", len(page)-1) + `) ORDER BY e.op_id, e.n`
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(q), args...)
 	if err != nil {
 		return fmt.Errorf("list operation events: %w", err)
 	}

@@ -84,7 +84,7 @@ func (s *Store) since(ctx context.Context, org, id string, last int64) ([]Operat
 		return nil, nil
 	}
 	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT version, state, phase, attempt, cancel_requested, event_count, started_at
-		FROM operation_transitions WHERE op_id = ? AND version > ? AND version < ? ORDER BY version`), id, last, cur.Version)
+		FROM operation_transitions WHERE org = ? AND op_id = ? AND version > ? AND version < ? ORDER BY version`), org, id, last, cur.Version)
 	if err != nil {
 		return nil, fmt.Errorf("read transitions of %s: %w", id, err)
 	}

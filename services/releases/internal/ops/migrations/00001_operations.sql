@@ -61,18 +61,20 @@ CREATE INDEX operation_targets_claim_after ON operation_targets (claim_after);
 
 -- The latest events of each operation; n counts from 1.
 CREATE TABLE operation_events (
+    org     TEXT   NOT NULL,
     op_id   TEXT   NOT NULL,
     n       BIGINT NOT NULL,
     at      BIGINT NOT NULL,
     phase   TEXT   NOT NULL,
     message TEXT   NOT NULL,
-    PRIMARY KEY (op_id, n)
+    PRIMARY KEY (org, op_id, n)
 );
 
 -- What an operation looked like at each version that changed its state,
 -- attempt or cancellation (not at each event), so that a watcher that
 -- polls never misses a state.
 CREATE TABLE operation_transitions (
+    org              TEXT    NOT NULL,
     op_id            TEXT    NOT NULL,
     version          BIGINT  NOT NULL,
     state            INTEGER NOT NULL,
@@ -81,7 +83,7 @@ CREATE TABLE operation_transitions (
     cancel_requested INTEGER NOT NULL,
     event_count      BIGINT  NOT NULL,
     started_at       BIGINT  NOT NULL,
-    PRIMARY KEY (op_id, version)
+    PRIMARY KEY (org, op_id, version)
 );
 
 -- Idempotency keys, each valid for 24 hours; expired ones are deleted by
