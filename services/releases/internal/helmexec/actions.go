@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chartutil"
+	kubefake "helm.sh/helm/v3/pkg/kube/fake"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/releaseutil"
+	"helm.sh/helm/v3/pkg/storage"
 	"helm.sh/helm/v3/pkg/storage/driver"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -123,14 +126,13 @@ func (o *op) install(r *Request, replace bool) (*release.Release, error) {
 	ch := cloneChart(r.Chart)
 	if !r.DryRun && len(ch.CRDObjects()) > 0 {
 		// Helm creates a chart's CRDs before it records the release. A
-		// client-only render (on a throwaway Configuration: it replaces the
-		// kube client and storage) tells first whether the record fits.
+		// render that contacts nothing (Helm's printing kube client, memory
+		// storage) tells first whether the record fits.
 		scratch := *o.cfg
+		scratch.KubeClient = &kubefake.PrintingKubeClient{Out: io.Discard}
+		scratch.Releases = storage.Init(driver.NewMemory())
 		i := newInstall(&scratch, true)
-		i.ClientOnly = true
 		i.DryRunOption = "client"
-		i.KubeVersion = &o.cfg.Capabilities.KubeVersion
-		i.APIVersions = o.cfg.Capabilities.APIVersions
 		i.Wait, i.WaitForJobs, i.Atomic = false, false, false
 		dry, err := i.Run(cloneChart(r.Chart), r.values())
 		if err != nil {
@@ -146,7 +148,7 @@ func (o *op) install(r *Request, replace bool) (*release.Release, error) {
 		o.guard.before = o.ensureNamespace
 	}
 	rel, err := newInstall(o.cfg, r.DryRun).Run(ch, r.values())
-	if o.cfg.Capabilities != nil && o.cfg.Capabilities != o.c.caps {
+	if o.cfg.Capabilities != nil && o.cfg.Capabilities != o.caps {
 		o.c.setCapabilities(o.cfg.Capabilities)
 	}
 	if err != nil {

@@ -29,9 +29,10 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 // testCluster is one of the devstack's clusters.
 type testCluster struct {
-	name   string
-	access Access
-	cs     kubernetes.Interface
+	name       string
+	kubeconfig string
+	access     Access
+	cs         kubernetes.Interface
 }
 
 // clusters returns the devstack's two clusters.
@@ -77,7 +78,7 @@ func loadCluster(t testing.TB, name, path string) testCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return testCluster{name: name, access: a, cs: cs}
+	return testCluster{name: name, kubeconfig: path, access: a, cs: cs}
 }
 
 // loadChart loads one of the devstack's fixture charts.

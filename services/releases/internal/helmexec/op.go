@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage"
 )
@@ -36,6 +37,7 @@ type op struct {
 	c         *cluster
 	n         *nsConfig
 	cfg       *action.Configuration
+	caps      *chartutil.Capabilities // the cluster's, when the op began
 	guard     *recordGuard
 	log       *slog.Logger
 	progress  func(phase, message string)
@@ -75,6 +77,7 @@ func (e *Executor) newOp(ctx context.Context, kind string, a Access, ns, name st
 	if err != nil {
 		return nil, err
 	}
+	o.caps = caps
 	o.skipValidation = !e.clientValidation && serverValidatesFields(caps.KubeVersion.Major, caps.KubeVersion.Minor)
 	o.guard = &recordGuard{Driver: n.secrets, o: o, hold: kind != "uninstall" && kind != "recover"}
 	cfg := *n.cfg
