@@ -155,3 +155,119 @@ func TestDeployments(t *testing.T) {
 		t.Errorf("list after uninstall = %+v", list.Releases)
 	}
 }
+
+// TestApplicationDeploy deploys an application of the catalog to a target
+// through REST: the release <application>-<target> runs the chart with the
+// application's and the target's values and the image by digest, the
+// catalog then reports it deployed (and refuses to delete the
+// application), the target's releases are listed, and a rollback and an
+// uninstall settle it.
+func TestApplicationDeploy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real stack")
+	}
+	env := testenv.Get(t, "vault", "kube", "registry", "chartrepo")
+	s := startStack(t, env, "SLIPWAY_CATALOG_SYNC_POLL=500ms")
+	owner := s.owner()
+	org := "/orgs/" + localrun.BootstrapOrg
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := s.s.RegisterCluster(ctx, "c1", env[kube.EnvKubeconfig("c1")]); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := s.s.SeedRegistry(ctx, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.s.SeedCatalog(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+	var img struct{ Image imageJSON }
+	s.expect(s.do(http.MethodPost, org+"/images", owner, map[string]any{"name": "hello", "version": "1.0.0", "reference": ref}), http.StatusOK, "record image").decode(t, &img)
+	eventually(t, time.Minute, "the local repository synced", func() bool {
+		var r struct{ Repository repositoryJSON }
+		s.do(http.MethodGet, org+"/repositories/local", owner, nil).decode(t, &r)
+		return r.Repository.Sync.ChartCount > 0
+	})
+	ns := "app-" + strings.ToLower(strconv.FormatInt(time.Now().UnixNano()%1e9, 36))
+	s.expect(s.do(http.MethodPost, org+"/applications", owner, map[string]any{
+		"name": "greeter", "chart": map[string]any{"repository": localrun.LocalRepository, "chart": "hello", "version": "~0.2"}, "image": "hello",
+		"values": map[string]any{"message": "from the application"},
+		"targets": []map[string]any{{"name": "dev", "cluster": "c1", "namespace": ns, "values": map[string]any{"replicaCount": 2}}},
+	}), http.StatusOK, "create application")
+
+	deploy := func(path string, body map[string]any) operationJSON {
+		t.Helper()
+		var resp struct{ Operation operationJSON }
+		a := s.do(http.MethodPost, org+"/applications/greeter/targets/dev"+path, owner, body)
+		if a.status != http.StatusOK && a.status != http.StatusAccepted {
+			t.Fatalf("%s: %d %s", path, a.status, a.body)
+		}
+		a.decode(t, &resp)
+		return s.awaitOperation(t, owner, resp.Operation.ID)
+	}
+	op := deploy(":deploy", map[string]any{"values_yaml": "service:\n  port: 8080\n", "options": map[string]any{"wait": true, "create_namespace": true}})
+	if !strings.HasSuffix(op.State, "SUCCEEDED") || op.Result.Release.ChartVersion != "0.2.0" {
+		t.Fatalf("deploy: %+v", op)
+	}
+	// The values installed: application < target < request, and the image
+	// by digest at the default key.
+	var values struct {
+		ValuesYaml string `json:"values_yaml"`
+	}
+	s.expect(s.do(http.MethodGet, org+"/clusters/c1/deployments/greeter-dev/values?namespace="+ns, owner, nil), http.StatusOK, "values").decode(t, &values)
+	for _, want := range []string{"message: from the application", "replicaCount: 2", "port: 8080", "digest: " + img.Image.Digest, "tag: 1.0.0"} {
+		if !strings.Contains(values.ValuesYaml, want) {
+			t.Errorf("deployed values lack %q:\n%s", want, values.ValuesYaml)
+		}
+	}
+	var rels struct {
+		Releases []struct {
+			Revision int
+			Images   []struct{ Reference, Digest string }
+		}
+	}
+	s.expect(s.do(http.MethodGet, org+"/applications/greeter/targets/dev/releases", owner, nil), http.StatusOK, "target releases").decode(t, &rels)
+	if len(rels.Releases) != 1 || len(rels.Releases[0].Images) != 1 || rels.Releases[0].Images[0].Digest != img.Image.Digest {
+		t.Errorf("target releases = %+v", rels.Releases)
+	}
+	var app struct {
+		Application struct {
+			Targets []struct {
+				Status struct {
+					Deployed string `json:"deployed_chart_version"`
+				}
+			}
+		}
+	}
+	s.expect(s.do(http.MethodGet, org+"/applications/greeter", owner, nil), http.StatusOK, "get application").decode(t, &app)
+	if app.Application.Targets[0].Status.Deployed != "0.2.0" {
+		t.Errorf("the catalog does not see the deploy: %+v", app.Application.Targets)
+	}
+	if a := s.do(http.MethodDelete, org+"/applications/greeter", owner, nil); a.status != http.StatusConflict {
+		t.Errorf("delete a deployed application: %d %s; want 409", a.status, a.body)
+	}
+
+	op = deploy(":deploy", map[string]any{"values_yaml": "service:\n  port: 9090\n"})
+	if !strings.HasSuffix(op.State, "SUCCEEDED") || op.Result.Release.Revision != 2 {
+		t.Fatalf("second deploy: %+v", op)
+	}
+	op = deploy(":rollback", map[string]any{})
+	if !strings.HasSuffix(op.State, "SUCCEEDED") || op.Result.Release.Revision != 3 {
+		t.Fatalf("rollback: %+v", op)
+	}
+	s.expect(s.do(http.MethodGet, org+"/clusters/c1/deployments/greeter-dev/values?namespace="+ns, owner, nil), http.StatusOK, "values").decode(t, &values)
+	if !strings.Contains(values.ValuesYaml, "port: 8080") {
+		t.Errorf("values after rollback:\n%s", values.ValuesYaml)
+	}
+	var del struct{ Operation operationJSON }
+	a := s.do(http.MethodDelete, org+"/clusters/c1/deployments/greeter-dev?namespace="+ns, owner, nil)
+	if a.status != http.StatusOK && a.status != http.StatusAccepted {
+		t.Fatalf("uninstall: %d %s", a.status, a.body)
+	}
+	a.decode(t, &del)
+	if op := s.awaitOperation(t, owner, del.Operation.ID); !strings.HasSuffix(op.State, "SUCCEEDED") {
+		t.Fatalf("uninstall: %+v", op)
+	}
+	s.expect(s.do(http.MethodDelete, org+"/applications/greeter", owner, nil), http.StatusOK, "delete the application once uninstalled")
+}

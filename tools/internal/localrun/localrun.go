@@ -195,7 +195,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		case "registry":
 			args = append(args, "--clusters-addr", byName["clusters"].Addr, "--releases-addr", byName["releases"].Addr)
 		case "releases":
-			args = append(args, "--clusters-addr", byName["clusters"].Addr, "--catalog-addr", byName["catalog"].Addr)
+			args = append(args, "--clusters-addr", byName["clusters"].Addr, "--catalog-addr", byName["catalog"].Addr, "--registry-addr", byName["registry"].Addr)
 		case "catalog":
 			// The environment's chart repository serves plain HTTP on loopback.
 			args = append(args, "--clusters-addr", byName["clusters"].Addr, "--registry-addr", byName["registry"].Addr,

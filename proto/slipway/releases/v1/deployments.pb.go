@@ -2060,7 +2060,11 @@ type DeployApplicationRequest struct {
 	IdempotencyKey string `protobuf:"bytes,6,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	// Queue behind an operation holding the release instead of answering
 	// ABORTED.
-	Queue         bool `protobuf:"varint,7,opt,name=queue,proto3" json:"queue,omitempty"`
+	Queue bool `protobuf:"varint,7,opt,name=queue,proto3" json:"queue,omitempty"`
+	// Values for this deploy alone, as a YAML document of at most 1 MiB,
+	// merged over the application's and the target's (chart defaults <
+	// application < target < these), beneath the image.
+	ValuesYaml    string `protobuf:"bytes,8,opt,name=values_yaml,json=valuesYaml,proto3" json:"values_yaml,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2142,6 +2146,13 @@ func (x *DeployApplicationRequest) GetQueue() bool {
 		return x.Queue
 	}
 	return false
+}
+
+func (x *DeployApplicationRequest) GetValuesYaml() string {
+	if x != nil {
+		return x.ValuesYaml
+	}
+	return ""
 }
 
 // DeployApplicationResponse is the output of ReleasesService.DeployApplication.
@@ -2625,7 +2636,7 @@ const file_slipway_releases_v1_deployments_proto_rawDesc = "" +
 	"\brevision\x18\x05 \x01(\x05R\brevision\"N\n" +
 	"\x1aGetDeploymentNotesResponse\x12\x14\n" +
 	"\x05notes\x18\x01 \x01(\tR\x05notes\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x05R\brevision\"\x81\x02\n" +
+	"\brevision\x18\x02 \x01(\x05R\brevision\"\xa2\x02\n" +
 	"\x18DeployApplicationRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12 \n" +
 	"\vapplication\x18\x02 \x01(\tR\vapplication\x12\x16\n" +
@@ -2633,7 +2644,9 @@ const file_slipway_releases_v1_deployments_proto_rawDesc = "" +
 	"\aversion\x18\x04 \x01(\tR\aversion\x12@\n" +
 	"\aoptions\x18\x05 \x01(\v2&.slipway.releases.v1.DeploymentOptionsR\aoptions\x12'\n" +
 	"\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey\x12\x14\n" +
-	"\x05queue\x18\a \x01(\bR\x05queue\"Y\n" +
+	"\x05queue\x18\a \x01(\bR\x05queue\x12\x1f\n" +
+	"\vvalues_yaml\x18\b \x01(\tR\n" +
+	"valuesYaml\"Y\n" +
 	"\x19DeployApplicationResponse\x12<\n" +
 	"\toperation\x18\x01 \x01(\v2\x1e.slipway.releases.v1.OperationR\toperation\"\x85\x02\n" +
 	"\x1aRollbackApplicationRequest\x12\x10\n" +

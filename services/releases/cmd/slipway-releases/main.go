@@ -32,7 +32,7 @@ const watchOrg = "slipway-releases"
 
 func main() {
 	var (
-		dsn, clustersAddr, catalogAddr string
+		dsn, clustersAddr, catalogAddr, registryAddr string
 		oc                             outbound.Config
 		wo                             releases.WorkerOptions
 	)
@@ -45,7 +45,8 @@ func main() {
 		Flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&dsn, "database", "sqlite:slipway-releases.db", "database `DSN`: sqlite:PATH (embedded) or postgres://... (several replicas)")
 			fs.StringVar(&clustersAddr, "clusters-addr", "", "gRPC `address` of slipway-clusters, which holds the clusters' credentials (required)")
-			fs.StringVar(&catalogAddr, "catalog-addr", "", "gRPC `address` of slipway-catalog, which holds the charts (required)")
+			fs.StringVar(&catalogAddr, "catalog-addr", "", "gRPC `address` of slipway-catalog, which holds the charts and applications (required)")
+			fs.StringVar(&registryAddr, "registry-addr", "", "gRPC `address` of slipway-registry, which holds the images applications deploy (required)")
 			fs.IntVar(&wo.Workers, "workers", 16, "operations run at once by this replica")
 			fs.DurationVar(&wo.Lease, "operation-lease", time.Minute, "how long a replica holds an operation without a heartbeat before another may take it over")
 			oc.RegisterFlags(fs)
@@ -56,6 +57,8 @@ func main() {
 				return nil, nil, errors.New("--clusters-addr is required: releases reach clusters with their credentials")
 			case catalogAddr == "":
 				return nil, nil, errors.New("--catalog-addr is required: releases deploy the catalog's charts")
+			case registryAddr == "":
+				return nil, nil, errors.New("--registry-addr is required: applications deploy the registry's images")
 			case p.Caller == nil:
 				return nil, nil, errors.New("--service-key is required: operations run on the releases service's own behalf")
 			}
@@ -86,6 +89,10 @@ func main() {
 			if err != nil {
 				return nil, nil, errors.Join(err, cleanup())
 			}
+			registryConn, err := dial(registryAddr)
+			if err != nil {
+				return nil, nil, errors.Join(err, cleanup())
+			}
 			store, err := ops.Open(ctx, dsn)
 			if err != nil {
 				return nil, nil, errors.Join(err, cleanup())
@@ -104,7 +111,7 @@ func main() {
 			p.Group.Add(func() error { return access.Watch(runCtx) }, func(error) { stop() })
 			p.Group.Add(func() error { return worker.Run(runCtx) }, func(error) { stop() })
 
-			svc := releases.NewService(store, ledger, access, p.Caller, worker.Wake, p.Log)
+			svc := releases.NewService(store, ledger, access, releases.NewCatalogApplications(catalogConn), releases.NewRegistryImages(registryConn), p.Caller, worker.Wake, p.Log)
 			srv := releases.NewGRPCServer(svc, p.Log)
 			releasesv1.RegisterReleasesServiceServer(p.GRPC, srv)
 			releasesv1.RegisterOperationsServiceServer(p.GRPC, srv)

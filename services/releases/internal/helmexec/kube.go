@@ -81,10 +81,13 @@ func (k *actionKube) reportDelete(resources kube.ResourceList) {
 	k.o.report(k.o.phase(phase), fmt.Sprintf("deleting %s", describe(resources)))
 }
 
-// proceed refuses to start applying once the caller has given up, unless
-// the action is undoing itself.
+// proceed refuses to start applying an install or upgrade once the caller
+// has given up (Helm then records the revision failed, with nothing of it
+// applied). A rollback is never refused: Helm would mark the deployed
+// revision superseded on the way out, leaving none deployed. Nor is an
+// install or upgrade undoing itself.
 func (k *actionKube) proceed() error {
-	if k.o.rollingBack.Load() {
+	if k.o.rollingBack.Load() || (k.o.kind != "install" && k.o.kind != "upgrade") {
 		return nil
 	}
 	if err := k.o.ctx.Err(); err != nil {

@@ -24,6 +24,8 @@ var errorTable = grpcerr.Table{
 	{Err: ErrReleaseNotFound, Code: codes.NotFound},
 	{Err: ErrClusterNotFound, Code: codes.NotFound},
 	{Err: ErrUnsupported, Code: codes.Unimplemented},
+	{Err: ErrApplicationNotFound, Code: codes.NotFound},
+	{Err: ErrImageUnusable, Code: codes.FailedPrecondition, Reason: grpcerr.ReasonUnprocessable},
 	{Err: ErrDependencyUnavailable, Code: codes.Unavailable},
 	{Err: ops.ErrNotFound, Code: codes.NotFound},
 	{Err: ops.ErrIdempotencyMismatch, Code: codes.FailedPrecondition, Reason: grpcerr.ReasonUnprocessable},

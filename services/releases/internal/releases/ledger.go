@@ -315,3 +315,28 @@ func (l *Ledger) History(ctx context.Context, k ReleaseKey, before, limit int) (
 	}
 	return out, rows.Err()
 }
+
+// ByApplication returns the revisions made for an application's target,
+// newest first, updated before the microsecond before (0: from the newest).
+func (l *Ledger) ByApplication(ctx context.Context, org, application, target string, before int64, limit int) ([]Revision, error) {
+	q := `SELECT ` + revisionColumns + ` FROM revisions r WHERE r.org = ? AND r.application = ? AND r.application_target = ?`
+	args := []any{org, application, target}
+	if before > 0 {
+		q += ` AND r.updated_at < ?`
+		args = append(args, before)
+	}
+	rows, err := l.db.QueryContext(ctx, l.db.Rebind(q+` ORDER BY r.updated_at DESC, r.revision DESC LIMIT ?`), append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("application releases: %w", err)
+	}
+	defer rows.Close()
+	var out []Revision
+	for rows.Next() {
+		r, err := scanRevision(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}

@@ -30,7 +30,14 @@ var (
 	ErrReleaseExists   = errors.New("release already exists")
 	ErrClusterNotFound = errors.New("cluster not found")
 	ErrUnsupported     = errors.New("not supported yet")
+	// ErrApplicationNotFound: no such application, or target of it.
+	ErrApplicationNotFound = errors.New("application not found")
+	// ErrImageUnusable: the application's image has no such version.
+	ErrImageUnusable = errors.New("image cannot be deployed")
 )
+
+// depTimeout bounds each question to another Slipway service.
+const depTimeout = 5 * time.Second
 
 // Bounds of requests.
 const (
@@ -77,6 +84,9 @@ type Change struct {
 // job is an operation's payload: what the worker does, fully resolved at
 // acceptance (the cluster by id), so it means the same on any replica.
 type job struct {
+	Application string         `json:"application,omitempty"`
+	Target      string         `json:"target,omitempty"`
+	Images      []Image        `json:"images,omitempty"`
 	Chart       *ChartRef      `json:"chart,omitempty"`
 	Values      map[string]any `json:"values,omitempty"`
 	Options     Options        `json:"options"`
@@ -93,6 +103,9 @@ type ClusterAccess interface {
 // caller's, never a field of the input.
 type Service interface {
 	Submit(ctx context.Context, kind ops.Kind, c Change) (ops.Operation, error)
+	DeployApplication(ctx context.Context, d AppDeploy) (ops.Operation, error)
+	RollbackApplication(ctx context.Context, application, target string, revision int, o Options, key string, queue bool) (ops.Operation, error)
+	ApplicationReleases(ctx context.Context, application, target string, p PageRequest) (RevisionPage, error)
 	GetRelease(ctx context.Context, cluster, namespace, name string, revision int) (Revision, string, error)
 	ListReleases(ctx context.Context, f ListFilter, p PageRequest) (RevisionPage, error)
 	History(ctx context.Context, cluster, namespace, name string, p PageRequest) (RevisionPage, error)
@@ -119,6 +132,8 @@ type service struct {
 	ops    *ops.Store
 	ledger *Ledger
 	access ClusterAccess
+	apps   Applications
+	images Images
 	caller *identity.ServiceCaller
 	log    *slog.Logger
 	wake   func()
@@ -128,11 +143,11 @@ type service struct {
 // NewService returns the releases API. The clusters' access is asked with
 // the releases service's own identity (caller); wake tells the worker an
 // operation was queued.
-func NewService(store *ops.Store, ledger *Ledger, access ClusterAccess, caller *identity.ServiceCaller, wake func(), log *slog.Logger) Service {
+func NewService(store *ops.Store, ledger *Ledger, access ClusterAccess, apps Applications, images Images, caller *identity.ServiceCaller, wake func(), log *slog.Logger) Service {
 	if wake == nil {
 		wake = func() {}
 	}
-	return &service{ops: store, ledger: ledger, access: access, caller: caller, log: log, wake: wake, now: time.Now}
+	return &service{ops: store, ledger: ledger, access: access, apps: apps, images: images, caller: caller, log: log, wake: wake, now: time.Now}
 }
 
 // Submit validates a change, resolves its cluster and queues it as an

@@ -110,6 +110,35 @@ func (s *GRPCServer) DeleteDeployment(ctx context.Context, req *releasesv1.Delet
 	return &releasesv1.DeleteDeploymentResponse{Operation: op}, nil
 }
 
+func (s *GRPCServer) DeployApplication(ctx context.Context, req *releasesv1.DeployApplicationRequest) (*releasesv1.DeployApplicationResponse, error) {
+	op, err := s.svc.DeployApplication(ctx, AppDeploy{Application: req.GetApplication(), Target: req.GetTarget(), ImageVersion: req.GetVersion(),
+		ValuesYAML: req.GetValuesYaml(), Options: options(req.GetOptions()), IdempotencyKey: req.GetIdempotencyKey(), Queue: req.GetQueue()})
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	return &releasesv1.DeployApplicationResponse{Operation: operationProto(op)}, nil
+}
+
+func (s *GRPCServer) RollbackApplication(ctx context.Context, req *releasesv1.RollbackApplicationRequest) (*releasesv1.RollbackApplicationResponse, error) {
+	op, err := s.svc.RollbackApplication(ctx, req.GetApplication(), req.GetTarget(), int(req.GetRevision()), options(req.GetOptions()), req.GetIdempotencyKey(), req.GetQueue())
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	return &releasesv1.RollbackApplicationResponse{Operation: operationProto(op)}, nil
+}
+
+func (s *GRPCServer) ListApplicationReleases(ctx context.Context, req *releasesv1.ListApplicationReleasesRequest) (*releasesv1.ListApplicationReleasesResponse, error) {
+	p, err := s.svc.ApplicationReleases(ctx, req.GetApplication(), req.GetTarget(), PageRequest{Size: req.GetPageSize(), Token: req.GetPageToken()})
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	out := &releasesv1.ListApplicationReleasesResponse{NextPageToken: p.NextPageToken}
+	for _, r := range p.Revisions {
+		out.Releases = append(out.Releases, releaseProto(r))
+	}
+	return out, nil
+}
+
 func (s *GRPCServer) GetDeployment(ctx context.Context, req *releasesv1.GetDeploymentRequest) (*releasesv1.GetDeploymentResponse, error) {
 	r, active, err := s.svc.GetRelease(ctx, req.GetCluster(), req.GetNamespace(), req.GetName(), 0)
 	if err != nil {

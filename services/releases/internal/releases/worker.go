@@ -225,7 +225,7 @@ func (w *Worker) execute(ctx context.Context, l ops.Lease, log *slog.Logger) ([]
 		chartDigest string
 	)
 	switch l.Kind {
-	case ops.KindInstall, ops.KindUpgrade:
+	case ops.KindInstall, ops.KindUpgrade, ops.KindDeployApplication:
 		if j.Chart == nil {
 			return nil, fmt.Errorf("%w: operation names no chart", helmexec.ErrInvalidRequest)
 		}
@@ -235,6 +235,8 @@ func (w *Worker) execute(ctx context.Context, l ops.Lease, log *slog.Logger) ([]
 			return nil, err
 		}
 		req.Chart, source, chartDigest = ch, "catalog:"+j.Chart.Repository+"/"+j.Chart.Chart+"@"+version, digest
+		// An application deploy is `helm upgrade --install`; so is a retry
+		// of an install an interrupted attempt may have started.
 		if l.Kind == ops.KindInstall && l.Attempt == 1 {
 			rel, err = w.exec.Install(ctx, req)
 		} else {
@@ -243,7 +245,7 @@ func (w *Worker) execute(ctx context.Context, l ops.Lease, log *slog.Logger) ([]
 		if err != nil {
 			return nil, err
 		}
-	case ops.KindRollback:
+	case ops.KindRollback, ops.KindRollbackApplication:
 		if rel, err = w.exec.Rollback(ctx, req, j.Revision); err != nil {
 			return nil, err
 		}
@@ -258,7 +260,7 @@ func (w *Worker) execute(ctx context.Context, l ops.Lease, log *slog.Logger) ([]
 		return encodeResult(toRevision(l.Org, l.Target.Cluster, rel))
 	}
 	event("recording", "recording the revision")
-	top, err := w.record(ctx, l, access, rel, source, chartDigest)
+	top, err := w.record(ctx, l, access, rel, source, chartDigest, j)
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +282,7 @@ func (w *Worker) chart(ctx context.Context, org string, ref ChartRef) (*chart.Ch
 
 // record writes the release's revisions as Helm now has them to the
 // ledger (the new one carrying the operation), and returns the newest.
-func (w *Worker) record(ctx context.Context, l ops.Lease, a helmexec.Access, rel *release.Release, source, digest string) (Revision, error) {
+func (w *Worker) record(ctx context.Context, l ops.Lease, a helmexec.Access, rel *release.Release, source, digest string, j job) (Revision, error) {
 	var revs []Revision
 	hist, err := w.exec.History(ctx, a, l.Target.Namespace, l.Target.Release, w.opts.MaxStore)
 	switch {
@@ -294,6 +296,7 @@ func (w *Worker) record(ctx context.Context, l ops.Lease, a helmexec.Access, rel
 	}
 	made := toRevision(l.Org, l.Target.Cluster, rel)
 	made.Operation, made.Creator, made.ChartSource, made.ChartDigest = l.ID, l.Creator, source, digest
+	made.Application, made.Target, made.Images = j.Application, j.Target, j.Images
 	if len(hist) == 0 {
 		made.Status = StatusUninstalled
 	}
