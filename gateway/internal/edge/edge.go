@@ -105,6 +105,9 @@ type Config struct {
 	CORSOrigins []string
 	// Metrics receives the request metrics (nil: a private registry).
 	Metrics prometheus.Registerer
+	// StreamKeepAlive is the silence after which an event stream gets a
+	// comment (0: DefaultStreamKeepAlive).
+	StreamKeepAlive time.Duration
 }
 
 type metrics struct {
@@ -152,12 +155,16 @@ func NewHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 		callLimit: ratelimit.New(cfg.Limits.PerCaller, cfg.Limits.PerCallerBurst),
 		minted:    map[identity.Identity]mintedToken{},
 		metrics:   newMetrics(cfg.Metrics),
+		keepAlive: cfg.StreamKeepAlive,
+		json: &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		},
 	}
-	jsonPB := &runtime.JSONPb{
-		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
-		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+	if e.keepAlive <= 0 {
+		e.keepAlive = DefaultStreamKeepAlive
 	}
-	yamlPB := &yamlMarshaler{json: jsonPB}
+	yamlPB := &yamlMarshaler{json: e.json}
 	// OCI registries' notification envelopes carry more than Slipway reads
 	// (request, actor, source...) and grow with registry versions: only
 	// their media type is decoded leniently.
@@ -168,8 +175,8 @@ func NewHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 	mux := runtime.NewServeMux(
 		runtime.WithErrorHandler(errorHandler),
 		runtime.WithRoutingErrorHandler(routingErrorHandler),
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, jsonPB),
-		runtime.WithMarshalerOption("application/json", jsonPB),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, e.json),
+		runtime.WithMarshalerOption("application/json", e.json),
 		runtime.WithMarshalerOption("application/yaml", yamlPB),
 		runtime.WithMarshalerOption("application/x-yaml", yamlPB),
 		runtime.WithMarshalerOption(RegistryEventsMediaType, eventsPB),
@@ -190,21 +197,32 @@ func NewHandler(ctx context.Context, cfg Config) (http.Handler, error) {
 	)
 	type registration struct {
 		conn     *grpc.ClientConn
+		service  string
 		register func(context.Context, *runtime.ServeMux, grpc.ClientConnInterface) error
 	}
 	for _, r := range []registration{
-		{cfg.Conns.Clusters, through(clustersv1.NewClustersServiceClient, clustersv1.RegisterClustersServiceHandlerClient)},
-		{cfg.Conns.Clusters, through(clustersv1.NewCredentialsServiceClient, clustersv1.RegisterCredentialsServiceHandlerClient)},
-		{cfg.Conns.Registry, through(registryv1.NewRegistryServiceClient, registryv1.RegisterRegistryServiceHandlerClient)},
-		{cfg.Conns.Catalog, through(catalogv1.NewCatalogServiceClient, catalogv1.RegisterCatalogServiceHandlerClient)},
-		{cfg.Conns.Releases, through(releasesv1.NewReleasesServiceClient, releasesv1.RegisterReleasesServiceHandlerClient)},
-		{cfg.Conns.Releases, through(releasesv1.NewOperationsServiceClient, releasesv1.RegisterOperationsServiceHandlerClient)},
+		{cfg.Conns.Clusters, clustersv1.ClustersService_ServiceDesc.ServiceName,
+			through(clustersv1.NewClustersServiceClient, clustersv1.RegisterClustersServiceHandlerClient)},
+		{cfg.Conns.Clusters, clustersv1.CredentialsService_ServiceDesc.ServiceName,
+			through(clustersv1.NewCredentialsServiceClient, clustersv1.RegisterCredentialsServiceHandlerClient)},
+		{cfg.Conns.Registry, registryv1.RegistryService_ServiceDesc.ServiceName,
+			through(registryv1.NewRegistryServiceClient, registryv1.RegisterRegistryServiceHandlerClient)},
+		{cfg.Conns.Catalog, catalogv1.CatalogService_ServiceDesc.ServiceName,
+			through(catalogv1.NewCatalogServiceClient, catalogv1.RegisterCatalogServiceHandlerClient)},
+		{cfg.Conns.Releases, releasesv1.ReleasesService_ServiceDesc.ServiceName,
+			through(releasesv1.NewReleasesServiceClient, releasesv1.RegisterReleasesServiceHandlerClient)},
+		{cfg.Conns.Releases, releasesv1.OperationsService_ServiceDesc.ServiceName,
+			through(releasesv1.NewOperationsServiceClient, releasesv1.RegisterOperationsServiceHandlerClient)},
 	} {
 		if r.conn == nil {
 			continue
 		}
-		if err := r.register(ctx, mux, idempotentConn{r.conn}); err != nil {
+		cc := idempotentConn{r.conn}
+		if err := r.register(ctx, mux, cc); err != nil {
 			return nil, fmt.Errorf("register REST routes: %w", err)
+		}
+		if err := e.registerStreams(mux, r.service, cc); err != nil {
+			return nil, fmt.Errorf("register REST streams: %w", err)
 		}
 	}
 	for _, reg := range cfg.InProcess {
@@ -232,6 +250,9 @@ type edge struct {
 	callLimit *ratelimit.Limiter
 
 	metrics metrics
+
+	json      *runtime.JSONPb // answers in JSON, whatever the request asked for
+	keepAlive time.Duration
 
 	// minted reuses a caller's identity token for half its lifetime: an
 	// EdDSA signature per request would cost more than the request.

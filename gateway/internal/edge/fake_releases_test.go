@@ -4,7 +4,9 @@ import (
 	"context"
 	"sync"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -21,9 +23,12 @@ type fakeReleases struct {
 
 	// head answers HeadDeployment; nil answers NotFound.
 	head *releasesv1.HeadDeploymentResponse
+	// stream is what the streaming RPCs answer.
+	stream fakeStream
 
-	mu   sync.Mutex
-	reqs []proto.Message
+	mu       sync.Mutex
+	reqs     []proto.Message
+	streamMD metadata.MD // of the last streaming call
 }
 
 const fakeOperationID = "op_01JABCDEF0123456789XYZ"
@@ -105,4 +110,57 @@ func (f *fakeReleases) GetOperation(_ context.Context, req *releasesv1.GetOperat
 func (f *fakeReleases) CancelOperation(_ context.Context, req *releasesv1.CancelOperationRequest) (*releasesv1.CancelOperationResponse, error) {
 	f.record(req)
 	return &releasesv1.CancelOperationResponse{Operation: &releasesv1.Operation{Id: req.GetOperation(), Org: "acme", CancelRequested: true}}, nil
+}
+
+// fakeStream scripts the streaming RPCs: they send msgs, each once the test
+// sends on gate (when set), then end with err, or, with hold, stay open
+// until the client goes away. ended (when set) gets the RPC's context
+// error as it returns: nil when it ended by itself.
+type fakeStream struct {
+	msgs  []proto.Message
+	gate  chan struct{}
+	err   error
+	hold  bool
+	ended chan error
+}
+
+func serveFakeStream[T proto.Message](f *fakeReleases, ctx context.Context, req proto.Message, send func(T) error) error {
+	f.record(req)
+	md, _ := metadata.FromIncomingContext(ctx)
+	f.mu.Lock()
+	f.streamMD = md
+	f.mu.Unlock()
+	s := f.stream
+	if s.ended != nil {
+		defer func() { s.ended <- ctx.Err() }()
+	}
+	for _, m := range s.msgs {
+		if s.gate != nil {
+			select {
+			case <-s.gate:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if err := send(m.(T)); err != nil {
+			return err
+		}
+	}
+	if s.hold {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return s.err
+}
+
+func (f *fakeReleases) WatchOperation(req *releasesv1.WatchOperationRequest, ss grpc.ServerStreamingServer[releasesv1.WatchOperationResponse]) error {
+	return serveFakeStream(f, ss.Context(), req, ss.Send)
+}
+
+func (f *fakeReleases) WatchDeploymentStatus(req *releasesv1.WatchDeploymentStatusRequest, ss grpc.ServerStreamingServer[releasesv1.WatchDeploymentStatusResponse]) error {
+	return serveFakeStream(f, ss.Context(), req, ss.Send)
+}
+
+func (f *fakeReleases) GetDeploymentLogs(req *releasesv1.GetDeploymentLogsRequest, ss grpc.ServerStreamingServer[releasesv1.GetDeploymentLogsResponse]) error {
+	return serveFakeStream(f, ss.Context(), req, ss.Send)
 }

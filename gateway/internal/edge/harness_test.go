@@ -116,6 +116,10 @@ type harnessOptions struct {
 	// releases, when set, serves ReleasesService and OperationsService
 	// instead of stand-ins that answer Unimplemented.
 	releases *fakeReleases
+	// keepAlive is the edge's StreamKeepAlive.
+	keepAlive time.Duration
+	// writeTimeout is the HTTP server's WriteTimeout.
+	writeTimeout time.Duration
 }
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
@@ -174,6 +178,8 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		InProcess:   []Register{orgs.NewServer(svc, log).Register},
 		Limits:      o.limits,
 		CORSOrigins: o.cors,
+
+		StreamKeepAlive: o.keepAlive,
 	}
 	if o.metrics != nil {
 		cfg.Metrics = o.metrics
@@ -185,7 +191,9 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.WriteTimeout = o.writeTimeout
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return &harness{t: t, srv: srv, store: st, up: up, owner: owner}
 }

@@ -66,16 +66,22 @@ func problemCode(c codes.Code) string {
 
 // WriteProblem writes p as application/problem+json.
 func WriteProblem(w http.ResponseWriter, p Problem) {
+	p = p.withDefaults()
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p) // the client may have gone; nothing to do
+}
+
+// withDefaults fills in the type and title from the code and status.
+func (p Problem) withDefaults() Problem {
 	if p.Type == "" {
 		p.Type = ProblemTypeBase + p.Code
 	}
 	if p.Title == "" {
 		p.Title = http.StatusText(p.Status)
 	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(p.Status)
-	_ = json.NewEncoder(w).Encode(p) // the client may have gone; nothing to do
+	return p
 }
 
 // problemFromStatus converts a service's status into the REST problem.
@@ -102,18 +108,24 @@ func problemFromStatus(ctx context.Context, s *status.Status) Problem {
 // errorHandler is the grpc-gateway error handler: every error becomes a
 // problem+json body.
 func errorHandler(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
-	s := status.Convert(err)
-	if s.Code() == codes.Unknown {
-		// grpc-gateway reports undecodable bodies and bad path/query values
-		// as Unknown or InvalidArgument; never echo internals for Unknown.
-		s = status.New(codes.Internal, "internal error")
-	}
+	s := publicStatus(err)
 	if s.Code() == codes.Unavailable {
 		// A dependency of the service (Vault, another service) is down;
 		// the service answers again without a restart once it is back.
 		w.Header().Set("Retry-After", strconv.Itoa(UnavailableRetryAfter))
 	}
 	WriteProblem(w, problemFromStatus(r.Context(), s))
+}
+
+// publicStatus is err as a client may see it.
+func publicStatus(err error) *status.Status {
+	s := status.Convert(err)
+	if s.Code() == codes.Unknown {
+		// grpc-gateway reports undecodable bodies and bad path/query values
+		// as Unknown or InvalidArgument; never echo internals for Unknown.
+		s = status.New(codes.Internal, "internal error")
+	}
+	return s
 }
 
 // UnavailableRetryAfter is the Retry-After, in seconds, of a 503 answered
