@@ -251,7 +251,7 @@ type edge struct {
 
 	metrics metrics
 
-	json      *runtime.JSONPb // answers in JSON, whatever the request asked for
+	json      *runtime.JSONPb // the API's JSON; event streams' data is in it whatever the Accept
 	keepAlive time.Duration
 
 	// minted reuses a caller's identity token for half its lifetime: an
