@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"sync"
 
 	"helm.sh/helm/v3/pkg/release"
@@ -25,7 +26,8 @@ const maxRecordBytes = 1 << 20
 // history beyond MaxHistory, superseding an uninstalled revision on
 // reinstall) are held back, so a refused record changes nothing either.
 // Before that first record it also creates the namespace when asked to,
-// which Helm would otherwise do before any of this.
+// which Helm would otherwise do before any of this, and refuses to start
+// an install or upgrade whose caller has given up.
 type recordGuard struct {
 	driver.Driver
 	o *op
@@ -51,6 +53,13 @@ func (g *recordGuard) Create(key string, rls *release.Release) error {
 		return err
 	}
 	g.mu.Lock()
+	first := g.hold
+	if first && (g.o.kind == "install" || g.o.kind == "upgrade") && g.o.ctx.Err() != nil {
+		// The caller gave up before anything was recorded: leave it so.
+		g.held = nil
+		g.mu.Unlock()
+		return fmt.Errorf("not started: %w", g.o.ctx.Err())
+	}
 	held, before := g.held, g.before
 	g.held, g.before, g.hold = nil, nil, false
 	g.created = rls

@@ -33,7 +33,7 @@ func memRelease(name string, version int, status release.Status, config map[stri
 func TestGuardHoldsPruning(t *testing.T) {
 	mem := driver.NewMemory()
 	mem.SetNamespace("default")
-	o := &op{kind: "upgrade", logf: func(string, ...any) {}}
+	o := &op{ctx: context.Background(), kind: "upgrade", logf: func(string, ...any) {}}
 	newStorage := func() *storage.Storage {
 		g := &recordGuard{Driver: mem, o: o, hold: true}
 		return &storage.Storage{Driver: g, MaxHistory: 2, Log: func(string, ...any) {}}

@@ -137,3 +137,27 @@ func TestCancelWait(t *testing.T) {
 	}
 	wantRelease(t, got, 2, release.StatusFailed, "0.1.0")
 }
+
+// TestCancelBeforeRecord: an install cancelled before Helm records it
+// leaves nothing, so the name stays free.
+func TestCancelBeforeRecord(t *testing.T) {
+	c := cluster1(t)
+	e := New(Options{})
+	ns := namespace(t, c, "cancel")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	r := Request{Access: c.access, Namespace: ns, Release: "cm", Chart: loadChart(t, "configmap-only"),
+		Progress: func(phase, _ string) {
+			if phase == PhaseRendering {
+				cancel()
+			}
+		}}
+	_, err := e.Install(ctx, r)
+	wantErr(t, err, context.Canceled)
+	_, err = e.Get(t.Context(), c.access, ns, "cm", 0)
+	wantErr(t, err, ErrReleaseNotFound)
+	r.Progress = nil
+	if _, err := e.Install(t.Context(), r); err != nil {
+		t.Errorf("install after a cancelled one: %v", err)
+	}
+}
