@@ -247,6 +247,17 @@ func TestApplicationDeploy(t *testing.T) {
 	if a := s.do(http.MethodDelete, org+"/applications/greeter", owner, nil); a.status != http.StatusConflict {
 		t.Errorf("delete a deployed application: %d %s; want 409", a.status, a.body)
 	}
+	// The registry knows where the image runs, and keeps it.
+	var where struct {
+		Deployments []struct{ Release, Namespace, Digest string }
+	}
+	s.expect(s.do(http.MethodGet, org+"/images/hello/versions/1.0.0/deployments", owner, nil), http.StatusOK, "where the image runs").decode(t, &where)
+	if len(where.Deployments) != 1 || where.Deployments[0].Release != "greeter-dev" || where.Deployments[0].Namespace != ns {
+		t.Errorf("image deployments = %+v", where.Deployments)
+	}
+	if a := s.do(http.MethodDelete, org+"/images/hello/versions/1.0.0", owner, nil); a.status != http.StatusConflict {
+		t.Errorf("delete a running image: %d %s; want 409", a.status, a.body)
+	}
 
 	op = deploy(":deploy", map[string]any{"values_yaml": "service:\n  port: 9090\n"})
 	if !strings.HasSuffix(op.State, "SUCCEEDED") || op.Result.Release.Revision != 2 {

@@ -189,8 +189,72 @@ func (l *Ledger) Record(ctx context.Context, revs []Revision) error {
 		if err != nil {
 			return fmt.Errorf("record head of %s: %w", top.Name, err)
 		}
-		return nil
+		return l.recordImages(ctx, tx, top.Key())
 	})
+}
+
+// recordImages sets what images the release's head runs: those of its
+// head revision while it is deployed, none otherwise.
+func (l *Ledger) recordImages(ctx context.Context, tx *sql.Tx, k ReleaseKey) error {
+	if _, err := tx.ExecContext(ctx, l.db.Rebind(`DELETE FROM head_images WHERE org = ? AND cluster = ? AND namespace = ? AND name = ?`),
+		k.Org, k.Cluster, k.Namespace, k.Name); err != nil {
+		return fmt.Errorf("clear head images: %w", err)
+	}
+	head, err := scanRevision(tx.QueryRowContext(ctx, l.db.Rebind(`SELECT `+revisionColumns+` FROM heads h JOIN revisions r ON r.org = h.org
+		AND r.cluster = h.cluster AND r.namespace = h.namespace AND r.name = h.name AND r.revision = h.revision
+		WHERE h.org = ? AND h.cluster = ? AND h.namespace = ? AND h.name = ?`), k.Org, k.Cluster, k.Namespace, k.Name))
+	if err != nil {
+		return fmt.Errorf("read head: %w", err)
+	}
+	if head.Status != StatusDeployed {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, img := range head.Images {
+		if img.Digest == "" || seen[img.Digest] {
+			continue
+		}
+		seen[img.Digest] = true
+		if _, err := tx.ExecContext(ctx, l.db.Rebind(`INSERT INTO head_images (org, digest, cluster, namespace, name, revision) VALUES (?, ?, ?, ?, ?, ?)`),
+			k.Org, img.Digest, k.Cluster, k.Namespace, k.Name, head.Revision); err != nil {
+			return fmt.Errorf("record head image: %w", err)
+		}
+	}
+	return nil
+}
+
+// DigestRelease is a release whose deployed head runs an image digest.
+type DigestRelease struct {
+	Cluster, Namespace, Name string
+	Revision                 int
+	Digest                   string
+}
+
+// DigestReleases returns org's releases running any of digests, by
+// digest, cluster, namespace and name, after the entry after points at.
+func (l *Ledger) DigestReleases(ctx context.Context, org string, digests []string, after DigestRelease, limit int) ([]DigestRelease, error) {
+	marks := strings.TrimSuffix(strings.Repeat("?, ", len(digests)), ", ")
+	args := []any{org}
+	for _, d := range digests {
+		args = append(args, d)
+	}
+	args = append(args, after.Digest, after.Digest, after.Cluster, after.Cluster, after.Namespace, after.Namespace, after.Name, limit)
+	rows, err := l.db.QueryContext(ctx, l.db.Rebind(`SELECT digest, cluster, namespace, name, revision FROM head_images WHERE org = ? AND digest IN (`+marks+`)
+		AND (digest > ? OR (digest = ? AND (cluster > ? OR (cluster = ? AND (namespace > ? OR (namespace = ? AND name > ?))))))
+		ORDER BY digest, cluster, namespace, name LIMIT ?`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("digest releases: %w", err)
+	}
+	defer rows.Close()
+	var out []DigestRelease
+	for rows.Next() {
+		var d DigestRelease
+		if err := rows.Scan(&d.Digest, &d.Cluster, &d.Namespace, &d.Name, &d.Revision); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
 }
 
 // Forget removes a release uninstalled without history from the ledger's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,6 +73,36 @@ func TestLedger(t *testing.T) {
 		}
 		if _, err := l.Get(ctx, ReleaseKey{"other", "cl_1", "web", "shop"}, 0); !errors.Is(err, ErrReleaseNotFound) {
 			t.Errorf("another org's get = %v", err)
+		}
+
+		// Where images run: the deployed heads only.
+		d1, d2 := "sha256:"+strings.Repeat("a", 64), "sha256:"+strings.Repeat("b", 64)
+		r3 := rev("shop", 3, StatusDeployed)
+		r3.Images = []Image{{Reference: "r/web:1", Digest: d1}}
+		if err := l.Record(ctx, []Revision{rev("shop", 2, StatusSuperseded), r3}); err != nil {
+			t.Fatal(err)
+		}
+		api := rev("api", 1, StatusDeployed)
+		api.Images = []Image{{Reference: "r/web:1", Digest: d1}, {Reference: "r/side:2", Digest: d2}}
+		if err := l.Record(ctx, []Revision{api}); err != nil {
+			t.Fatal(err)
+		}
+		got1, err := l.DigestReleases(ctx, "acme", []string{d1}, DigestRelease{}, 10)
+		if err != nil || len(got1) != 2 || got1[0].Name != "api" || got1[1].Name != "shop" || got1[1].Revision != 3 {
+			t.Errorf("releases running d1 = %+v, %v", got1, err)
+		}
+		if page, _ := l.DigestReleases(ctx, "acme", []string{d1}, got1[0], 10); len(page) != 1 || page[0].Name != "shop" {
+			t.Errorf("second page = %+v", page)
+		}
+		gone := rev("api", 1, StatusUninstalled)
+		if err := l.Record(ctx, []Revision{gone}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := l.DigestReleases(ctx, "acme", []string{d1, d2}, DigestRelease{}, 10); len(got) != 1 || got[0].Name != "shop" {
+			t.Errorf("after api's uninstall = %+v", got)
+		}
+		if got, _ := l.DigestReleases(ctx, "other", []string{d1}, DigestRelease{}, 10); len(got) != 0 {
+			t.Errorf("another org sees %+v", got)
 		}
 	})
 }

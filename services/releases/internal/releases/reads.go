@@ -3,6 +3,7 @@ package releases
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -154,4 +155,52 @@ func validOperationID(id string) error {
 		return validate.Field("operation", "must be an operation id (op_...), got %q", id)
 	}
 	return nil
+}
+
+// digestPattern is the only digest form images hold.
+var digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// maxDigests bounds one DigestReleases question.
+const maxDigests = 100
+
+func (s *service) DigestReleases(ctx context.Context, digests []string, p PageRequest) ([]DigestRelease, string, error) {
+	caller, err := callerWith(ctx, identity.RoleViewer)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(digests) == 0 || len(digests) > maxDigests {
+		return nil, "", validate.Field("digests", "between 1 and %d digests, got %d", maxDigests, len(digests))
+	}
+	for i, d := range digests {
+		if !digestPattern.MatchString(d) {
+			return nil, "", validate.Field(fmt.Sprintf("digests[%d]", i), "must be sha256: and 64 lower-case hex digits")
+		}
+	}
+	size, err := paging.Size(p.Size)
+	if err != nil {
+		return nil, "", err
+	}
+	fp := paging.Fingerprint(append([]string{caller.Org, "digests"}, digests...)...)
+	tok, err := paging.Decode(p.Token, fp)
+	if err != nil {
+		return nil, "", err
+	}
+	var after DigestRelease
+	if tok != "" {
+		parts := strings.Split(tok, "\x00")
+		if len(parts) != 4 {
+			return nil, "", validate.Field("page_token", "is not a token this list issued")
+		}
+		after = DigestRelease{Digest: parts[0], Cluster: parts[1], Namespace: parts[2], Name: parts[3]}
+	}
+	list, err := s.ledger.DigestReleases(ctx, caller.Org, digests, after, size+1)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(list) > size {
+		l := list[size-1]
+		list, next = list[:size], paging.Encode(strings.Join([]string{l.Digest, l.Cluster, l.Namespace, l.Name}, "\x00"), fp)
+	}
+	return list, next, nil
 }

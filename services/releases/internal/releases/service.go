@@ -106,6 +106,7 @@ type Service interface {
 	DeployApplication(ctx context.Context, d AppDeploy) (ops.Operation, error)
 	RollbackApplication(ctx context.Context, application, target string, revision int, o Options, key string, queue bool) (ops.Operation, error)
 	ApplicationReleases(ctx context.Context, application, target string, p PageRequest) (RevisionPage, error)
+	DigestReleases(ctx context.Context, digests []string, p PageRequest) ([]DigestRelease, string, error)
 	GetRelease(ctx context.Context, cluster, namespace, name string, revision int) (Revision, string, error)
 	ListReleases(ctx context.Context, f ListFilter, p PageRequest) (RevisionPage, error)
 	History(ctx context.Context, cluster, namespace, name string, p PageRequest) (RevisionPage, error)

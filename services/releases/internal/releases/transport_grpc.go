@@ -139,6 +139,18 @@ func (s *GRPCServer) ListApplicationReleases(ctx context.Context, req *releasesv
 	return out, nil
 }
 
+func (s *GRPCServer) ListDigestReleases(ctx context.Context, req *releasesv1.ListDigestReleasesRequest) (*releasesv1.ListDigestReleasesResponse, error) {
+	list, next, err := s.svc.DigestReleases(ctx, req.GetDigests(), PageRequest{Size: req.GetPageSize(), Token: req.GetPageToken()})
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	out := &releasesv1.ListDigestReleasesResponse{NextPageToken: next}
+	for _, d := range list {
+		out.Releases = append(out.Releases, &releasesv1.DigestRelease{Cluster: d.Cluster, Namespace: d.Namespace, Name: d.Name, Revision: int32(d.Revision), Digest: d.Digest})
+	}
+	return out, nil
+}
+
 func (s *GRPCServer) GetDeployment(ctx context.Context, req *releasesv1.GetDeploymentRequest) (*releasesv1.GetDeploymentResponse, error) {
 	r, active, err := s.svc.GetRelease(ctx, req.GetCluster(), req.GetNamespace(), req.GetName(), 0)
 	if err != nil {

@@ -249,6 +249,14 @@ func (w *Worker) execute(ctx context.Context, l ops.Lease, log *slog.Logger) ([]
 		if rel, err = w.exec.Rollback(ctx, req, j.Revision); err != nil {
 			return nil, err
 		}
+		// The new revision runs what the one rolled back to ran.
+		from := j.Revision
+		if from == 0 {
+			from = rel.Version - 2
+		}
+		if old, err := w.ledger.Get(ctx, ReleaseKey{l.Org, l.Target.Cluster, l.Target.Namespace, l.Target.Release}, from); err == nil {
+			j.Images, source, chartDigest = old.Images, old.ChartSource, old.ChartDigest
+		}
 	case ops.KindUninstall:
 		if rel, err = w.exec.Uninstall(ctx, req, j.KeepHistory); err != nil {
 			return nil, err
