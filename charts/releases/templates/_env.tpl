@@ -1,7 +1,8 @@
 {{/*
 The releases service's settings beyond the common ones (the database DSN and
-the identity and service keys come from common.deployment): the clusters and
-catalog targets, the outbound policy and the operations' workers and lease.
+the identity and service keys come from common.deployment): the clusters,
+catalog and registry targets, the outbound policy and the operations' workers
+and lease.
 Takes the chart's root context.
 */}}
 
@@ -10,7 +11,9 @@ Takes the chart's root context.
 - name: SLIPWAY_RELEASES_CLUSTERS_ADDR
   value: {{ required "releases: set upstreams.clusters to the clusters service's gRPC target (e.g. dns:///<release>-clusters:9101): operations reach the clusters with the credentials it holds, and the releases service does not start without it" (tpl (.Values.upstreams.clusters | default "") .) | quote }}
 - name: SLIPWAY_RELEASES_CATALOG_ADDR
-  value: {{ required "releases: set upstreams.catalog to the catalog service's gRPC target (e.g. dns:///<release>-catalog:9103): operations deploy the charts it serves, and the releases service does not start without it" (tpl (.Values.upstreams.catalog | default "") .) | quote }}
+  value: {{ required "releases: set upstreams.catalog to the catalog service's gRPC target (e.g. dns:///<release>-catalog:9103): operations deploy the charts and applications it serves, and the releases service does not start without it" (tpl (.Values.upstreams.catalog | default "") .) | quote }}
+- name: SLIPWAY_RELEASES_REGISTRY_ADDR
+  value: {{ required "releases: set upstreams.registry to the registry service's gRPC target (e.g. dns:///<release>-registry:9102): applications deploy the images it resolves, and the releases service does not start without it" (tpl (.Values.upstreams.registry | default "") .) | quote }}
 {{- with .Values.outbound.denyCIDRs }}
 - name: SLIPWAY_RELEASES_OUTBOUND_DENY_CIDRS
   value: {{ join "," . | quote }}
