@@ -405,9 +405,10 @@ type CreateDeploymentRequest struct {
 	Options *DeploymentOptions `protobuf:"bytes,7,opt,name=options,proto3" json:"options,omitempty"`
 	// Makes retries safe: see ReleasesService.
 	IdempotencyKey string `protobuf:"bytes,8,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	// Queue behind an operation holding the release instead of answering
-	// ABORTED.
-	Queue         bool `protobuf:"varint,9,opt,name=queue,proto3" json:"queue,omitempty"`
+	// Answer ABORTED (HTTP 409) instead of queueing behind an operation
+	// already queued or running on the release. By default the request
+	// queues, and operations on one release run one at a time, in order.
+	NoQueue       bool `protobuf:"varint,9,opt,name=no_queue,json=noQueue,proto3" json:"no_queue,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -498,9 +499,9 @@ func (x *CreateDeploymentRequest) GetIdempotencyKey() string {
 	return ""
 }
 
-func (x *CreateDeploymentRequest) GetQueue() bool {
+func (x *CreateDeploymentRequest) GetNoQueue() bool {
 	if x != nil {
-		return x.Queue
+		return x.NoQueue
 	}
 	return false
 }
@@ -977,9 +978,10 @@ type UpdateDeploymentRequest struct {
 	Options *DeploymentOptions `protobuf:"bytes,7,opt,name=options,proto3" json:"options,omitempty"`
 	// Makes retries safe: see ReleasesService.
 	IdempotencyKey string `protobuf:"bytes,8,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	// Queue behind an operation holding the release instead of answering
-	// ABORTED.
-	Queue         bool `protobuf:"varint,9,opt,name=queue,proto3" json:"queue,omitempty"`
+	// Answer ABORTED (HTTP 409) instead of queueing behind an operation
+	// already queued or running on the release. By default the request
+	// queues, and operations on one release run one at a time, in order.
+	NoQueue       bool `protobuf:"varint,9,opt,name=no_queue,json=noQueue,proto3" json:"no_queue,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1070,9 +1072,9 @@ func (x *UpdateDeploymentRequest) GetIdempotencyKey() string {
 	return ""
 }
 
-func (x *UpdateDeploymentRequest) GetQueue() bool {
+func (x *UpdateDeploymentRequest) GetNoQueue() bool {
 	if x != nil {
-		return x.Queue
+		return x.NoQueue
 	}
 	return false
 }
@@ -1141,9 +1143,10 @@ type DeleteDeploymentRequest struct {
 	Timeout *durationpb.Duration `protobuf:"bytes,7,opt,name=timeout,proto3" json:"timeout,omitempty"`
 	// Makes retries safe: see ReleasesService.
 	IdempotencyKey string `protobuf:"bytes,8,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	// Queue behind an operation holding the release instead of answering
-	// ABORTED.
-	Queue         bool `protobuf:"varint,9,opt,name=queue,proto3" json:"queue,omitempty"`
+	// Answer ABORTED (HTTP 409) instead of queueing behind an operation
+	// already queued or running on the release. By default the request
+	// queues, and operations on one release run one at a time, in order.
+	NoQueue       bool `protobuf:"varint,9,opt,name=no_queue,json=noQueue,proto3" json:"no_queue,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1234,9 +1237,9 @@ func (x *DeleteDeploymentRequest) GetIdempotencyKey() string {
 	return ""
 }
 
-func (x *DeleteDeploymentRequest) GetQueue() bool {
+func (x *DeleteDeploymentRequest) GetNoQueue() bool {
 	if x != nil {
-		return x.Queue
+		return x.NoQueue
 	}
 	return false
 }
@@ -1303,9 +1306,10 @@ type RollbackDeploymentRequest struct {
 	Options *DeploymentOptions `protobuf:"bytes,6,opt,name=options,proto3" json:"options,omitempty"`
 	// Makes retries safe: see ReleasesService.
 	IdempotencyKey string `protobuf:"bytes,7,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	// Queue behind an operation holding the release instead of answering
-	// ABORTED.
-	Queue         bool `protobuf:"varint,8,opt,name=queue,proto3" json:"queue,omitempty"`
+	// Answer ABORTED (HTTP 409) instead of queueing behind an operation
+	// already queued or running on the release. By default the request
+	// queues, and operations on one release run one at a time, in order.
+	NoQueue       bool `protobuf:"varint,8,opt,name=no_queue,json=noQueue,proto3" json:"no_queue,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1389,9 +1393,9 @@ func (x *RollbackDeploymentRequest) GetIdempotencyKey() string {
 	return ""
 }
 
-func (x *RollbackDeploymentRequest) GetQueue() bool {
+func (x *RollbackDeploymentRequest) GetNoQueue() bool {
 	if x != nil {
-		return x.Queue
+		return x.NoQueue
 	}
 	return false
 }
@@ -2058,9 +2062,10 @@ type DeployApplicationRequest struct {
 	Options *DeploymentOptions `protobuf:"bytes,5,opt,name=options,proto3" json:"options,omitempty"`
 	// Makes retries safe: see ReleasesService.
 	IdempotencyKey string `protobuf:"bytes,6,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	// Queue behind an operation holding the release instead of answering
-	// ABORTED.
-	Queue bool `protobuf:"varint,7,opt,name=queue,proto3" json:"queue,omitempty"`
+	// Answer ABORTED (HTTP 409) instead of queueing behind an operation
+	// already queued or running on the release. By default the request
+	// queues, and operations on one release run one at a time, in order.
+	NoQueue bool `protobuf:"varint,7,opt,name=no_queue,json=noQueue,proto3" json:"no_queue,omitempty"`
 	// Values for this deploy alone, as a YAML document of at most 1 MiB,
 	// merged over the application's and the target's (chart defaults <
 	// application < target < these), beneath the image.
@@ -2141,9 +2146,9 @@ func (x *DeployApplicationRequest) GetIdempotencyKey() string {
 	return ""
 }
 
-func (x *DeployApplicationRequest) GetQueue() bool {
+func (x *DeployApplicationRequest) GetNoQueue() bool {
 	if x != nil {
-		return x.Queue
+		return x.NoQueue
 	}
 	return false
 }
@@ -2216,9 +2221,10 @@ type RollbackApplicationRequest struct {
 	Options *DeploymentOptions `protobuf:"bytes,5,opt,name=options,proto3" json:"options,omitempty"`
 	// Makes retries safe: see ReleasesService.
 	IdempotencyKey string `protobuf:"bytes,6,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	// Queue behind an operation holding the release instead of answering
-	// ABORTED.
-	Queue         bool `protobuf:"varint,7,opt,name=queue,proto3" json:"queue,omitempty"`
+	// Answer ABORTED (HTTP 409) instead of queueing behind an operation
+	// already queued or running on the release. By default the request
+	// queues, and operations on one release run one at a time, in order.
+	NoQueue       bool `protobuf:"varint,7,opt,name=no_queue,json=noQueue,proto3" json:"no_queue,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2295,9 +2301,9 @@ func (x *RollbackApplicationRequest) GetIdempotencyKey() string {
 	return ""
 }
 
-func (x *RollbackApplicationRequest) GetQueue() bool {
+func (x *RollbackApplicationRequest) GetNoQueue() bool {
 	if x != nil {
-		return x.Queue
+		return x.NoQueue
 	}
 	return false
 }
@@ -2515,7 +2521,7 @@ const file_slipway_releases_v1_deployments_proto_rawDesc = "" +
 	"\x10ManifestDocument\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12<\n" +
 	"\x06object\x18\x02 \x01(\v2$.slipway.releases.v1.ObjectReferenceR\x06object\x12\x12\n" +
-	"\x04yaml\x18\x03 \x01(\tR\x04yaml\"\xd1\x02\n" +
+	"\x04yaml\x18\x03 \x01(\tR\x04yaml\"\xd6\x02\n" +
 	"\x17CreateDeploymentRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
 	"\acluster\x18\x02 \x01(\tR\acluster\x12\x12\n" +
@@ -2525,8 +2531,8 @@ const file_slipway_releases_v1_deployments_proto_rawDesc = "" +
 	"\vvalues_yaml\x18\x06 \x01(\tR\n" +
 	"valuesYaml\x12@\n" +
 	"\aoptions\x18\a \x01(\v2&.slipway.releases.v1.DeploymentOptionsR\aoptions\x12'\n" +
-	"\x0fidempotency_key\x18\b \x01(\tR\x0eidempotencyKey\x12\x14\n" +
-	"\x05queue\x18\t \x01(\bR\x05queue\"X\n" +
+	"\x0fidempotency_key\x18\b \x01(\tR\x0eidempotencyKey\x12\x19\n" +
+	"\bno_queue\x18\t \x01(\bR\anoQueue\"X\n" +
 	"\x18CreateDeploymentResponse\x12<\n" +
 	"\toperation\x18\x01 \x01(\v2\x1e.slipway.releases.v1.OperationR\toperation\"\x8b\x02\n" +
 	"\x16ListDeploymentsRequest\x12\x10\n" +
@@ -2556,7 +2562,7 @@ const file_slipway_releases_v1_deployments_proto_rawDesc = "" +
 	"\tnamespace\x18\x04 \x01(\tR\tnamespace\"p\n" +
 	"\x16HeadDeploymentResponse\x12:\n" +
 	"\x06status\x18\x01 \x01(\x0e2\".slipway.releases.v1.ReleaseStatusR\x06status\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x05R\brevision\"\xd1\x02\n" +
+	"\brevision\x18\x02 \x01(\x05R\brevision\"\xd6\x02\n" +
 	"\x17UpdateDeploymentRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
 	"\acluster\x18\x02 \x01(\tR\acluster\x12\x12\n" +
@@ -2566,10 +2572,10 @@ const file_slipway_releases_v1_deployments_proto_rawDesc = "" +
 	"\vvalues_yaml\x18\x06 \x01(\tR\n" +
 	"valuesYaml\x12@\n" +
 	"\aoptions\x18\a \x01(\v2&.slipway.releases.v1.DeploymentOptionsR\aoptions\x12'\n" +
-	"\x0fidempotency_key\x18\b \x01(\tR\x0eidempotencyKey\x12\x14\n" +
-	"\x05queue\x18\t \x01(\bR\x05queue\"X\n" +
+	"\x0fidempotency_key\x18\b \x01(\tR\x0eidempotencyKey\x12\x19\n" +
+	"\bno_queue\x18\t \x01(\bR\anoQueue\"X\n" +
 	"\x18UpdateDeploymentResponse\x12<\n" +
-	"\toperation\x18\x01 \x01(\v2\x1e.slipway.releases.v1.OperationR\toperation\"\xa2\x02\n" +
+	"\toperation\x18\x01 \x01(\v2\x1e.slipway.releases.v1.OperationR\toperation\"\xa7\x02\n" +
 	"\x17DeleteDeploymentRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
 	"\acluster\x18\x02 \x01(\tR\acluster\x12\x12\n" +
@@ -2578,10 +2584,10 @@ const file_slipway_releases_v1_deployments_proto_rawDesc = "" +
 	"\fkeep_history\x18\x05 \x01(\bR\vkeepHistory\x12\x12\n" +
 	"\x04wait\x18\x06 \x01(\bR\x04wait\x123\n" +
 	"\atimeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12'\n" +
-	"\x0fidempotency_key\x18\b \x01(\tR\x0eidempotencyKey\x12\x14\n" +
-	"\x05queue\x18\t \x01(\bR\x05queue\"X\n" +
+	"\x0fidempotency_key\x18\b \x01(\tR\x0eidempotencyKey\x12\x19\n" +
+	"\bno_queue\x18\t \x01(\bR\anoQueue\"X\n" +
 	"\x18DeleteDeploymentResponse\x12<\n" +
-	"\toperation\x18\x01 \x01(\v2\x1e.slipway.releases.v1.OperationR\toperation\"\x96\x02\n" +
+	"\toperation\x18\x01 \x01(\v2\x1e.slipway.releases.v1.OperationR\toperation\"\x9b\x02\n" +
 	"\x19RollbackDeploymentRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
 	"\acluster\x18\x02 \x01(\tR\acluster\x12\x12\n" +
@@ -2589,8 +2595,8 @@ const file_slipway_releases_v1_deployments_proto_rawDesc = "" +
 	"\tnamespace\x18\x04 \x01(\tR\tnamespace\x12\x1a\n" +
 	"\brevision\x18\x05 \x01(\x05R\brevision\x12@\n" +
 	"\aoptions\x18\x06 \x01(\v2&.slipway.releases.v1.DeploymentOptionsR\aoptions\x12'\n" +
-	"\x0fidempotency_key\x18\a \x01(\tR\x0eidempotencyKey\x12\x14\n" +
-	"\x05queue\x18\b \x01(\bR\x05queue\"Z\n" +
+	"\x0fidempotency_key\x18\a \x01(\tR\x0eidempotencyKey\x12\x19\n" +
+	"\bno_queue\x18\b \x01(\bR\anoQueue\"Z\n" +
 	"\x1aRollbackDeploymentResponse\x12<\n" +
 	"\toperation\x18\x01 \x01(\v2\x1e.slipway.releases.v1.OperationR\toperation\"\xb7\x01\n" +
 	"\x1bGetDeploymentHistoryRequest\x12\x10\n" +
@@ -2636,27 +2642,27 @@ const file_slipway_releases_v1_deployments_proto_rawDesc = "" +
 	"\brevision\x18\x05 \x01(\x05R\brevision\"N\n" +
 	"\x1aGetDeploymentNotesResponse\x12\x14\n" +
 	"\x05notes\x18\x01 \x01(\tR\x05notes\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x05R\brevision\"\xa2\x02\n" +
+	"\brevision\x18\x02 \x01(\x05R\brevision\"\xa7\x02\n" +
 	"\x18DeployApplicationRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12 \n" +
 	"\vapplication\x18\x02 \x01(\tR\vapplication\x12\x16\n" +
 	"\x06target\x18\x03 \x01(\tR\x06target\x12\x18\n" +
 	"\aversion\x18\x04 \x01(\tR\aversion\x12@\n" +
 	"\aoptions\x18\x05 \x01(\v2&.slipway.releases.v1.DeploymentOptionsR\aoptions\x12'\n" +
-	"\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey\x12\x14\n" +
-	"\x05queue\x18\a \x01(\bR\x05queue\x12\x1f\n" +
+	"\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey\x12\x19\n" +
+	"\bno_queue\x18\a \x01(\bR\anoQueue\x12\x1f\n" +
 	"\vvalues_yaml\x18\b \x01(\tR\n" +
 	"valuesYaml\"Y\n" +
 	"\x19DeployApplicationResponse\x12<\n" +
-	"\toperation\x18\x01 \x01(\v2\x1e.slipway.releases.v1.OperationR\toperation\"\x85\x02\n" +
+	"\toperation\x18\x01 \x01(\v2\x1e.slipway.releases.v1.OperationR\toperation\"\x8a\x02\n" +
 	"\x1aRollbackApplicationRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12 \n" +
 	"\vapplication\x18\x02 \x01(\tR\vapplication\x12\x16\n" +
 	"\x06target\x18\x03 \x01(\tR\x06target\x12\x1a\n" +
 	"\brevision\x18\x04 \x01(\x05R\brevision\x12@\n" +
 	"\aoptions\x18\x05 \x01(\v2&.slipway.releases.v1.DeploymentOptionsR\aoptions\x12'\n" +
-	"\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey\x12\x14\n" +
-	"\x05queue\x18\a \x01(\bR\x05queue\"[\n" +
+	"\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey\x12\x19\n" +
+	"\bno_queue\x18\a \x01(\bR\anoQueue\"[\n" +
 	"\x1bRollbackApplicationResponse\x12<\n" +
 	"\toperation\x18\x01 \x01(\v2\x1e.slipway.releases.v1.OperationR\toperation\"\xa8\x01\n" +
 	"\x1eListApplicationReleasesRequest\x12\x10\n" +

@@ -71,7 +71,7 @@ func (s *GRPCServer) CreateDeployment(ctx context.Context, req *releasesv1.Creat
 		return nil, s.status(ctx, err)
 	}
 	op, err := s.submit(ctx, ops.KindInstall, Change{Cluster: req.GetCluster(), Namespace: req.GetNamespace(), Name: req.GetName(), Chart: ref,
-		ValuesYAML: req.GetValuesYaml(), Options: options(req.GetOptions()), IdempotencyKey: req.GetIdempotencyKey(), Queue: req.GetQueue()})
+		ValuesYAML: req.GetValuesYaml(), Options: options(req.GetOptions()), IdempotencyKey: req.GetIdempotencyKey(), Queue: !req.GetNoQueue()})
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +84,7 @@ func (s *GRPCServer) UpdateDeployment(ctx context.Context, req *releasesv1.Updat
 		return nil, s.status(ctx, err)
 	}
 	op, err := s.submit(ctx, ops.KindUpgrade, Change{Cluster: req.GetCluster(), Namespace: req.GetNamespace(), Name: req.GetName(), Chart: ref,
-		ValuesYAML: req.GetValuesYaml(), Options: options(req.GetOptions()), IdempotencyKey: req.GetIdempotencyKey(), Queue: req.GetQueue()})
+		ValuesYAML: req.GetValuesYaml(), Options: options(req.GetOptions()), IdempotencyKey: req.GetIdempotencyKey(), Queue: !req.GetNoQueue()})
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +93,7 @@ func (s *GRPCServer) UpdateDeployment(ctx context.Context, req *releasesv1.Updat
 
 func (s *GRPCServer) RollbackDeployment(ctx context.Context, req *releasesv1.RollbackDeploymentRequest) (*releasesv1.RollbackDeploymentResponse, error) {
 	op, err := s.submit(ctx, ops.KindRollback, Change{Cluster: req.GetCluster(), Namespace: req.GetNamespace(), Name: req.GetName(),
-		Revision: int(req.GetRevision()), Options: options(req.GetOptions()), IdempotencyKey: req.GetIdempotencyKey(), Queue: req.GetQueue()})
+		Revision: int(req.GetRevision()), Options: options(req.GetOptions()), IdempotencyKey: req.GetIdempotencyKey(), Queue: !req.GetNoQueue()})
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +103,7 @@ func (s *GRPCServer) RollbackDeployment(ctx context.Context, req *releasesv1.Rol
 func (s *GRPCServer) DeleteDeployment(ctx context.Context, req *releasesv1.DeleteDeploymentRequest) (*releasesv1.DeleteDeploymentResponse, error) {
 	op, err := s.submit(ctx, ops.KindUninstall, Change{Cluster: req.GetCluster(), Namespace: req.GetNamespace(), Name: req.GetName(),
 		KeepHistory: req.GetKeepHistory(), Options: Options{Wait: req.GetWait(), Timeout: req.GetTimeout().AsDuration()},
-		IdempotencyKey: req.GetIdempotencyKey(), Queue: req.GetQueue()})
+		IdempotencyKey: req.GetIdempotencyKey(), Queue: !req.GetNoQueue()})
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +112,7 @@ func (s *GRPCServer) DeleteDeployment(ctx context.Context, req *releasesv1.Delet
 
 func (s *GRPCServer) DeployApplication(ctx context.Context, req *releasesv1.DeployApplicationRequest) (*releasesv1.DeployApplicationResponse, error) {
 	op, err := s.svc.DeployApplication(ctx, AppDeploy{Application: req.GetApplication(), Target: req.GetTarget(), ImageVersion: req.GetVersion(),
-		ValuesYAML: req.GetValuesYaml(), Options: options(req.GetOptions()), IdempotencyKey: req.GetIdempotencyKey(), Queue: req.GetQueue()})
+		ValuesYAML: req.GetValuesYaml(), Options: options(req.GetOptions()), IdempotencyKey: req.GetIdempotencyKey(), Queue: !req.GetNoQueue()})
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
@@ -120,7 +120,7 @@ func (s *GRPCServer) DeployApplication(ctx context.Context, req *releasesv1.Depl
 }
 
 func (s *GRPCServer) RollbackApplication(ctx context.Context, req *releasesv1.RollbackApplicationRequest) (*releasesv1.RollbackApplicationResponse, error) {
-	op, err := s.svc.RollbackApplication(ctx, req.GetApplication(), req.GetTarget(), int(req.GetRevision()), options(req.GetOptions()), req.GetIdempotencyKey(), req.GetQueue())
+	op, err := s.svc.RollbackApplication(ctx, req.GetApplication(), req.GetTarget(), int(req.GetRevision()), options(req.GetOptions()), req.GetIdempotencyKey(), !req.GetNoQueue())
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
