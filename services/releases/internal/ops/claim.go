@@ -218,9 +218,11 @@ func (s *Store) Heartbeat(ctx context.Context, id string, token int64, leaseFor 
 	}
 	now := s.now()
 	var cancel int
-	err = s.db.QueryRowContext(ctx, s.db.Rebind(`UPDATE operations SET lease_until = ?, updated_at = ?
-		WHERE id = ? AND fence = ? AND state IN (1, 2) RETURNING cancel_requested`),
-		now.Add(leaseFor).UnixMicro(), now.UnixMicro(), id, token).Scan(&cancel)
+	err = s.write(ctx, func() error {
+		return s.db.QueryRowContext(ctx, s.db.Rebind(`UPDATE operations SET lease_until = ?, updated_at = ?
+			WHERE id = ? AND fence = ? AND state IN (1, 2) RETURNING cancel_requested`),
+			now.Add(leaseFor).UnixMicro(), now.UnixMicro(), id, token).Scan(&cancel)
+	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, ErrLeaseLost
 	}

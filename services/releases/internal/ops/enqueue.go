@@ -151,7 +151,11 @@ func (s *Store) claimKey(ctx context.Context, tx querier, req EnqueueRequest, ha
 // and returns how many. The operations they named stay.
 func (s *Store) DeleteExpiredKeys(ctx context.Context) (int64, error) {
 	cutoff := s.now().Add(-s.keyTTL).UnixMicro()
-	res, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM operation_idempotency_keys WHERE created_at <= ?`), cutoff)
+	var res sql.Result
+	err := s.write(ctx, func() (err error) {
+		res, err = s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM operation_idempotency_keys WHERE created_at <= ?`), cutoff)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("delete expired idempotency keys: %w", err)
 	}

@@ -71,6 +71,19 @@ func (e *env) open(t testing.TB, opts ...Option) *Store {
 	return s
 }
 
+// replica returns the store the i-th of several concurrent workers uses:
+// a store of its own on PostgreSQL, as replicas have; the env's store on
+// SQLite, whose file belongs to one process (sqldb.Migrate). Separate
+// pools on one SQLite file would also leave writers to SQLite's busy
+// handler, which is not fair: under load one can wait past busy_timeout.
+func (e *env) replica(t testing.TB, i int) *Store {
+	t.Helper()
+	if i == 0 || strings.HasPrefix(e.dsn, "sqlite") {
+		return e.s
+	}
+	return e.open(t)
+}
+
 func target(release string) Target {
 	return Target{Cluster: "cl_1", Namespace: "apps", Release: release}
 }

@@ -11,10 +11,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// testConcurrentClaimers races 4 claimers, each on a store of its own (as
-// replicas are), over 200 operations on 20 releases: every operation is
-// claimed exactly once, each release's operations in enqueue order, never
-// two at a time on a release, with growing fencing tokens.
+// testConcurrentClaimers races 4 claimers over 200 operations on 20
+// releases: every operation is claimed exactly once, each release's
+// operations in enqueue order, never two at a time on a release, with
+// growing fencing tokens. On PostgreSQL each claimer has a store of its own,
+// as replicas do.
 func testConcurrentClaimers(t *testing.T, e *env) {
 	const total, releases, claimers = 200, 20, 4
 	order := map[string][]string{} // release: ids in enqueue order
@@ -66,10 +67,7 @@ func testConcurrentClaimers(t *testing.T, e *env) {
 
 	var wg sync.WaitGroup
 	for c := range claimers {
-		s := e.s
-		if c > 0 {
-			s = e.open(t)
-		}
+		s := e.replica(t, c)
 		owner := fmt.Sprintf("claimer-%d", c)
 		wg.Go(func() {
 			var running sync.WaitGroup
@@ -134,14 +132,14 @@ func testConcurrentClaimers(t *testing.T, e *env) {
 	}
 }
 
-// testConcurrentKey sends one request with one idempotency key from 8
-// replicas at once: one operation results, the others replay it. And 8
-// NoQueue requests on an idle release: one is admitted.
+// testConcurrentKey sends one request with one idempotency key 8 times at
+// once (from 8 replicas on PostgreSQL): one operation results, the others
+// replay it. And 8 NoQueue requests on an idle release: one is admitted.
 func testConcurrentKey(t *testing.T, e *env) {
 	const n = 8
-	stores := []*Store{e.s}
-	for range n - 1 {
-		stores = append(stores, e.open(t))
+	var stores []*Store
+	for i := range n {
+		stores = append(stores, e.replica(t, i))
 	}
 	race := func(req func(i int) EnqueueRequest) ([]Operation, []bool, []error) {
 		ops, replays, errs := make([]Operation, n), make([]bool, n), make([]error, n)

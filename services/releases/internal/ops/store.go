@@ -36,6 +36,10 @@ type Store struct {
 
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt // SQLite only, see sqliteTx
+
+	// writing admits one writer at a time on SQLite, in arrival order; see
+	// write.
+	writing chan struct{}
 }
 
 // Option configures a Store.
@@ -65,6 +69,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		entropy:     &ulid.LockedMonotonicReader{MonotonicReader: ulid.Monotonic(rand.Reader, 0)},
 		watchers:    map[string]map[chan struct{}]struct{}{},
 		stmts:       map[string]*sql.Stmt{},
+		writing:     make(chan struct{}, 1),
 	}
 	for _, o := range opts {
 		o(s)
@@ -377,6 +382,23 @@ func (s *Store) listedEvents(ctx context.Context, org string, page []scanned) er
 	return nil
 }
 
+// write runs a write on the database. On SQLite, which has one writer at a
+// time, the Store's writers queue for it here, in arrival order, before
+// they take a connection: left to SQLite's busy handler, which polls, a
+// writer can lose to newer ones until busy_timeout fails it.
+func (s *Store) write(ctx context.Context, fn func() error) error {
+	if s.db.Dialect != sqldb.SQLite {
+		return fn()
+	}
+	select {
+	case s.writing <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.writing }()
+	return fn()
+}
+
 // inTx runs fn in a transaction (see sqldb.DB.InTx), handing it the
 // transaction as a querier that reuses prepared statements on SQLite.
 func (s *Store) inTx(ctx context.Context, fn func(querier) error) error {
@@ -385,7 +407,9 @@ func (s *Store) inTx(ctx context.Context, fn func(querier) error) error {
 		return s.db.InTx(ctx, func(tx *sql.Tx) error { return fn(tx) })
 	}
 	var missing []string
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error { return fn(sqliteTx{tx: tx, s: s, missing: &missing}) })
+	err := s.write(ctx, func() error {
+		return s.db.InTx(ctx, func(tx *sql.Tx) error { return fn(sqliteTx{tx: tx, s: s, missing: &missing}) })
+	})
 	// Prepared after the transaction: preparing takes a connection from
 	// the pool, whose others may all be waiting for this transaction's
 	// write lock.
