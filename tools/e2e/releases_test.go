@@ -146,6 +146,22 @@ func TestDeployments(t *testing.T) {
 		}
 	}
 
+	// Recovering a release that is not pending changes nothing; it is for
+	// admins (the deployer is refused).
+	if a := s.do(http.MethodPost, deployments+"/web/recover", deployer, map[string]any{"namespace": ns}); a.status != http.StatusForbidden {
+		t.Errorf("recover as a deployer: %d %s; want 403", a.status, a.body)
+	}
+	var rec struct{ Operation operationJSON }
+	a := s.do(http.MethodPost, deployments+"/web/recover", owner, map[string]any{"namespace": ns})
+	if a.status != http.StatusOK && a.status != http.StatusAccepted {
+		t.Fatalf("recover: %d %s", a.status, a.body)
+	}
+	a.decode(t, &rec)
+	op = s.awaitOperation(t, owner, rec.Operation.ID)
+	if !strings.HasSuffix(op.State, "SUCCEEDED") || op.Result.Release.Revision != 3 || !strings.Contains(string(s.do(http.MethodGet, org+"/operations/"+op.ID, owner, nil).body), "nothing to do") {
+		t.Errorf("recover of a deployed release: %+v", op)
+	}
+
 	op = submit(http.MethodDelete, deployments+"/web?namespace="+ns, nil)
 	if !strings.HasSuffix(op.State, "SUCCEEDED") {
 		t.Fatalf("uninstall: %+v", op)

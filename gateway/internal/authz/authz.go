@@ -102,6 +102,7 @@ var Table = map[string]identity.Role{
 	"ReleasesService_UpdateDeployment":        deployer,
 	"ReleasesService_DeleteDeployment":        deployer,
 	"ReleasesService_RollbackDeployment":      deployer,
+	"ReleasesService_RecoverDeployment":       admin, // settles a release Helm left pending
 	"ReleasesService_GetDeploymentHistory":    viewer,
 	"ReleasesService_GetDeploymentValues":     deployer,
 	"ReleasesService_GetDeploymentManifest":   viewer,

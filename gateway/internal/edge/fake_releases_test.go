@@ -63,6 +63,10 @@ func (f *fakeReleases) DeleteDeployment(_ context.Context, req *releasesv1.Delet
 	return &releasesv1.DeleteDeploymentResponse{Operation: f.start(req, releasesv1.OperationKind_OPERATION_KIND_UNINSTALL)}, nil
 }
 
+func (f *fakeReleases) RecoverDeployment(_ context.Context, req *releasesv1.RecoverDeploymentRequest) (*releasesv1.RecoverDeploymentResponse, error) {
+	return &releasesv1.RecoverDeploymentResponse{Operation: f.start(req, releasesv1.OperationKind_OPERATION_KIND_RECOVER)}, nil
+}
+
 func (f *fakeReleases) RollbackDeployment(_ context.Context, req *releasesv1.RollbackDeploymentRequest) (*releasesv1.RollbackDeploymentResponse, error) {
 	return &releasesv1.RollbackDeploymentResponse{Operation: f.start(req, releasesv1.OperationKind_OPERATION_KIND_ROLLBACK)}, nil
 }

@@ -17,6 +17,7 @@ var startingCalls = []struct {
 	{"UpdateDeployment", http.MethodPut, deploymentPath, `{}`},
 	{"DeleteDeployment", http.MethodDelete, deploymentPath, ``},
 	{"RollbackDeployment", http.MethodPost, deploymentPath + "/rollback", `{"revision":2}`},
+	{"RecoverDeployment", http.MethodPost, deploymentPath + "/recover", `{}`},
 	{"DeployApplication", http.MethodPost, "/api/v1/orgs/acme/applications/web/targets/staging:deploy", `{}`},
 	{"RollbackApplication", http.MethodPost, "/api/v1/orgs/acme/applications/web/targets/staging:rollback", `{}`},
 	{"LaunchInstance", http.MethodPost, "/api/v1/orgs/acme/applications/web/instances", `{"target":"staging"}`},

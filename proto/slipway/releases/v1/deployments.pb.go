@@ -1447,6 +1447,143 @@ func (x *RollbackDeploymentResponse) GetOperation() *Operation {
 	return nil
 }
 
+// RecoverDeploymentRequest is the input of ReleasesService.RecoverDeployment.
+type RecoverDeploymentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Org   string                 `protobuf:"bytes,1,opt,name=org,proto3" json:"org,omitempty"`
+	// Id or name of the cluster.
+	Cluster string `protobuf:"bytes,2,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// Name of the release.
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// Namespace of the release: "default" when empty.
+	Namespace string `protobuf:"bytes,4,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// Makes retries safe: see ReleasesService.
+	IdempotencyKey string `protobuf:"bytes,5,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// Answer ABORTED (HTTP 409) instead of queueing behind an operation
+	// already queued or running on the release.
+	NoQueue       bool `protobuf:"varint,6,opt,name=no_queue,json=noQueue,proto3" json:"no_queue,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecoverDeploymentRequest) Reset() {
+	*x = RecoverDeploymentRequest{}
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecoverDeploymentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecoverDeploymentRequest) ProtoMessage() {}
+
+func (x *RecoverDeploymentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecoverDeploymentRequest.ProtoReflect.Descriptor instead.
+func (*RecoverDeploymentRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RecoverDeploymentRequest) GetOrg() string {
+	if x != nil {
+		return x.Org
+	}
+	return ""
+}
+
+func (x *RecoverDeploymentRequest) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
+func (x *RecoverDeploymentRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RecoverDeploymentRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *RecoverDeploymentRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *RecoverDeploymentRequest) GetNoQueue() bool {
+	if x != nil {
+		return x.NoQueue
+	}
+	return false
+}
+
+// RecoverDeploymentResponse is the output of ReleasesService.RecoverDeployment.
+type RecoverDeploymentResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The recover operation.
+	Operation     *Operation `protobuf:"bytes,1,opt,name=operation,proto3" json:"operation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecoverDeploymentResponse) Reset() {
+	*x = RecoverDeploymentResponse{}
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecoverDeploymentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecoverDeploymentResponse) ProtoMessage() {}
+
+func (x *RecoverDeploymentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecoverDeploymentResponse.ProtoReflect.Descriptor instead.
+func (*RecoverDeploymentResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RecoverDeploymentResponse) GetOperation() *Operation {
+	if x != nil {
+		return x.Operation
+	}
+	return nil
+}
+
 // GetDeploymentHistoryRequest is the input of
 // ReleasesService.GetDeploymentHistory.
 type GetDeploymentHistoryRequest struct {
@@ -1468,7 +1605,7 @@ type GetDeploymentHistoryRequest struct {
 
 func (x *GetDeploymentHistoryRequest) Reset() {
 	*x = GetDeploymentHistoryRequest{}
-	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[18]
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1480,7 +1617,7 @@ func (x *GetDeploymentHistoryRequest) String() string {
 func (*GetDeploymentHistoryRequest) ProtoMessage() {}
 
 func (x *GetDeploymentHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[18]
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1493,7 +1630,7 @@ func (x *GetDeploymentHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetDeploymentHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{18}
+	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetDeploymentHistoryRequest) GetOrg() string {
@@ -1552,7 +1689,7 @@ type GetDeploymentHistoryResponse struct {
 
 func (x *GetDeploymentHistoryResponse) Reset() {
 	*x = GetDeploymentHistoryResponse{}
-	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[19]
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1564,7 +1701,7 @@ func (x *GetDeploymentHistoryResponse) String() string {
 func (*GetDeploymentHistoryResponse) ProtoMessage() {}
 
 func (x *GetDeploymentHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[19]
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1577,7 +1714,7 @@ func (x *GetDeploymentHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentHistoryResponse.ProtoReflect.Descriptor instead.
 func (*GetDeploymentHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{19}
+	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetDeploymentHistoryResponse) GetReleases() []*Release {
@@ -1616,7 +1753,7 @@ type GetDeploymentValuesRequest struct {
 
 func (x *GetDeploymentValuesRequest) Reset() {
 	*x = GetDeploymentValuesRequest{}
-	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[20]
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1628,7 +1765,7 @@ func (x *GetDeploymentValuesRequest) String() string {
 func (*GetDeploymentValuesRequest) ProtoMessage() {}
 
 func (x *GetDeploymentValuesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[20]
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1641,7 +1778,7 @@ func (x *GetDeploymentValuesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentValuesRequest.ProtoReflect.Descriptor instead.
 func (*GetDeploymentValuesRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{20}
+	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetDeploymentValuesRequest) GetOrg() string {
@@ -1700,7 +1837,7 @@ type GetDeploymentValuesResponse struct {
 
 func (x *GetDeploymentValuesResponse) Reset() {
 	*x = GetDeploymentValuesResponse{}
-	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[21]
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1712,7 +1849,7 @@ func (x *GetDeploymentValuesResponse) String() string {
 func (*GetDeploymentValuesResponse) ProtoMessage() {}
 
 func (x *GetDeploymentValuesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[21]
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1725,7 +1862,7 @@ func (x *GetDeploymentValuesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentValuesResponse.ProtoReflect.Descriptor instead.
 func (*GetDeploymentValuesResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{21}
+	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetDeploymentValuesResponse) GetValuesYaml() string {
@@ -1766,7 +1903,7 @@ type GetDeploymentManifestRequest struct {
 
 func (x *GetDeploymentManifestRequest) Reset() {
 	*x = GetDeploymentManifestRequest{}
-	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[22]
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1778,7 +1915,7 @@ func (x *GetDeploymentManifestRequest) String() string {
 func (*GetDeploymentManifestRequest) ProtoMessage() {}
 
 func (x *GetDeploymentManifestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[22]
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1791,7 +1928,7 @@ func (x *GetDeploymentManifestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentManifestRequest.ProtoReflect.Descriptor instead.
 func (*GetDeploymentManifestRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{22}
+	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetDeploymentManifestRequest) GetOrg() string {
@@ -1860,7 +1997,7 @@ type GetDeploymentManifestResponse struct {
 
 func (x *GetDeploymentManifestResponse) Reset() {
 	*x = GetDeploymentManifestResponse{}
-	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[23]
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1872,7 +2009,7 @@ func (x *GetDeploymentManifestResponse) String() string {
 func (*GetDeploymentManifestResponse) ProtoMessage() {}
 
 func (x *GetDeploymentManifestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[23]
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1885,7 +2022,7 @@ func (x *GetDeploymentManifestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentManifestResponse.ProtoReflect.Descriptor instead.
 func (*GetDeploymentManifestResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{23}
+	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetDeploymentManifestResponse) GetRevision() int32 {
@@ -1927,7 +2064,7 @@ type GetDeploymentNotesRequest struct {
 
 func (x *GetDeploymentNotesRequest) Reset() {
 	*x = GetDeploymentNotesRequest{}
-	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[24]
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1939,7 +2076,7 @@ func (x *GetDeploymentNotesRequest) String() string {
 func (*GetDeploymentNotesRequest) ProtoMessage() {}
 
 func (x *GetDeploymentNotesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[24]
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1952,7 +2089,7 @@ func (x *GetDeploymentNotesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentNotesRequest.ProtoReflect.Descriptor instead.
 func (*GetDeploymentNotesRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{24}
+	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetDeploymentNotesRequest) GetOrg() string {
@@ -2004,7 +2141,7 @@ type GetDeploymentNotesResponse struct {
 
 func (x *GetDeploymentNotesResponse) Reset() {
 	*x = GetDeploymentNotesResponse{}
-	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[25]
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2016,7 +2153,7 @@ func (x *GetDeploymentNotesResponse) String() string {
 func (*GetDeploymentNotesResponse) ProtoMessage() {}
 
 func (x *GetDeploymentNotesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[25]
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2029,7 +2166,7 @@ func (x *GetDeploymentNotesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentNotesResponse.ProtoReflect.Descriptor instead.
 func (*GetDeploymentNotesResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{25}
+	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetDeploymentNotesResponse) GetNotes() string {
@@ -2076,7 +2213,7 @@ type DeployApplicationRequest struct {
 
 func (x *DeployApplicationRequest) Reset() {
 	*x = DeployApplicationRequest{}
-	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[26]
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2088,7 +2225,7 @@ func (x *DeployApplicationRequest) String() string {
 func (*DeployApplicationRequest) ProtoMessage() {}
 
 func (x *DeployApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[26]
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2101,7 +2238,7 @@ func (x *DeployApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeployApplicationRequest.ProtoReflect.Descriptor instead.
 func (*DeployApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{26}
+	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeployApplicationRequest) GetOrg() string {
@@ -2171,7 +2308,7 @@ type DeployApplicationResponse struct {
 
 func (x *DeployApplicationResponse) Reset() {
 	*x = DeployApplicationResponse{}
-	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[27]
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2183,7 +2320,7 @@ func (x *DeployApplicationResponse) String() string {
 func (*DeployApplicationResponse) ProtoMessage() {}
 
 func (x *DeployApplicationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[27]
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2196,7 +2333,7 @@ func (x *DeployApplicationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeployApplicationResponse.ProtoReflect.Descriptor instead.
 func (*DeployApplicationResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{27}
+	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DeployApplicationResponse) GetOperation() *Operation {
@@ -2231,7 +2368,7 @@ type RollbackApplicationRequest struct {
 
 func (x *RollbackApplicationRequest) Reset() {
 	*x = RollbackApplicationRequest{}
-	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[28]
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2243,7 +2380,7 @@ func (x *RollbackApplicationRequest) String() string {
 func (*RollbackApplicationRequest) ProtoMessage() {}
 
 func (x *RollbackApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[28]
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2256,7 +2393,7 @@ func (x *RollbackApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackApplicationRequest.ProtoReflect.Descriptor instead.
 func (*RollbackApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{28}
+	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RollbackApplicationRequest) GetOrg() string {
@@ -2320,7 +2457,7 @@ type RollbackApplicationResponse struct {
 
 func (x *RollbackApplicationResponse) Reset() {
 	*x = RollbackApplicationResponse{}
-	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[29]
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2332,7 +2469,7 @@ func (x *RollbackApplicationResponse) String() string {
 func (*RollbackApplicationResponse) ProtoMessage() {}
 
 func (x *RollbackApplicationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[29]
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2345,7 +2482,7 @@ func (x *RollbackApplicationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackApplicationResponse.ProtoReflect.Descriptor instead.
 func (*RollbackApplicationResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{29}
+	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RollbackApplicationResponse) GetOperation() *Operation {
@@ -2374,7 +2511,7 @@ type ListApplicationReleasesRequest struct {
 
 func (x *ListApplicationReleasesRequest) Reset() {
 	*x = ListApplicationReleasesRequest{}
-	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[30]
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2386,7 +2523,7 @@ func (x *ListApplicationReleasesRequest) String() string {
 func (*ListApplicationReleasesRequest) ProtoMessage() {}
 
 func (x *ListApplicationReleasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[30]
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2399,7 +2536,7 @@ func (x *ListApplicationReleasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApplicationReleasesRequest.ProtoReflect.Descriptor instead.
 func (*ListApplicationReleasesRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{30}
+	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListApplicationReleasesRequest) GetOrg() string {
@@ -2451,7 +2588,7 @@ type ListApplicationReleasesResponse struct {
 
 func (x *ListApplicationReleasesResponse) Reset() {
 	*x = ListApplicationReleasesResponse{}
-	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[31]
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2463,7 +2600,7 @@ func (x *ListApplicationReleasesResponse) String() string {
 func (*ListApplicationReleasesResponse) ProtoMessage() {}
 
 func (x *ListApplicationReleasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[31]
+	mi := &file_slipway_releases_v1_deployments_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2476,7 +2613,7 @@ func (x *ListApplicationReleasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApplicationReleasesResponse.ProtoReflect.Descriptor instead.
 func (*ListApplicationReleasesResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{31}
+	return file_slipway_releases_v1_deployments_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListApplicationReleasesResponse) GetReleases() []*Release {
@@ -2598,6 +2735,15 @@ const file_slipway_releases_v1_deployments_proto_rawDesc = "" +
 	"\x0fidempotency_key\x18\a \x01(\tR\x0eidempotencyKey\x12\x19\n" +
 	"\bno_queue\x18\b \x01(\bR\anoQueue\"Z\n" +
 	"\x1aRollbackDeploymentResponse\x12<\n" +
+	"\toperation\x18\x01 \x01(\v2\x1e.slipway.releases.v1.OperationR\toperation\"\xbc\x01\n" +
+	"\x18RecoverDeploymentRequest\x12\x10\n" +
+	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
+	"\acluster\x18\x02 \x01(\tR\acluster\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1c\n" +
+	"\tnamespace\x18\x04 \x01(\tR\tnamespace\x12'\n" +
+	"\x0fidempotency_key\x18\x05 \x01(\tR\x0eidempotencyKey\x12\x19\n" +
+	"\bno_queue\x18\x06 \x01(\bR\anoQueue\"Y\n" +
+	"\x19RecoverDeploymentResponse\x12<\n" +
 	"\toperation\x18\x01 \x01(\v2\x1e.slipway.releases.v1.OperationR\toperation\"\xb7\x01\n" +
 	"\x1bGetDeploymentHistoryRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
@@ -2688,7 +2834,7 @@ func file_slipway_releases_v1_deployments_proto_rawDescGZIP() []byte {
 	return file_slipway_releases_v1_deployments_proto_rawDescData
 }
 
-var file_slipway_releases_v1_deployments_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_slipway_releases_v1_deployments_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_slipway_releases_v1_deployments_proto_goTypes = []any{
 	(*ChartSource)(nil),                     // 0: slipway.releases.v1.ChartSource
 	(*DeploymentOptions)(nil),               // 1: slipway.releases.v1.DeploymentOptions
@@ -2708,56 +2854,59 @@ var file_slipway_releases_v1_deployments_proto_goTypes = []any{
 	(*DeleteDeploymentResponse)(nil),        // 15: slipway.releases.v1.DeleteDeploymentResponse
 	(*RollbackDeploymentRequest)(nil),       // 16: slipway.releases.v1.RollbackDeploymentRequest
 	(*RollbackDeploymentResponse)(nil),      // 17: slipway.releases.v1.RollbackDeploymentResponse
-	(*GetDeploymentHistoryRequest)(nil),     // 18: slipway.releases.v1.GetDeploymentHistoryRequest
-	(*GetDeploymentHistoryResponse)(nil),    // 19: slipway.releases.v1.GetDeploymentHistoryResponse
-	(*GetDeploymentValuesRequest)(nil),      // 20: slipway.releases.v1.GetDeploymentValuesRequest
-	(*GetDeploymentValuesResponse)(nil),     // 21: slipway.releases.v1.GetDeploymentValuesResponse
-	(*GetDeploymentManifestRequest)(nil),    // 22: slipway.releases.v1.GetDeploymentManifestRequest
-	(*GetDeploymentManifestResponse)(nil),   // 23: slipway.releases.v1.GetDeploymentManifestResponse
-	(*GetDeploymentNotesRequest)(nil),       // 24: slipway.releases.v1.GetDeploymentNotesRequest
-	(*GetDeploymentNotesResponse)(nil),      // 25: slipway.releases.v1.GetDeploymentNotesResponse
-	(*DeployApplicationRequest)(nil),        // 26: slipway.releases.v1.DeployApplicationRequest
-	(*DeployApplicationResponse)(nil),       // 27: slipway.releases.v1.DeployApplicationResponse
-	(*RollbackApplicationRequest)(nil),      // 28: slipway.releases.v1.RollbackApplicationRequest
-	(*RollbackApplicationResponse)(nil),     // 29: slipway.releases.v1.RollbackApplicationResponse
-	(*ListApplicationReleasesRequest)(nil),  // 30: slipway.releases.v1.ListApplicationReleasesRequest
-	(*ListApplicationReleasesResponse)(nil), // 31: slipway.releases.v1.ListApplicationReleasesResponse
-	(*v1.ChartReference)(nil),               // 32: slipway.catalog.v1.ChartReference
-	(*durationpb.Duration)(nil),             // 33: google.protobuf.Duration
-	(*Operation)(nil),                       // 34: slipway.releases.v1.Operation
-	(ReleaseStatus)(0),                      // 35: slipway.releases.v1.ReleaseStatus
-	(*Release)(nil),                         // 36: slipway.releases.v1.Release
+	(*RecoverDeploymentRequest)(nil),        // 18: slipway.releases.v1.RecoverDeploymentRequest
+	(*RecoverDeploymentResponse)(nil),       // 19: slipway.releases.v1.RecoverDeploymentResponse
+	(*GetDeploymentHistoryRequest)(nil),     // 20: slipway.releases.v1.GetDeploymentHistoryRequest
+	(*GetDeploymentHistoryResponse)(nil),    // 21: slipway.releases.v1.GetDeploymentHistoryResponse
+	(*GetDeploymentValuesRequest)(nil),      // 22: slipway.releases.v1.GetDeploymentValuesRequest
+	(*GetDeploymentValuesResponse)(nil),     // 23: slipway.releases.v1.GetDeploymentValuesResponse
+	(*GetDeploymentManifestRequest)(nil),    // 24: slipway.releases.v1.GetDeploymentManifestRequest
+	(*GetDeploymentManifestResponse)(nil),   // 25: slipway.releases.v1.GetDeploymentManifestResponse
+	(*GetDeploymentNotesRequest)(nil),       // 26: slipway.releases.v1.GetDeploymentNotesRequest
+	(*GetDeploymentNotesResponse)(nil),      // 27: slipway.releases.v1.GetDeploymentNotesResponse
+	(*DeployApplicationRequest)(nil),        // 28: slipway.releases.v1.DeployApplicationRequest
+	(*DeployApplicationResponse)(nil),       // 29: slipway.releases.v1.DeployApplicationResponse
+	(*RollbackApplicationRequest)(nil),      // 30: slipway.releases.v1.RollbackApplicationRequest
+	(*RollbackApplicationResponse)(nil),     // 31: slipway.releases.v1.RollbackApplicationResponse
+	(*ListApplicationReleasesRequest)(nil),  // 32: slipway.releases.v1.ListApplicationReleasesRequest
+	(*ListApplicationReleasesResponse)(nil), // 33: slipway.releases.v1.ListApplicationReleasesResponse
+	(*v1.ChartReference)(nil),               // 34: slipway.catalog.v1.ChartReference
+	(*durationpb.Duration)(nil),             // 35: google.protobuf.Duration
+	(*Operation)(nil),                       // 36: slipway.releases.v1.Operation
+	(ReleaseStatus)(0),                      // 37: slipway.releases.v1.ReleaseStatus
+	(*Release)(nil),                         // 38: slipway.releases.v1.Release
 }
 var file_slipway_releases_v1_deployments_proto_depIdxs = []int32{
-	32, // 0: slipway.releases.v1.ChartSource.catalog:type_name -> slipway.catalog.v1.ChartReference
-	33, // 1: slipway.releases.v1.DeploymentOptions.timeout:type_name -> google.protobuf.Duration
+	34, // 0: slipway.releases.v1.ChartSource.catalog:type_name -> slipway.catalog.v1.ChartReference
+	35, // 1: slipway.releases.v1.DeploymentOptions.timeout:type_name -> google.protobuf.Duration
 	2,  // 2: slipway.releases.v1.ManifestDocument.object:type_name -> slipway.releases.v1.ObjectReference
 	0,  // 3: slipway.releases.v1.CreateDeploymentRequest.chart:type_name -> slipway.releases.v1.ChartSource
 	1,  // 4: slipway.releases.v1.CreateDeploymentRequest.options:type_name -> slipway.releases.v1.DeploymentOptions
-	34, // 5: slipway.releases.v1.CreateDeploymentResponse.operation:type_name -> slipway.releases.v1.Operation
-	35, // 6: slipway.releases.v1.ListDeploymentsRequest.status:type_name -> slipway.releases.v1.ReleaseStatus
-	36, // 7: slipway.releases.v1.ListDeploymentsResponse.releases:type_name -> slipway.releases.v1.Release
-	36, // 8: slipway.releases.v1.GetDeploymentResponse.release:type_name -> slipway.releases.v1.Release
-	35, // 9: slipway.releases.v1.HeadDeploymentResponse.status:type_name -> slipway.releases.v1.ReleaseStatus
+	36, // 5: slipway.releases.v1.CreateDeploymentResponse.operation:type_name -> slipway.releases.v1.Operation
+	37, // 6: slipway.releases.v1.ListDeploymentsRequest.status:type_name -> slipway.releases.v1.ReleaseStatus
+	38, // 7: slipway.releases.v1.ListDeploymentsResponse.releases:type_name -> slipway.releases.v1.Release
+	38, // 8: slipway.releases.v1.GetDeploymentResponse.release:type_name -> slipway.releases.v1.Release
+	37, // 9: slipway.releases.v1.HeadDeploymentResponse.status:type_name -> slipway.releases.v1.ReleaseStatus
 	0,  // 10: slipway.releases.v1.UpdateDeploymentRequest.chart:type_name -> slipway.releases.v1.ChartSource
 	1,  // 11: slipway.releases.v1.UpdateDeploymentRequest.options:type_name -> slipway.releases.v1.DeploymentOptions
-	34, // 12: slipway.releases.v1.UpdateDeploymentResponse.operation:type_name -> slipway.releases.v1.Operation
-	33, // 13: slipway.releases.v1.DeleteDeploymentRequest.timeout:type_name -> google.protobuf.Duration
-	34, // 14: slipway.releases.v1.DeleteDeploymentResponse.operation:type_name -> slipway.releases.v1.Operation
+	36, // 12: slipway.releases.v1.UpdateDeploymentResponse.operation:type_name -> slipway.releases.v1.Operation
+	35, // 13: slipway.releases.v1.DeleteDeploymentRequest.timeout:type_name -> google.protobuf.Duration
+	36, // 14: slipway.releases.v1.DeleteDeploymentResponse.operation:type_name -> slipway.releases.v1.Operation
 	1,  // 15: slipway.releases.v1.RollbackDeploymentRequest.options:type_name -> slipway.releases.v1.DeploymentOptions
-	34, // 16: slipway.releases.v1.RollbackDeploymentResponse.operation:type_name -> slipway.releases.v1.Operation
-	36, // 17: slipway.releases.v1.GetDeploymentHistoryResponse.releases:type_name -> slipway.releases.v1.Release
-	3,  // 18: slipway.releases.v1.GetDeploymentManifestResponse.documents:type_name -> slipway.releases.v1.ManifestDocument
-	1,  // 19: slipway.releases.v1.DeployApplicationRequest.options:type_name -> slipway.releases.v1.DeploymentOptions
-	34, // 20: slipway.releases.v1.DeployApplicationResponse.operation:type_name -> slipway.releases.v1.Operation
-	1,  // 21: slipway.releases.v1.RollbackApplicationRequest.options:type_name -> slipway.releases.v1.DeploymentOptions
-	34, // 22: slipway.releases.v1.RollbackApplicationResponse.operation:type_name -> slipway.releases.v1.Operation
-	36, // 23: slipway.releases.v1.ListApplicationReleasesResponse.releases:type_name -> slipway.releases.v1.Release
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	36, // 16: slipway.releases.v1.RollbackDeploymentResponse.operation:type_name -> slipway.releases.v1.Operation
+	36, // 17: slipway.releases.v1.RecoverDeploymentResponse.operation:type_name -> slipway.releases.v1.Operation
+	38, // 18: slipway.releases.v1.GetDeploymentHistoryResponse.releases:type_name -> slipway.releases.v1.Release
+	3,  // 19: slipway.releases.v1.GetDeploymentManifestResponse.documents:type_name -> slipway.releases.v1.ManifestDocument
+	1,  // 20: slipway.releases.v1.DeployApplicationRequest.options:type_name -> slipway.releases.v1.DeploymentOptions
+	36, // 21: slipway.releases.v1.DeployApplicationResponse.operation:type_name -> slipway.releases.v1.Operation
+	1,  // 22: slipway.releases.v1.RollbackApplicationRequest.options:type_name -> slipway.releases.v1.DeploymentOptions
+	36, // 23: slipway.releases.v1.RollbackApplicationResponse.operation:type_name -> slipway.releases.v1.Operation
+	38, // 24: slipway.releases.v1.ListApplicationReleasesResponse.releases:type_name -> slipway.releases.v1.Release
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_slipway_releases_v1_deployments_proto_init() }
@@ -2777,7 +2926,7 @@ func file_slipway_releases_v1_deployments_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_slipway_releases_v1_deployments_proto_rawDesc), len(file_slipway_releases_v1_deployments_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   32,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -46,6 +46,9 @@ const (
 	OperationKind_OPERATION_KIND_LAUNCH_INSTANCE OperationKind = 7
 	// Uninstall an application instance (DeleteInstance, or culling).
 	OperationKind_OPERATION_KIND_DELETE_INSTANCE OperationKind = 8
+	// Settle a release left pending (RecoverDeployment, or Slipway's own
+	// sweep of releases an operation gave up on).
+	OperationKind_OPERATION_KIND_RECOVER OperationKind = 9
 )
 
 // Enum value maps for OperationKind.
@@ -60,6 +63,7 @@ var (
 		6: "OPERATION_KIND_ROLLBACK_APPLICATION",
 		7: "OPERATION_KIND_LAUNCH_INSTANCE",
 		8: "OPERATION_KIND_DELETE_INSTANCE",
+		9: "OPERATION_KIND_RECOVER",
 	}
 	OperationKind_value = map[string]int32{
 		"OPERATION_KIND_UNSPECIFIED":          0,
@@ -71,6 +75,7 @@ var (
 		"OPERATION_KIND_ROLLBACK_APPLICATION": 6,
 		"OPERATION_KIND_LAUNCH_INSTANCE":      7,
 		"OPERATION_KIND_DELETE_INSTANCE":      8,
+		"OPERATION_KIND_RECOVER":              9,
 	}
 )
 
@@ -1524,7 +1529,7 @@ const file_slipway_releases_v1_operations_proto_rawDesc = "" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x1c\n" +
 	"\toperation\x18\x02 \x01(\tR\toperation\"V\n" +
 	"\x16WatchOperationResponse\x12<\n" +
-	"\toperation\x18\x01 \x01(\v2\x1e.slipway.releases.v1.OperationR\toperation*\xba\x02\n" +
+	"\toperation\x18\x01 \x01(\v2\x1e.slipway.releases.v1.OperationR\toperation*\xd6\x02\n" +
 	"\rOperationKind\x12\x1e\n" +
 	"\x1aOPERATION_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16OPERATION_KIND_INSTALL\x10\x01\x12\x1a\n" +
@@ -1534,7 +1539,8 @@ const file_slipway_releases_v1_operations_proto_rawDesc = "" +
 	"!OPERATION_KIND_DEPLOY_APPLICATION\x10\x05\x12'\n" +
 	"#OPERATION_KIND_ROLLBACK_APPLICATION\x10\x06\x12\"\n" +
 	"\x1eOPERATION_KIND_LAUNCH_INSTANCE\x10\a\x12\"\n" +
-	"\x1eOPERATION_KIND_DELETE_INSTANCE\x10\b*\xc4\x01\n" +
+	"\x1eOPERATION_KIND_DELETE_INSTANCE\x10\b\x12\x1a\n" +
+	"\x16OPERATION_KIND_RECOVER\x10\t*\xc4\x01\n" +
 	"\x0eOperationState\x12\x1f\n" +
 	"\x1bOPERATION_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16OPERATION_STATE_QUEUED\x10\x01\x12\x1b\n" +

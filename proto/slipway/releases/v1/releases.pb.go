@@ -249,7 +249,7 @@ const file_slipway_releases_v1_releases_proto_rawDesc = "" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1a\n" +
 	"\brevision\x18\x04 \x01(\x05R\brevision\x12\x16\n" +
-	"\x06digest\x18\x05 \x01(\tR\x06digest2\xf9*\n" +
+	"\x06digest\x18\x05 \x01(\tR\x06digest2\xbb,\n" +
 	"\x0fReleasesService\x12\xad\x01\n" +
 	"\x10CreateDeployment\x12,.slipway.releases.v1.CreateDeploymentRequest\x1a-.slipway.releases.v1.CreateDeploymentResponse\"<\x82\xd3\xe4\x93\x026:\x01*\"1/api/v1/orgs/{org}/clusters/{cluster}/deployments\x12\xa7\x01\n" +
 	"\x0fListDeployments\x12+.slipway.releases.v1.ListDeploymentsRequest\x1a,.slipway.releases.v1.ListDeploymentsResponse\"9\x82\xd3\xe4\x93\x023\x121/api/v1/orgs/{org}/clusters/{cluster}/deployments\x12\xa8\x01\n" +
@@ -258,7 +258,8 @@ const file_slipway_releases_v1_releases_proto_rawDesc = "" +
 	"\x04HEAD\x128/api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}\x12\xb4\x01\n" +
 	"\x10UpdateDeployment\x12,.slipway.releases.v1.UpdateDeploymentRequest\x1a-.slipway.releases.v1.UpdateDeploymentResponse\"C\x82\xd3\xe4\x93\x02=:\x01*\x1a8/api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}\x12\xb1\x01\n" +
 	"\x10DeleteDeployment\x12,.slipway.releases.v1.DeleteDeploymentRequest\x1a-.slipway.releases.v1.DeleteDeploymentResponse\"@\x82\xd3\xe4\x93\x02:*8/api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}\x12\xc3\x01\n" +
-	"\x12RollbackDeployment\x12..slipway.releases.v1.RollbackDeploymentRequest\x1a/.slipway.releases.v1.RollbackDeploymentResponse\"L\x82\xd3\xe4\x93\x02F:\x01*\"A/api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}/rollback\x12\xc5\x01\n" +
+	"\x12RollbackDeployment\x12..slipway.releases.v1.RollbackDeploymentRequest\x1a/.slipway.releases.v1.RollbackDeploymentResponse\"L\x82\xd3\xe4\x93\x02F:\x01*\"A/api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}/rollback\x12\xbf\x01\n" +
+	"\x11RecoverDeployment\x12-.slipway.releases.v1.RecoverDeploymentRequest\x1a..slipway.releases.v1.RecoverDeploymentResponse\"K\x82\xd3\xe4\x93\x02E:\x01*\"@/api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}/recover\x12\xc5\x01\n" +
 	"\x14GetDeploymentHistory\x120.slipway.releases.v1.GetDeploymentHistoryRequest\x1a1.slipway.releases.v1.GetDeploymentHistoryResponse\"H\x82\xd3\xe4\x93\x02B\x12@/api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}/history\x12\xc1\x01\n" +
 	"\x13GetDeploymentValues\x12/.slipway.releases.v1.GetDeploymentValuesRequest\x1a0.slipway.releases.v1.GetDeploymentValuesResponse\"G\x82\xd3\xe4\x93\x02A\x12?/api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}/values\x12\xc9\x01\n" +
 	"\x15GetDeploymentManifest\x121.slipway.releases.v1.GetDeploymentManifestRequest\x1a2.slipway.releases.v1.GetDeploymentManifestResponse\"I\x82\xd3\xe4\x93\x02C\x12A/api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}/manifest\x12\xbd\x01\n" +
@@ -306,55 +307,57 @@ var file_slipway_releases_v1_releases_proto_goTypes = []any{
 	(*UpdateDeploymentRequest)(nil),         // 7: slipway.releases.v1.UpdateDeploymentRequest
 	(*DeleteDeploymentRequest)(nil),         // 8: slipway.releases.v1.DeleteDeploymentRequest
 	(*RollbackDeploymentRequest)(nil),       // 9: slipway.releases.v1.RollbackDeploymentRequest
-	(*GetDeploymentHistoryRequest)(nil),     // 10: slipway.releases.v1.GetDeploymentHistoryRequest
-	(*GetDeploymentValuesRequest)(nil),      // 11: slipway.releases.v1.GetDeploymentValuesRequest
-	(*GetDeploymentManifestRequest)(nil),    // 12: slipway.releases.v1.GetDeploymentManifestRequest
-	(*GetDeploymentNotesRequest)(nil),       // 13: slipway.releases.v1.GetDeploymentNotesRequest
-	(*GetDeploymentStatusRequest)(nil),      // 14: slipway.releases.v1.GetDeploymentStatusRequest
-	(*WatchDeploymentStatusRequest)(nil),    // 15: slipway.releases.v1.WatchDeploymentStatusRequest
-	(*ListDeploymentResourcesRequest)(nil),  // 16: slipway.releases.v1.ListDeploymentResourcesRequest
-	(*ListDeploymentEventsRequest)(nil),     // 17: slipway.releases.v1.ListDeploymentEventsRequest
-	(*GetDeploymentLogsRequest)(nil),        // 18: slipway.releases.v1.GetDeploymentLogsRequest
-	(*GetDeploymentHealthRequest)(nil),      // 19: slipway.releases.v1.GetDeploymentHealthRequest
-	(*GetDeploymentMetricsRequest)(nil),     // 20: slipway.releases.v1.GetDeploymentMetricsRequest
-	(*PlanDeploymentRequest)(nil),           // 21: slipway.releases.v1.PlanDeploymentRequest
-	(*GetDeploymentDriftRequest)(nil),       // 22: slipway.releases.v1.GetDeploymentDriftRequest
-	(*DeployApplicationRequest)(nil),        // 23: slipway.releases.v1.DeployApplicationRequest
-	(*RollbackApplicationRequest)(nil),      // 24: slipway.releases.v1.RollbackApplicationRequest
-	(*ListApplicationReleasesRequest)(nil),  // 25: slipway.releases.v1.ListApplicationReleasesRequest
-	(*LaunchInstanceRequest)(nil),           // 26: slipway.releases.v1.LaunchInstanceRequest
-	(*GetInstanceRequest)(nil),              // 27: slipway.releases.v1.GetInstanceRequest
-	(*ListInstancesRequest)(nil),            // 28: slipway.releases.v1.ListInstancesRequest
-	(*KeepAliveInstanceRequest)(nil),        // 29: slipway.releases.v1.KeepAliveInstanceRequest
-	(*DeleteInstanceRequest)(nil),           // 30: slipway.releases.v1.DeleteInstanceRequest
-	(*CreateDeploymentResponse)(nil),        // 31: slipway.releases.v1.CreateDeploymentResponse
-	(*ListDeploymentsResponse)(nil),         // 32: slipway.releases.v1.ListDeploymentsResponse
-	(*GetDeploymentResponse)(nil),           // 33: slipway.releases.v1.GetDeploymentResponse
-	(*HeadDeploymentResponse)(nil),          // 34: slipway.releases.v1.HeadDeploymentResponse
-	(*UpdateDeploymentResponse)(nil),        // 35: slipway.releases.v1.UpdateDeploymentResponse
-	(*DeleteDeploymentResponse)(nil),        // 36: slipway.releases.v1.DeleteDeploymentResponse
-	(*RollbackDeploymentResponse)(nil),      // 37: slipway.releases.v1.RollbackDeploymentResponse
-	(*GetDeploymentHistoryResponse)(nil),    // 38: slipway.releases.v1.GetDeploymentHistoryResponse
-	(*GetDeploymentValuesResponse)(nil),     // 39: slipway.releases.v1.GetDeploymentValuesResponse
-	(*GetDeploymentManifestResponse)(nil),   // 40: slipway.releases.v1.GetDeploymentManifestResponse
-	(*GetDeploymentNotesResponse)(nil),      // 41: slipway.releases.v1.GetDeploymentNotesResponse
-	(*GetDeploymentStatusResponse)(nil),     // 42: slipway.releases.v1.GetDeploymentStatusResponse
-	(*WatchDeploymentStatusResponse)(nil),   // 43: slipway.releases.v1.WatchDeploymentStatusResponse
-	(*ListDeploymentResourcesResponse)(nil), // 44: slipway.releases.v1.ListDeploymentResourcesResponse
-	(*ListDeploymentEventsResponse)(nil),    // 45: slipway.releases.v1.ListDeploymentEventsResponse
-	(*GetDeploymentLogsResponse)(nil),       // 46: slipway.releases.v1.GetDeploymentLogsResponse
-	(*GetDeploymentHealthResponse)(nil),     // 47: slipway.releases.v1.GetDeploymentHealthResponse
-	(*GetDeploymentMetricsResponse)(nil),    // 48: slipway.releases.v1.GetDeploymentMetricsResponse
-	(*PlanDeploymentResponse)(nil),          // 49: slipway.releases.v1.PlanDeploymentResponse
-	(*GetDeploymentDriftResponse)(nil),      // 50: slipway.releases.v1.GetDeploymentDriftResponse
-	(*DeployApplicationResponse)(nil),       // 51: slipway.releases.v1.DeployApplicationResponse
-	(*RollbackApplicationResponse)(nil),     // 52: slipway.releases.v1.RollbackApplicationResponse
-	(*ListApplicationReleasesResponse)(nil), // 53: slipway.releases.v1.ListApplicationReleasesResponse
-	(*LaunchInstanceResponse)(nil),          // 54: slipway.releases.v1.LaunchInstanceResponse
-	(*GetInstanceResponse)(nil),             // 55: slipway.releases.v1.GetInstanceResponse
-	(*ListInstancesResponse)(nil),           // 56: slipway.releases.v1.ListInstancesResponse
-	(*KeepAliveInstanceResponse)(nil),       // 57: slipway.releases.v1.KeepAliveInstanceResponse
-	(*DeleteInstanceResponse)(nil),          // 58: slipway.releases.v1.DeleteInstanceResponse
+	(*RecoverDeploymentRequest)(nil),        // 10: slipway.releases.v1.RecoverDeploymentRequest
+	(*GetDeploymentHistoryRequest)(nil),     // 11: slipway.releases.v1.GetDeploymentHistoryRequest
+	(*GetDeploymentValuesRequest)(nil),      // 12: slipway.releases.v1.GetDeploymentValuesRequest
+	(*GetDeploymentManifestRequest)(nil),    // 13: slipway.releases.v1.GetDeploymentManifestRequest
+	(*GetDeploymentNotesRequest)(nil),       // 14: slipway.releases.v1.GetDeploymentNotesRequest
+	(*GetDeploymentStatusRequest)(nil),      // 15: slipway.releases.v1.GetDeploymentStatusRequest
+	(*WatchDeploymentStatusRequest)(nil),    // 16: slipway.releases.v1.WatchDeploymentStatusRequest
+	(*ListDeploymentResourcesRequest)(nil),  // 17: slipway.releases.v1.ListDeploymentResourcesRequest
+	(*ListDeploymentEventsRequest)(nil),     // 18: slipway.releases.v1.ListDeploymentEventsRequest
+	(*GetDeploymentLogsRequest)(nil),        // 19: slipway.releases.v1.GetDeploymentLogsRequest
+	(*GetDeploymentHealthRequest)(nil),      // 20: slipway.releases.v1.GetDeploymentHealthRequest
+	(*GetDeploymentMetricsRequest)(nil),     // 21: slipway.releases.v1.GetDeploymentMetricsRequest
+	(*PlanDeploymentRequest)(nil),           // 22: slipway.releases.v1.PlanDeploymentRequest
+	(*GetDeploymentDriftRequest)(nil),       // 23: slipway.releases.v1.GetDeploymentDriftRequest
+	(*DeployApplicationRequest)(nil),        // 24: slipway.releases.v1.DeployApplicationRequest
+	(*RollbackApplicationRequest)(nil),      // 25: slipway.releases.v1.RollbackApplicationRequest
+	(*ListApplicationReleasesRequest)(nil),  // 26: slipway.releases.v1.ListApplicationReleasesRequest
+	(*LaunchInstanceRequest)(nil),           // 27: slipway.releases.v1.LaunchInstanceRequest
+	(*GetInstanceRequest)(nil),              // 28: slipway.releases.v1.GetInstanceRequest
+	(*ListInstancesRequest)(nil),            // 29: slipway.releases.v1.ListInstancesRequest
+	(*KeepAliveInstanceRequest)(nil),        // 30: slipway.releases.v1.KeepAliveInstanceRequest
+	(*DeleteInstanceRequest)(nil),           // 31: slipway.releases.v1.DeleteInstanceRequest
+	(*CreateDeploymentResponse)(nil),        // 32: slipway.releases.v1.CreateDeploymentResponse
+	(*ListDeploymentsResponse)(nil),         // 33: slipway.releases.v1.ListDeploymentsResponse
+	(*GetDeploymentResponse)(nil),           // 34: slipway.releases.v1.GetDeploymentResponse
+	(*HeadDeploymentResponse)(nil),          // 35: slipway.releases.v1.HeadDeploymentResponse
+	(*UpdateDeploymentResponse)(nil),        // 36: slipway.releases.v1.UpdateDeploymentResponse
+	(*DeleteDeploymentResponse)(nil),        // 37: slipway.releases.v1.DeleteDeploymentResponse
+	(*RollbackDeploymentResponse)(nil),      // 38: slipway.releases.v1.RollbackDeploymentResponse
+	(*RecoverDeploymentResponse)(nil),       // 39: slipway.releases.v1.RecoverDeploymentResponse
+	(*GetDeploymentHistoryResponse)(nil),    // 40: slipway.releases.v1.GetDeploymentHistoryResponse
+	(*GetDeploymentValuesResponse)(nil),     // 41: slipway.releases.v1.GetDeploymentValuesResponse
+	(*GetDeploymentManifestResponse)(nil),   // 42: slipway.releases.v1.GetDeploymentManifestResponse
+	(*GetDeploymentNotesResponse)(nil),      // 43: slipway.releases.v1.GetDeploymentNotesResponse
+	(*GetDeploymentStatusResponse)(nil),     // 44: slipway.releases.v1.GetDeploymentStatusResponse
+	(*WatchDeploymentStatusResponse)(nil),   // 45: slipway.releases.v1.WatchDeploymentStatusResponse
+	(*ListDeploymentResourcesResponse)(nil), // 46: slipway.releases.v1.ListDeploymentResourcesResponse
+	(*ListDeploymentEventsResponse)(nil),    // 47: slipway.releases.v1.ListDeploymentEventsResponse
+	(*GetDeploymentLogsResponse)(nil),       // 48: slipway.releases.v1.GetDeploymentLogsResponse
+	(*GetDeploymentHealthResponse)(nil),     // 49: slipway.releases.v1.GetDeploymentHealthResponse
+	(*GetDeploymentMetricsResponse)(nil),    // 50: slipway.releases.v1.GetDeploymentMetricsResponse
+	(*PlanDeploymentResponse)(nil),          // 51: slipway.releases.v1.PlanDeploymentResponse
+	(*GetDeploymentDriftResponse)(nil),      // 52: slipway.releases.v1.GetDeploymentDriftResponse
+	(*DeployApplicationResponse)(nil),       // 53: slipway.releases.v1.DeployApplicationResponse
+	(*RollbackApplicationResponse)(nil),     // 54: slipway.releases.v1.RollbackApplicationResponse
+	(*ListApplicationReleasesResponse)(nil), // 55: slipway.releases.v1.ListApplicationReleasesResponse
+	(*LaunchInstanceResponse)(nil),          // 56: slipway.releases.v1.LaunchInstanceResponse
+	(*GetInstanceResponse)(nil),             // 57: slipway.releases.v1.GetInstanceResponse
+	(*ListInstancesResponse)(nil),           // 58: slipway.releases.v1.ListInstancesResponse
+	(*KeepAliveInstanceResponse)(nil),       // 59: slipway.releases.v1.KeepAliveInstanceResponse
+	(*DeleteInstanceResponse)(nil),          // 60: slipway.releases.v1.DeleteInstanceResponse
 }
 var file_slipway_releases_v1_releases_proto_depIdxs = []int32{
 	2,  // 0: slipway.releases.v1.ListDigestReleasesResponse.releases:type_name -> slipway.releases.v1.DigestRelease
@@ -365,59 +368,61 @@ var file_slipway_releases_v1_releases_proto_depIdxs = []int32{
 	7,  // 5: slipway.releases.v1.ReleasesService.UpdateDeployment:input_type -> slipway.releases.v1.UpdateDeploymentRequest
 	8,  // 6: slipway.releases.v1.ReleasesService.DeleteDeployment:input_type -> slipway.releases.v1.DeleteDeploymentRequest
 	9,  // 7: slipway.releases.v1.ReleasesService.RollbackDeployment:input_type -> slipway.releases.v1.RollbackDeploymentRequest
-	10, // 8: slipway.releases.v1.ReleasesService.GetDeploymentHistory:input_type -> slipway.releases.v1.GetDeploymentHistoryRequest
-	11, // 9: slipway.releases.v1.ReleasesService.GetDeploymentValues:input_type -> slipway.releases.v1.GetDeploymentValuesRequest
-	12, // 10: slipway.releases.v1.ReleasesService.GetDeploymentManifest:input_type -> slipway.releases.v1.GetDeploymentManifestRequest
-	13, // 11: slipway.releases.v1.ReleasesService.GetDeploymentNotes:input_type -> slipway.releases.v1.GetDeploymentNotesRequest
-	14, // 12: slipway.releases.v1.ReleasesService.GetDeploymentStatus:input_type -> slipway.releases.v1.GetDeploymentStatusRequest
-	15, // 13: slipway.releases.v1.ReleasesService.WatchDeploymentStatus:input_type -> slipway.releases.v1.WatchDeploymentStatusRequest
-	16, // 14: slipway.releases.v1.ReleasesService.ListDeploymentResources:input_type -> slipway.releases.v1.ListDeploymentResourcesRequest
-	17, // 15: slipway.releases.v1.ReleasesService.ListDeploymentEvents:input_type -> slipway.releases.v1.ListDeploymentEventsRequest
-	18, // 16: slipway.releases.v1.ReleasesService.GetDeploymentLogs:input_type -> slipway.releases.v1.GetDeploymentLogsRequest
-	19, // 17: slipway.releases.v1.ReleasesService.GetDeploymentHealth:input_type -> slipway.releases.v1.GetDeploymentHealthRequest
-	20, // 18: slipway.releases.v1.ReleasesService.GetDeploymentMetrics:input_type -> slipway.releases.v1.GetDeploymentMetricsRequest
-	21, // 19: slipway.releases.v1.ReleasesService.PlanDeployment:input_type -> slipway.releases.v1.PlanDeploymentRequest
-	22, // 20: slipway.releases.v1.ReleasesService.GetDeploymentDrift:input_type -> slipway.releases.v1.GetDeploymentDriftRequest
-	23, // 21: slipway.releases.v1.ReleasesService.DeployApplication:input_type -> slipway.releases.v1.DeployApplicationRequest
-	24, // 22: slipway.releases.v1.ReleasesService.RollbackApplication:input_type -> slipway.releases.v1.RollbackApplicationRequest
-	25, // 23: slipway.releases.v1.ReleasesService.ListApplicationReleases:input_type -> slipway.releases.v1.ListApplicationReleasesRequest
-	26, // 24: slipway.releases.v1.ReleasesService.LaunchInstance:input_type -> slipway.releases.v1.LaunchInstanceRequest
-	27, // 25: slipway.releases.v1.ReleasesService.GetInstance:input_type -> slipway.releases.v1.GetInstanceRequest
-	28, // 26: slipway.releases.v1.ReleasesService.ListInstances:input_type -> slipway.releases.v1.ListInstancesRequest
-	29, // 27: slipway.releases.v1.ReleasesService.KeepAliveInstance:input_type -> slipway.releases.v1.KeepAliveInstanceRequest
-	30, // 28: slipway.releases.v1.ReleasesService.DeleteInstance:input_type -> slipway.releases.v1.DeleteInstanceRequest
-	0,  // 29: slipway.releases.v1.ReleasesService.ListDigestReleases:input_type -> slipway.releases.v1.ListDigestReleasesRequest
-	31, // 30: slipway.releases.v1.ReleasesService.CreateDeployment:output_type -> slipway.releases.v1.CreateDeploymentResponse
-	32, // 31: slipway.releases.v1.ReleasesService.ListDeployments:output_type -> slipway.releases.v1.ListDeploymentsResponse
-	33, // 32: slipway.releases.v1.ReleasesService.GetDeployment:output_type -> slipway.releases.v1.GetDeploymentResponse
-	34, // 33: slipway.releases.v1.ReleasesService.HeadDeployment:output_type -> slipway.releases.v1.HeadDeploymentResponse
-	35, // 34: slipway.releases.v1.ReleasesService.UpdateDeployment:output_type -> slipway.releases.v1.UpdateDeploymentResponse
-	36, // 35: slipway.releases.v1.ReleasesService.DeleteDeployment:output_type -> slipway.releases.v1.DeleteDeploymentResponse
-	37, // 36: slipway.releases.v1.ReleasesService.RollbackDeployment:output_type -> slipway.releases.v1.RollbackDeploymentResponse
-	38, // 37: slipway.releases.v1.ReleasesService.GetDeploymentHistory:output_type -> slipway.releases.v1.GetDeploymentHistoryResponse
-	39, // 38: slipway.releases.v1.ReleasesService.GetDeploymentValues:output_type -> slipway.releases.v1.GetDeploymentValuesResponse
-	40, // 39: slipway.releases.v1.ReleasesService.GetDeploymentManifest:output_type -> slipway.releases.v1.GetDeploymentManifestResponse
-	41, // 40: slipway.releases.v1.ReleasesService.GetDeploymentNotes:output_type -> slipway.releases.v1.GetDeploymentNotesResponse
-	42, // 41: slipway.releases.v1.ReleasesService.GetDeploymentStatus:output_type -> slipway.releases.v1.GetDeploymentStatusResponse
-	43, // 42: slipway.releases.v1.ReleasesService.WatchDeploymentStatus:output_type -> slipway.releases.v1.WatchDeploymentStatusResponse
-	44, // 43: slipway.releases.v1.ReleasesService.ListDeploymentResources:output_type -> slipway.releases.v1.ListDeploymentResourcesResponse
-	45, // 44: slipway.releases.v1.ReleasesService.ListDeploymentEvents:output_type -> slipway.releases.v1.ListDeploymentEventsResponse
-	46, // 45: slipway.releases.v1.ReleasesService.GetDeploymentLogs:output_type -> slipway.releases.v1.GetDeploymentLogsResponse
-	47, // 46: slipway.releases.v1.ReleasesService.GetDeploymentHealth:output_type -> slipway.releases.v1.GetDeploymentHealthResponse
-	48, // 47: slipway.releases.v1.ReleasesService.GetDeploymentMetrics:output_type -> slipway.releases.v1.GetDeploymentMetricsResponse
-	49, // 48: slipway.releases.v1.ReleasesService.PlanDeployment:output_type -> slipway.releases.v1.PlanDeploymentResponse
-	50, // 49: slipway.releases.v1.ReleasesService.GetDeploymentDrift:output_type -> slipway.releases.v1.GetDeploymentDriftResponse
-	51, // 50: slipway.releases.v1.ReleasesService.DeployApplication:output_type -> slipway.releases.v1.DeployApplicationResponse
-	52, // 51: slipway.releases.v1.ReleasesService.RollbackApplication:output_type -> slipway.releases.v1.RollbackApplicationResponse
-	53, // 52: slipway.releases.v1.ReleasesService.ListApplicationReleases:output_type -> slipway.releases.v1.ListApplicationReleasesResponse
-	54, // 53: slipway.releases.v1.ReleasesService.LaunchInstance:output_type -> slipway.releases.v1.LaunchInstanceResponse
-	55, // 54: slipway.releases.v1.ReleasesService.GetInstance:output_type -> slipway.releases.v1.GetInstanceResponse
-	56, // 55: slipway.releases.v1.ReleasesService.ListInstances:output_type -> slipway.releases.v1.ListInstancesResponse
-	57, // 56: slipway.releases.v1.ReleasesService.KeepAliveInstance:output_type -> slipway.releases.v1.KeepAliveInstanceResponse
-	58, // 57: slipway.releases.v1.ReleasesService.DeleteInstance:output_type -> slipway.releases.v1.DeleteInstanceResponse
-	1,  // 58: slipway.releases.v1.ReleasesService.ListDigestReleases:output_type -> slipway.releases.v1.ListDigestReleasesResponse
-	30, // [30:59] is the sub-list for method output_type
-	1,  // [1:30] is the sub-list for method input_type
+	10, // 8: slipway.releases.v1.ReleasesService.RecoverDeployment:input_type -> slipway.releases.v1.RecoverDeploymentRequest
+	11, // 9: slipway.releases.v1.ReleasesService.GetDeploymentHistory:input_type -> slipway.releases.v1.GetDeploymentHistoryRequest
+	12, // 10: slipway.releases.v1.ReleasesService.GetDeploymentValues:input_type -> slipway.releases.v1.GetDeploymentValuesRequest
+	13, // 11: slipway.releases.v1.ReleasesService.GetDeploymentManifest:input_type -> slipway.releases.v1.GetDeploymentManifestRequest
+	14, // 12: slipway.releases.v1.ReleasesService.GetDeploymentNotes:input_type -> slipway.releases.v1.GetDeploymentNotesRequest
+	15, // 13: slipway.releases.v1.ReleasesService.GetDeploymentStatus:input_type -> slipway.releases.v1.GetDeploymentStatusRequest
+	16, // 14: slipway.releases.v1.ReleasesService.WatchDeploymentStatus:input_type -> slipway.releases.v1.WatchDeploymentStatusRequest
+	17, // 15: slipway.releases.v1.ReleasesService.ListDeploymentResources:input_type -> slipway.releases.v1.ListDeploymentResourcesRequest
+	18, // 16: slipway.releases.v1.ReleasesService.ListDeploymentEvents:input_type -> slipway.releases.v1.ListDeploymentEventsRequest
+	19, // 17: slipway.releases.v1.ReleasesService.GetDeploymentLogs:input_type -> slipway.releases.v1.GetDeploymentLogsRequest
+	20, // 18: slipway.releases.v1.ReleasesService.GetDeploymentHealth:input_type -> slipway.releases.v1.GetDeploymentHealthRequest
+	21, // 19: slipway.releases.v1.ReleasesService.GetDeploymentMetrics:input_type -> slipway.releases.v1.GetDeploymentMetricsRequest
+	22, // 20: slipway.releases.v1.ReleasesService.PlanDeployment:input_type -> slipway.releases.v1.PlanDeploymentRequest
+	23, // 21: slipway.releases.v1.ReleasesService.GetDeploymentDrift:input_type -> slipway.releases.v1.GetDeploymentDriftRequest
+	24, // 22: slipway.releases.v1.ReleasesService.DeployApplication:input_type -> slipway.releases.v1.DeployApplicationRequest
+	25, // 23: slipway.releases.v1.ReleasesService.RollbackApplication:input_type -> slipway.releases.v1.RollbackApplicationRequest
+	26, // 24: slipway.releases.v1.ReleasesService.ListApplicationReleases:input_type -> slipway.releases.v1.ListApplicationReleasesRequest
+	27, // 25: slipway.releases.v1.ReleasesService.LaunchInstance:input_type -> slipway.releases.v1.LaunchInstanceRequest
+	28, // 26: slipway.releases.v1.ReleasesService.GetInstance:input_type -> slipway.releases.v1.GetInstanceRequest
+	29, // 27: slipway.releases.v1.ReleasesService.ListInstances:input_type -> slipway.releases.v1.ListInstancesRequest
+	30, // 28: slipway.releases.v1.ReleasesService.KeepAliveInstance:input_type -> slipway.releases.v1.KeepAliveInstanceRequest
+	31, // 29: slipway.releases.v1.ReleasesService.DeleteInstance:input_type -> slipway.releases.v1.DeleteInstanceRequest
+	0,  // 30: slipway.releases.v1.ReleasesService.ListDigestReleases:input_type -> slipway.releases.v1.ListDigestReleasesRequest
+	32, // 31: slipway.releases.v1.ReleasesService.CreateDeployment:output_type -> slipway.releases.v1.CreateDeploymentResponse
+	33, // 32: slipway.releases.v1.ReleasesService.ListDeployments:output_type -> slipway.releases.v1.ListDeploymentsResponse
+	34, // 33: slipway.releases.v1.ReleasesService.GetDeployment:output_type -> slipway.releases.v1.GetDeploymentResponse
+	35, // 34: slipway.releases.v1.ReleasesService.HeadDeployment:output_type -> slipway.releases.v1.HeadDeploymentResponse
+	36, // 35: slipway.releases.v1.ReleasesService.UpdateDeployment:output_type -> slipway.releases.v1.UpdateDeploymentResponse
+	37, // 36: slipway.releases.v1.ReleasesService.DeleteDeployment:output_type -> slipway.releases.v1.DeleteDeploymentResponse
+	38, // 37: slipway.releases.v1.ReleasesService.RollbackDeployment:output_type -> slipway.releases.v1.RollbackDeploymentResponse
+	39, // 38: slipway.releases.v1.ReleasesService.RecoverDeployment:output_type -> slipway.releases.v1.RecoverDeploymentResponse
+	40, // 39: slipway.releases.v1.ReleasesService.GetDeploymentHistory:output_type -> slipway.releases.v1.GetDeploymentHistoryResponse
+	41, // 40: slipway.releases.v1.ReleasesService.GetDeploymentValues:output_type -> slipway.releases.v1.GetDeploymentValuesResponse
+	42, // 41: slipway.releases.v1.ReleasesService.GetDeploymentManifest:output_type -> slipway.releases.v1.GetDeploymentManifestResponse
+	43, // 42: slipway.releases.v1.ReleasesService.GetDeploymentNotes:output_type -> slipway.releases.v1.GetDeploymentNotesResponse
+	44, // 43: slipway.releases.v1.ReleasesService.GetDeploymentStatus:output_type -> slipway.releases.v1.GetDeploymentStatusResponse
+	45, // 44: slipway.releases.v1.ReleasesService.WatchDeploymentStatus:output_type -> slipway.releases.v1.WatchDeploymentStatusResponse
+	46, // 45: slipway.releases.v1.ReleasesService.ListDeploymentResources:output_type -> slipway.releases.v1.ListDeploymentResourcesResponse
+	47, // 46: slipway.releases.v1.ReleasesService.ListDeploymentEvents:output_type -> slipway.releases.v1.ListDeploymentEventsResponse
+	48, // 47: slipway.releases.v1.ReleasesService.GetDeploymentLogs:output_type -> slipway.releases.v1.GetDeploymentLogsResponse
+	49, // 48: slipway.releases.v1.ReleasesService.GetDeploymentHealth:output_type -> slipway.releases.v1.GetDeploymentHealthResponse
+	50, // 49: slipway.releases.v1.ReleasesService.GetDeploymentMetrics:output_type -> slipway.releases.v1.GetDeploymentMetricsResponse
+	51, // 50: slipway.releases.v1.ReleasesService.PlanDeployment:output_type -> slipway.releases.v1.PlanDeploymentResponse
+	52, // 51: slipway.releases.v1.ReleasesService.GetDeploymentDrift:output_type -> slipway.releases.v1.GetDeploymentDriftResponse
+	53, // 52: slipway.releases.v1.ReleasesService.DeployApplication:output_type -> slipway.releases.v1.DeployApplicationResponse
+	54, // 53: slipway.releases.v1.ReleasesService.RollbackApplication:output_type -> slipway.releases.v1.RollbackApplicationResponse
+	55, // 54: slipway.releases.v1.ReleasesService.ListApplicationReleases:output_type -> slipway.releases.v1.ListApplicationReleasesResponse
+	56, // 55: slipway.releases.v1.ReleasesService.LaunchInstance:output_type -> slipway.releases.v1.LaunchInstanceResponse
+	57, // 56: slipway.releases.v1.ReleasesService.GetInstance:output_type -> slipway.releases.v1.GetInstanceResponse
+	58, // 57: slipway.releases.v1.ReleasesService.ListInstances:output_type -> slipway.releases.v1.ListInstancesResponse
+	59, // 58: slipway.releases.v1.ReleasesService.KeepAliveInstance:output_type -> slipway.releases.v1.KeepAliveInstanceResponse
+	60, // 59: slipway.releases.v1.ReleasesService.DeleteInstance:output_type -> slipway.releases.v1.DeleteInstanceResponse
+	1,  // 60: slipway.releases.v1.ReleasesService.ListDigestReleases:output_type -> slipway.releases.v1.ListDigestReleasesResponse
+	31, // [31:61] is the sub-list for method output_type
+	1,  // [1:31] is the sub-list for method input_type
 	1,  // [1:1] is the sub-list for extension type_name
 	1,  // [1:1] is the sub-list for extension extendee
 	0,  // [0:1] is the sub-list for field type_name

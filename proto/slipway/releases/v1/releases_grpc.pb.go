@@ -26,6 +26,7 @@ const (
 	ReleasesService_UpdateDeployment_FullMethodName        = "/slipway.releases.v1.ReleasesService/UpdateDeployment"
 	ReleasesService_DeleteDeployment_FullMethodName        = "/slipway.releases.v1.ReleasesService/DeleteDeployment"
 	ReleasesService_RollbackDeployment_FullMethodName      = "/slipway.releases.v1.ReleasesService/RollbackDeployment"
+	ReleasesService_RecoverDeployment_FullMethodName       = "/slipway.releases.v1.ReleasesService/RecoverDeployment"
 	ReleasesService_GetDeploymentHistory_FullMethodName    = "/slipway.releases.v1.ReleasesService/GetDeploymentHistory"
 	ReleasesService_GetDeploymentValues_FullMethodName     = "/slipway.releases.v1.ReleasesService/GetDeploymentValues"
 	ReleasesService_GetDeploymentManifest_FullMethodName   = "/slipway.releases.v1.ReleasesService/GetDeploymentManifest"
@@ -109,6 +110,13 @@ type ReleasesServiceClient interface {
 	// RollbackDeployment rolls a release back to an earlier revision, making
 	// a new revision.
 	RollbackDeployment(ctx context.Context, in *RollbackDeploymentRequest, opts ...grpc.CallOption) (*RollbackDeploymentResponse, error)
+	// RecoverDeployment settles a release Helm left pending-install,
+	// pending-upgrade or pending-rollback (a crash outside Slipway, or an
+	// operation that ran out of attempts): an upgrade or rollback is rolled
+	// back to the last deployed revision, an install is marked failed and
+	// never uninstalled. A release that is not pending is left as it is. It
+	// queues like any change of the release, so it never races one.
+	RecoverDeployment(ctx context.Context, in *RecoverDeploymentRequest, opts ...grpc.CallOption) (*RecoverDeploymentResponse, error)
 	// GetDeploymentHistory lists a release's revisions, newest first. Helm
 	// keeps 10 revisions per release unless configured otherwise.
 	GetDeploymentHistory(ctx context.Context, in *GetDeploymentHistoryRequest, opts ...grpc.CallOption) (*GetDeploymentHistoryResponse, error)
@@ -266,6 +274,16 @@ func (c *releasesServiceClient) RollbackDeployment(ctx context.Context, in *Roll
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RollbackDeploymentResponse)
 	err := c.cc.Invoke(ctx, ReleasesService_RollbackDeployment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *releasesServiceClient) RecoverDeployment(ctx context.Context, in *RecoverDeploymentRequest, opts ...grpc.CallOption) (*RecoverDeploymentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RecoverDeploymentResponse)
+	err := c.cc.Invoke(ctx, ReleasesService_RecoverDeployment_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -569,6 +587,13 @@ type ReleasesServiceServer interface {
 	// RollbackDeployment rolls a release back to an earlier revision, making
 	// a new revision.
 	RollbackDeployment(context.Context, *RollbackDeploymentRequest) (*RollbackDeploymentResponse, error)
+	// RecoverDeployment settles a release Helm left pending-install,
+	// pending-upgrade or pending-rollback (a crash outside Slipway, or an
+	// operation that ran out of attempts): an upgrade or rollback is rolled
+	// back to the last deployed revision, an install is marked failed and
+	// never uninstalled. A release that is not pending is left as it is. It
+	// queues like any change of the release, so it never races one.
+	RecoverDeployment(context.Context, *RecoverDeploymentRequest) (*RecoverDeploymentResponse, error)
 	// GetDeploymentHistory lists a release's revisions, newest first. Helm
 	// keeps 10 revisions per release unless configured otherwise.
 	GetDeploymentHistory(context.Context, *GetDeploymentHistoryRequest) (*GetDeploymentHistoryResponse, error)
@@ -682,6 +707,9 @@ func (UnimplementedReleasesServiceServer) DeleteDeployment(context.Context, *Del
 }
 func (UnimplementedReleasesServiceServer) RollbackDeployment(context.Context, *RollbackDeploymentRequest) (*RollbackDeploymentResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RollbackDeployment not implemented")
+}
+func (UnimplementedReleasesServiceServer) RecoverDeployment(context.Context, *RecoverDeploymentRequest) (*RecoverDeploymentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RecoverDeployment not implemented")
 }
 func (UnimplementedReleasesServiceServer) GetDeploymentHistory(context.Context, *GetDeploymentHistoryRequest) (*GetDeploymentHistoryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetDeploymentHistory not implemented")
@@ -892,6 +920,24 @@ func _ReleasesService_RollbackDeployment_Handler(srv interface{}, ctx context.Co
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ReleasesServiceServer).RollbackDeployment(ctx, req.(*RollbackDeploymentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ReleasesService_RecoverDeployment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecoverDeploymentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReleasesServiceServer).RecoverDeployment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReleasesService_RecoverDeployment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReleasesServiceServer).RecoverDeployment(ctx, req.(*RecoverDeploymentRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1312,6 +1358,10 @@ var ReleasesService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RollbackDeployment",
 			Handler:    _ReleasesService_RollbackDeployment_Handler,
+		},
+		{
+			MethodName: "RecoverDeployment",
+			Handler:    _ReleasesService_RecoverDeployment_Handler,
 		},
 		{
 			MethodName: "GetDeploymentHistory",

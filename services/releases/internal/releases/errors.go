@@ -53,6 +53,8 @@ func failure(err error) (code, message string) {
 		return codeName(codes.FailedPrecondition), err.Error()
 	case errors.Is(err, helmexec.ErrReleaseNotFound), errors.Is(err, ErrReleaseNotFound):
 		return codeName(codes.NotFound), err.Error()
+	case errors.Is(err, errGaveUp):
+		return codeName(codes.Aborted), err.Error()
 	case errors.Is(err, ErrDependencyUnavailable):
 		return codeName(codes.Unavailable), err.Error()
 	}

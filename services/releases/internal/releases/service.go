@@ -81,6 +81,9 @@ type Change struct {
 	Queue                    bool
 }
 
+// kindRecover settles a release Helm left pending (RecoverDeployment).
+const kindRecover ops.Kind = "recover"
+
 // job is an operation's payload: what the worker does, fully resolved at
 // acceptance (the cluster by id), so it means the same on any replica.
 type job struct {
@@ -154,7 +157,11 @@ func NewService(store *ops.Store, ledger *Ledger, access ClusterAccess, apps App
 // Submit validates a change, resolves its cluster and queues it as an
 // operation of kind (install, upgrade, rollback, uninstall).
 func (s *service) Submit(ctx context.Context, kind ops.Kind, c Change) (ops.Operation, error) {
-	caller, err := callerWith(ctx, identity.RoleDeployer)
+	min := identity.RoleDeployer
+	if kind == kindRecover {
+		min = identity.RoleAdmin
+	}
+	caller, err := callerWith(ctx, min)
 	if err != nil {
 		return ops.Operation{}, err
 	}
@@ -186,7 +193,9 @@ func (s *service) Submit(ctx context.Context, kind ops.Kind, c Change) (ops.Oper
 		return ops.Operation{}, fmt.Errorf("read ledger: %w", herr)
 	case kind == ops.KindInstall && herr == nil && head.Status != StatusUninstalled:
 		return ops.Operation{}, fmt.Errorf("%w: %s/%s on cluster %s; upgrade it instead", ErrReleaseExists, c.Namespace, c.Name, c.Cluster)
-	case kind != ops.KindInstall && (herr != nil || head.Status == StatusUninstalled):
+	case kind != ops.KindInstall && kind != kindRecover && (herr != nil || head.Status == StatusUninstalled):
+		// (A release to recover may be one Helm left pending outside
+		// Slipway, unknown to the ledger: the worker asks Helm.)
 		return ops.Operation{}, fmt.Errorf("%w: %s/%s on cluster %s", ErrReleaseNotFound, c.Namespace, c.Name, c.Cluster)
 	}
 	payload, err := json.Marshal(j)

@@ -100,6 +100,15 @@ func (s *GRPCServer) RollbackDeployment(ctx context.Context, req *releasesv1.Rol
 	return &releasesv1.RollbackDeploymentResponse{Operation: op}, nil
 }
 
+func (s *GRPCServer) RecoverDeployment(ctx context.Context, req *releasesv1.RecoverDeploymentRequest) (*releasesv1.RecoverDeploymentResponse, error) {
+	op, err := s.submit(ctx, kindRecover, Change{Cluster: req.GetCluster(), Namespace: req.GetNamespace(), Name: req.GetName(),
+		IdempotencyKey: req.GetIdempotencyKey(), Queue: !req.GetNoQueue()})
+	if err != nil {
+		return nil, err
+	}
+	return &releasesv1.RecoverDeploymentResponse{Operation: op}, nil
+}
+
 func (s *GRPCServer) DeleteDeployment(ctx context.Context, req *releasesv1.DeleteDeploymentRequest) (*releasesv1.DeleteDeploymentResponse, error) {
 	op, err := s.submit(ctx, ops.KindUninstall, Change{Cluster: req.GetCluster(), Namespace: req.GetNamespace(), Name: req.GetName(),
 		KeepHistory: req.GetKeepHistory(), Options: Options{Wait: req.GetWait(), Timeout: req.GetTimeout().AsDuration()},
@@ -262,6 +271,7 @@ var kinds = map[ops.Kind]releasesv1.OperationKind{
 	ops.KindRollbackApplication: releasesv1.OperationKind_OPERATION_KIND_ROLLBACK_APPLICATION,
 	ops.KindLaunchInstance:      releasesv1.OperationKind_OPERATION_KIND_LAUNCH_INSTANCE,
 	ops.KindDeleteInstance:      releasesv1.OperationKind_OPERATION_KIND_DELETE_INSTANCE,
+	kindRecover:                 releasesv1.OperationKind_OPERATION_KIND_RECOVER,
 }
 
 func kindOf(k releasesv1.OperationKind) ops.Kind {

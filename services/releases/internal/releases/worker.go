@@ -86,6 +86,8 @@ func (w *Worker) Wake() {
 func (w *Worker) Run(ctx context.Context) error {
 	t := time.NewTicker(w.opts.Poll)
 	defer t.Stop()
+	sweep := time.NewTicker(time.Hour)
+	defer sweep.Stop()
 	sem := make(chan struct{}, w.opts.Workers)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -109,6 +111,12 @@ func (w *Worker) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		case <-w.wake:
+		case <-sweep.C:
+			if n, err := w.ops.DeleteExpiredKeys(ctx); err != nil {
+				w.log.WarnContext(ctx, "delete expired idempotency keys", "error", err)
+			} else if n > 0 {
+				w.log.InfoContext(ctx, "expired idempotency keys deleted", "keys", n)
+			}
 		}
 	}
 }
@@ -127,6 +135,11 @@ func (w *Worker) run(parent context.Context, l ops.Lease) {
 		return
 	}
 	res, err := w.execute(ctx, l, log)
+	if err != nil && ctx.Err() == nil {
+		// Helm may have changed the release before failing (a failed
+		// upgrade, an atomic rollback): the ledger follows it.
+		w.resync(ctx, l, log)
+	}
 	// The outcome is written even if ctx ended, unless the lease was lost.
 	wctx, wcancel := context.WithTimeout(context.WithoutCancel(parent), 30*time.Second)
 	defer wcancel()
@@ -153,7 +166,10 @@ func (w *Worker) run(parent context.Context, l ops.Lease) {
 	}
 }
 
-var errCancelled = errors.New("operation cancelled")
+var (
+	errCancelled = errors.New("operation cancelled")
+	errGaveUp    = errors.New("operation abandoned")
+)
 
 // heartbeat extends the lease until done, and stops the operation when
 // the lease is lost or cancellation is asked for.
@@ -212,6 +228,14 @@ func (w *Worker) execute(ctx context.Context, l ops.Lease, log *slog.Logger) ([]
 		if did != "" {
 			event("recovering", "release recovered after an interrupted attempt: "+did)
 		}
+		if l.LastAttempt {
+			// Were this attempt interrupted too, nobody would settle the
+			// release: stop here with it settled.
+			if did == "" {
+				did = "it was not pending"
+			}
+			return nil, fmt.Errorf("%w: interrupted %d times; gave up with the release settled (%s)", errGaveUp, l.Attempt-1, did)
+		}
 	}
 	req := helmexec.Request{
 		Access: access, Namespace: l.Target.Namespace, Release: l.Target.Release, Values: j.Values,
@@ -261,6 +285,18 @@ func (w *Worker) execute(ctx context.Context, l ops.Lease, log *slog.Logger) ([]
 		if rel, err = w.exec.Uninstall(ctx, req, j.KeepHistory); err != nil {
 			return nil, err
 		}
+	case kindRecover:
+		did, err := w.exec.Recover(ctx, access, l.Target.Namespace, l.Target.Release)
+		if err != nil {
+			return nil, fmt.Errorf("recover release: %w", err)
+		}
+		if did == "" {
+			did = "not pending: nothing to do"
+		}
+		event("recovering", did)
+		if rel, err = w.exec.Get(ctx, access, l.Target.Namespace, l.Target.Release, 0); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, fmt.Errorf("%w: operation kind %s", ErrUnsupported, l.Kind)
 	}
@@ -273,6 +309,30 @@ func (w *Worker) execute(ctx context.Context, l ops.Lease, log *slog.Logger) ([]
 		return nil, err
 	}
 	return encodeResult(top)
+}
+
+// resync records the release's revisions as Helm has them, after a failed
+// action, so lists and history show what the cluster runs.
+func (w *Worker) resync(ctx context.Context, l ops.Lease, log *slog.Logger) {
+	svc, err := w.caller.Context(ctx, l.Org)
+	if err != nil {
+		return
+	}
+	ca, err := w.access.ClusterAccess(svc, l.Org, l.Target.Cluster)
+	if err != nil {
+		return
+	}
+	hist, err := w.exec.History(ctx, helmexec.AccessFromProto(ca), l.Target.Namespace, l.Target.Release, w.opts.MaxStore)
+	if err != nil || len(hist) == 0 {
+		return
+	}
+	var revs []Revision
+	for _, h := range hist {
+		revs = append(revs, toRevision(l.Org, l.Target.Cluster, h))
+	}
+	if err := w.ledger.Record(ctx, revs); err != nil {
+		log.WarnContext(ctx, "record release after a failed operation", "error", err)
+	}
 }
 
 // chart fetches and loads the chart the operation deploys.
