@@ -35,11 +35,9 @@ type op struct {
 	namespace string
 	name      string
 	c         *cluster
-	n         *nsConfig
 	cfg       *action.Configuration
 	caps      *chartutil.Capabilities // the cluster's, when the op began
 	guard     *recordGuard
-	log       *slog.Logger
 	progress  func(phase, message string)
 	logf      func(format string, v ...any)
 	// rollingBack is set once Helm starts undoing a failed install or
@@ -50,8 +48,7 @@ type op struct {
 	skipValidation bool
 }
 
-// newOp prepares an action on ns of a's cluster. Only actions that render
-// need Capabilities.
+// newOp prepares an action on ns of a's cluster.
 func (e *Executor) newOp(ctx context.Context, kind string, a Access, ns, name string, progress func(string, string)) (*op, error) {
 	if err := validateNames(ns, name); err != nil {
 		return nil, err
@@ -68,8 +65,7 @@ func (e *Executor) newOp(ctx context.Context, kind string, a Access, ns, name st
 		return nil, err
 	}
 	o := &op{
-		ctx: ctx, kind: kind, namespace: ns, name: name, c: c, n: n,
-		log:      e.o.Log,
+		ctx: ctx, kind: kind, namespace: ns, name: name, c: c,
 		progress: progress,
 		logf:     helmLog(e.o.Log, "cluster", c.id, "namespace", ns, "release", name),
 	}
