@@ -324,8 +324,9 @@ type ListFilter struct {
 // List returns the latest revision of org's releases by cluster,
 // namespace and name, after the release named by after ("" first).
 func (l *Ledger) List(ctx context.Context, org string, f ListFilter, after ReleaseKey, limit int) ([]Revision, error) {
-	where := []string{"h.org = ?", "(h.cluster > ? OR (h.cluster = ? AND (h.namespace > ? OR (h.namespace = ? AND h.name > ?))))"}
-	args := []any{org, after.Cluster, after.Cluster, after.Namespace, after.Namespace, after.Name}
+	// A row-value comparison lets both engines walk the primary key.
+	where := []string{"h.org = ?", "(h.cluster, h.namespace, h.name) > (?, ?, ?)"}
+	args := []any{org, after.Cluster, after.Namespace, after.Name}
 	if f.Cluster != "" {
 		where, args = append(where, "h.cluster = ?"), append(args, f.Cluster)
 	}
