@@ -1,0 +1,353 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/slipwayhq/slipway/pkg/testenv"
+	"github.com/slipwayhq/slipway/tools/internal/devenv/kube"
+	"github.com/slipwayhq/slipway/tools/internal/localrun"
+)
+
+// opJSON is an operation as REST shows it, with what these tests compare.
+type opJSON struct {
+	ID                string
+	State             string
+	Kind              string
+	IdempotencyKey    string    `json:"idempotency_key"`
+	CreateTime        time.Time `json:"create_time"`
+	StartTime         time.Time `json:"start_time"`
+	EndTime           time.Time `json:"end_time"`
+	DroppedEventCount int       `json:"dropped_event_count"`
+	Error             struct{ Code, Message string }
+	Result            struct{ Release releaseJSON }
+	Events            []struct{ Phase, Message string }
+}
+
+type releaseJSON struct {
+	Name, Namespace, Status, Operation string
+	Revision                           int
+	ChartVersion                       string `json:"chart_version"`
+}
+
+const (
+	stateQueued    = "OPERATION_STATE_QUEUED"
+	stateRunning   = "OPERATION_STATE_RUNNING"
+	stateSucceeded = "OPERATION_STATE_SUCCEEDED"
+	stateFailed    = "OPERATION_STATE_FAILED"
+	stateCancelled = "OPERATION_STATE_CANCELLED"
+)
+
+func finished(state string) bool {
+	return state == stateSucceeded || state == stateFailed || state == stateCancelled
+}
+
+// opsFixture is a stack with cluster c1 and the environment's chart
+// repository in the bootstrap org, and a namespace of this run's own: the
+// environment's cluster outlives the stack.
+type opsFixture struct {
+	*stack
+	env             testenv.Env
+	owner, deployer string
+	org             string // "/orgs/default"
+	deployments     string // org + "/clusters/c1/deployments"
+	ns              string
+}
+
+func newOpsFixture(t *testing.T, processEnv ...string) *opsFixture {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs the real stack")
+	}
+	env := testenv.Get(t, "vault", "kube", "registry", "chartrepo")
+	s := startStack(t, env, append([]string{"SLIPWAY_CATALOG_SYNC_POLL=500ms"}, processEnv...)...)
+	f := &opsFixture{stack: s, env: env, org: "/orgs/" + localrun.BootstrapOrg}
+	f.owner = s.owner()
+	f.deployer = s.token(localrun.BootstrapOrg, f.owner, "DEPLOYER")
+	f.deployments = f.org + "/clusters/c1/deployments"
+	f.ns = "ops-" + strconv.FormatUint(rand.Uint64()%(1<<40), 36)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := s.s.RegisterCluster(ctx, "c1", env[kube.EnvKubeconfig("c1")]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.s.SeedCatalog(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "the local repository synced", func() bool {
+		var r struct{ Repository repositoryJSON }
+		s.do(http.MethodGet, f.org+"/repositories/local", f.owner, nil).decode(t, &r)
+		return r.Repository.Sync.ChartCount > 0
+	})
+	return f
+}
+
+func hello(version string) map[string]any {
+	return map[string]any{"catalog": map[string]any{"repository": localrun.LocalRepository, "chart": "hello", "version": version}}
+}
+
+// send is do for any goroutine: it fails nothing, and sets header.
+func (s *stack) send(method, path, token string, body any, header http.Header) (answer, error) {
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return answer{}, err
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, s.api+path, r)
+	if err != nil {
+		return answer{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return answer{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return answer{}, err
+	}
+	s.mu.Lock()
+	s.answers.Write(b)
+	s.answers.WriteByte('\n')
+	s.mu.Unlock()
+	return answer{status: resp.StatusCode, header: resp.Header, body: b}, nil
+}
+
+// accepted checks that a is 202 with the Location of the operation in its
+// body, and returns that operation.
+func accepted(a answer) (opJSON, error) {
+	var got struct{ Operation opJSON }
+	if a.status != http.StatusAccepted {
+		return opJSON{}, fmt.Errorf("status %d, want 202: %s", a.status, a.body)
+	}
+	if err := json.Unmarshal(a.body, &got); err != nil {
+		return opJSON{}, fmt.Errorf("decode %s: %w", a.body, err)
+	}
+	if want := "/api/v1/orgs/" + localrun.BootstrapOrg + "/operations/" + got.Operation.ID; got.Operation.ID == "" || a.header.Get("Location") != want {
+		return opJSON{}, fmt.Errorf("Location %q, want %q", a.header.Get("Location"), want)
+	}
+	return got.Operation, nil
+}
+
+// submit sends a call that starts an operation and returns the operation.
+func (f *opsFixture) submit(t *testing.T, method, path string, body any, header http.Header) opJSON {
+	t.Helper()
+	a, err := f.send(method, path, f.deployer, body, header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, err := accepted(a)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return op
+}
+
+// operation GETs one operation.
+func (f *opsFixture) operation(t *testing.T, id string) opJSON {
+	t.Helper()
+	var got struct{ Operation opJSON }
+	f.expect(f.do(http.MethodGet, f.org+"/operations/"+id, f.deployer, nil), http.StatusOK, "get operation "+id).decode(t, &got)
+	return got.Operation
+}
+
+// await polls an operation until it finishes.
+func (f *opsFixture) await(t *testing.T, id string, within time.Duration) opJSON {
+	t.Helper()
+	var op opJSON
+	eventually(t, within, "operation "+id+" finishes", func() bool {
+		op = f.operation(t, id)
+		return finished(op.State)
+	})
+	return op
+}
+
+// install installs hello at version as release name, waiting for it, and
+// fails unless it made revision 1.
+func (f *opsFixture) install(t *testing.T, name, version, values string) opJSON {
+	t.Helper()
+	op := f.submit(t, http.MethodPost, f.deployments, map[string]any{"name": name, "namespace": f.ns, "chart": hello(version), "values_yaml": values,
+		"options": map[string]any{"wait": true, "create_namespace": true, "timeout": "120s"}}, nil)
+	op = f.await(t, op.ID, 2*time.Minute)
+	if op.State != stateSucceeded || op.Result.Release.Revision != 1 {
+		t.Fatalf("install %s: %+v", name, op)
+	}
+	return op
+}
+
+// release GETs the release's latest revision and its active operation.
+func (f *opsFixture) release(t *testing.T, name string) (releaseJSON, string) {
+	t.Helper()
+	var got struct {
+		Release         releaseJSON
+		ActiveOperation string `json:"active_operation"`
+	}
+	f.expect(f.do(http.MethodGet, f.deployments+"/"+name+"?namespace="+f.ns, f.deployer, nil), http.StatusOK, "get release "+name).decode(t, &got)
+	return got.Release, got.ActiveOperation
+}
+
+// helmRecord is one of Helm's own release records, as its Secret's labels
+// tell.
+type helmRecord struct {
+	version int
+	status  string
+}
+
+// helmRecords reads Helm's records of a release from the cluster, oldest
+// first.
+func (f *opsFixture) helmRecords(t *testing.T, name string) []helmRecord {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", f.env[kube.EnvKubeconfig("c1")])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	list, err := cs.CoreV1().Secrets(f.ns).List(ctx, metav1.ListOptions{LabelSelector: "owner=helm,name=" + name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []helmRecord
+	for _, s := range list.Items {
+		v, err := strconv.Atoi(s.Labels["version"])
+		if err != nil {
+			t.Fatalf("helm record %s: version label %q", s.Name, s.Labels["version"])
+		}
+		out = append(out, helmRecord{version: v, status: s.Labels["status"]})
+	}
+	slices.SortFunc(out, func(a, b helmRecord) int { return a.version - b.version })
+	return out
+}
+
+// TestConcurrentUpgrades fires 50 upgrades of one release at once: all
+// are accepted and queue behind each other, none meets Helm's "another
+// operation is in progress", they run one at a time in the order they
+// were accepted (revisions 2..51 follow their ids), and the last accepted
+// values win. A no_queue request meanwhile answers 409.
+func TestConcurrentUpgrades(t *testing.T) {
+	f := newOpsFixture(t)
+	const name, n = "conc", 50
+	f.install(t, name, "0.2.0", "message: \"m-0\"\n")
+	upgrade := func(i int) map[string]any {
+		return map[string]any{"namespace": f.ns, "chart": hello("0.2.0"), "values_yaml": fmt.Sprintf("message: \"m-%d\"\n", i)}
+	}
+
+	ops := make([]opJSON, n)
+	errs := make([]error, n)
+	message := map[string]string{} // operation id -> its message
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			a, err := f.send(http.MethodPut, f.deployments+"/"+name, f.deployer, upgrade(i+1), nil)
+			if err == nil {
+				ops[i], err = accepted(a)
+			}
+			errs[i] = err
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("upgrade %d: %v", i+1, err)
+		}
+		message[ops[i].ID] = fmt.Sprintf("m-%d", i+1)
+	}
+	if len(message) != n {
+		t.Fatalf("%d distinct operations for %d upgrades", len(message), n)
+	}
+
+	// The queue is long now: a request that will not queue is refused, and
+	// starts nothing.
+	body := upgrade(999)
+	body["no_queue"] = true
+	a := f.do(http.MethodPut, f.deployments+"/"+name, f.deployer, body)
+	if a.status != http.StatusConflict || a.code(t) != "aborted" {
+		t.Errorf("no_queue upgrade while busy: %d %s; want 409 aborted", a.status, a.body)
+	}
+	if _, active := f.release(t, name); active == "" {
+		t.Error("the release shows no active operation while 50 are queued")
+	}
+
+	slices.SortFunc(ops, func(a, b opJSON) int { return strings.Compare(a.ID, b.ID) })
+	var all []opJSON
+	for _, op := range ops {
+		all = append(all, f.await(t, op.ID, 5*time.Minute))
+	}
+	for i, op := range all {
+		if op.State != stateSucceeded || strings.Contains(op.Error.Message, "another operation") {
+			t.Errorf("operation %d (%s): %s %s: %s", i, op.ID, op.State, op.Error.Code, op.Error.Message)
+			continue
+		}
+		// ids are ULIDs: accepted later, greater id, and a later revision.
+		if want := i + 2; op.Result.Release.Revision != want {
+			t.Errorf("operation %d in id order (%s, created %s) made revision %d, want %d", i, op.ID,
+				op.CreateTime.Format(time.StampMicro), op.Result.Release.Revision, want)
+		}
+		if i > 0 {
+			prev := all[i-1]
+			if op.CreateTime.Before(prev.CreateTime) {
+				t.Errorf("operation %s created %s, before %s created %s, has the greater id", op.ID, op.CreateTime.Format(time.StampMicro),
+					prev.ID, prev.CreateTime.Format(time.StampMicro))
+			}
+			if op.StartTime.Before(prev.EndTime) {
+				t.Errorf("operation %s started %s, before %s ended %s", op.ID, op.StartTime.Format(time.StampMicro), prev.ID, prev.EndTime.Format(time.StampMicro))
+			}
+		}
+	}
+
+	rel, active := f.release(t, name)
+	last := all[n-1]
+	if rel.Revision != n+1 || rel.Status != "RELEASE_STATUS_DEPLOYED" || rel.Operation != last.ID || active != "" {
+		t.Errorf("release after the upgrades = %+v, active %q; want revision %d by %s", rel, active, n+1, last.ID)
+	}
+	var values struct {
+		ValuesYaml string `json:"values_yaml"`
+	}
+	f.expect(f.do(http.MethodGet, f.deployments+"/"+name+"/values?namespace="+f.ns, f.deployer, nil), http.StatusOK, "values").decode(t, &values)
+	if want := "message: " + message[last.ID]; !strings.Contains(values.ValuesYaml, want) {
+		t.Errorf("values after the upgrades = %q; want the last accepted, %q", values.ValuesYaml, want)
+	}
+	if recs := f.helmRecords(t, name); len(recs) == 0 || recs[len(recs)-1] != (helmRecord{n + 1, "deployed"}) {
+		t.Errorf("helm's records = %v; want revision %d deployed last", recs, n+1)
+	}
+
+	// Idle again, no_queue is accepted.
+	op := f.await(t, f.submit(t, http.MethodPut, f.deployments+"/"+name, body, nil).ID, time.Minute)
+	if op.State != stateSucceeded || op.Result.Release.Revision != n+2 {
+		t.Errorf("no_queue upgrade of an idle release: %+v", op)
+	}
+}
