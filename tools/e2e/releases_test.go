@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -116,6 +117,21 @@ func TestDeployments(t *testing.T) {
 	s.expect(s.do(http.MethodGet, deployments+"/web/values?namespace="+ns+"&revision=1", deployer, nil), http.StatusOK, "values").decode(t, &values)
 	if !strings.Contains(values.ValuesYaml, "replicaCount: 2") {
 		t.Errorf("revision 1 values = %q", values.ValuesYaml)
+	}
+	var manifest struct {
+		Revision  int
+		Documents []struct {
+			Source string
+			Object struct{ Kind, Name string }
+		}
+	}
+	s.expect(s.do(http.MethodGet, deployments+"/web/manifest?namespace="+ns+"&revision=1", deployer, nil), http.StatusOK, "manifest").decode(t, &manifest)
+	var kinds []string
+	for _, d := range manifest.Documents {
+		kinds = append(kinds, d.Object.Kind)
+	}
+	if manifest.Revision != 1 || !slices.Contains(kinds, "Deployment") || !slices.Contains(kinds, "Service") {
+		t.Errorf("manifest of revision 1 = %+v", manifest)
 	}
 	op = submit(http.MethodPost, deployments+"/web/rollback", map[string]any{"namespace": ns})
 	if !strings.HasSuffix(op.State, "SUCCEEDED") || op.Result.Release.Revision != 3 || op.Result.Release.ChartVersion != "0.1.0" {

@@ -113,6 +113,7 @@ type Service interface {
 	GetRelease(ctx context.Context, cluster, namespace, name string, revision int) (Revision, string, error)
 	ListReleases(ctx context.Context, f ListFilter, p PageRequest) (RevisionPage, error)
 	History(ctx context.Context, cluster, namespace, name string, p PageRequest) (RevisionPage, error)
+	Manifest(ctx context.Context, cluster, namespace, name string, revision int, p PageRequest) (ManifestPage, error)
 
 	GetOperation(ctx context.Context, id string) (ops.Operation, error)
 	ListOperations(ctx context.Context, f ops.ListFilter, p PageRequest) ([]ops.Operation, string, error)

@@ -216,6 +216,19 @@ func (s *GRPCServer) GetDeploymentValues(ctx context.Context, req *releasesv1.Ge
 	return &releasesv1.GetDeploymentValuesResponse{ValuesYaml: y, Revision: int32(r.Revision)}, nil
 }
 
+func (s *GRPCServer) GetDeploymentManifest(ctx context.Context, req *releasesv1.GetDeploymentManifestRequest) (*releasesv1.GetDeploymentManifestResponse, error) {
+	p, err := s.svc.Manifest(ctx, req.GetCluster(), req.GetNamespace(), req.GetName(), int(req.GetRevision()), PageRequest{Size: req.GetPageSize(), Token: req.GetPageToken()})
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	out := &releasesv1.GetDeploymentManifestResponse{Revision: int32(p.Revision), NextPageToken: p.NextPageToken}
+	for _, d := range p.Documents {
+		out.Documents = append(out.Documents, &releasesv1.ManifestDocument{Source: d.Source, Yaml: d.YAML,
+			Object: &releasesv1.ObjectReference{ApiVersion: d.APIVersion, Kind: d.Kind, Namespace: d.Namespace, Name: d.Name}})
+	}
+	return out, nil
+}
+
 func (s *GRPCServer) GetDeploymentNotes(ctx context.Context, req *releasesv1.GetDeploymentNotesRequest) (*releasesv1.GetDeploymentNotesResponse, error) {
 	r, _, err := s.svc.GetRelease(ctx, req.GetCluster(), req.GetNamespace(), req.GetName(), int(req.GetRevision()))
 	if err != nil {
