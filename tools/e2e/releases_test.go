@@ -224,7 +224,7 @@ func TestApplicationDeploy(t *testing.T) {
 	ns := "app-" + strings.ToLower(strconv.FormatInt(time.Now().UnixNano()%1e9, 36))
 	s.expect(s.do(http.MethodPost, org+"/applications", owner, map[string]any{
 		"name": "greeter", "chart": map[string]any{"repository": localrun.LocalRepository, "chart": "hello", "version": "~0.2"}, "image": "hello",
-		"values": map[string]any{"message": "from the application"},
+		"values":  map[string]any{"message": "from the application"},
 		"targets": []map[string]any{{"name": "dev", "cluster": "c1", "namespace": ns, "values": map[string]any{"replicaCount": 2}}},
 	}), http.StatusOK, "create application")
 

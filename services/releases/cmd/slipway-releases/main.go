@@ -33,8 +33,8 @@ const watchOrg = "slipway-releases"
 func main() {
 	var (
 		dsn, clustersAddr, catalogAddr, registryAddr string
-		oc                             outbound.Config
-		wo                             releases.WorkerOptions
+		oc                                           outbound.Config
+		wo                                           releases.WorkerOptions
 	)
 	err := server.Service{
 		Name:      "releases",
