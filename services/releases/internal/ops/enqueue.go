@@ -199,3 +199,34 @@ func requestHash(r EnqueueRequest) string {
 	h.Write(r.Payload)
 	return hex.EncodeToString(h.Sum(nil))
 }
+
+// Replay returns the operation req's idempotency key already names, when
+// the key is live and was used for this same request (found); a key used
+// for another request is ErrIdempotencyMismatch. It writes nothing: a
+// caller that checks preconditions before enqueueing (the release exists,
+// or not) asks it first, so a retry of a request that already ran gets its
+// operation back instead of the precondition's refusal.
+func (s *Store) Replay(ctx context.Context, req EnqueueRequest) (op Operation, found bool, err error) {
+	if req.IdempotencyKey == "" {
+		return Operation{}, false, nil
+	}
+	var opID, oldHash string
+	var created int64
+	err = s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT op_id, request_hash, created_at FROM operation_idempotency_keys WHERE org = ? AND idem_key = ?`),
+		req.Org, req.IdempotencyKey).Scan(&opID, &oldHash, &created)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return Operation{}, false, nil
+	case err != nil:
+		return Operation{}, false, fmt.Errorf("look up idempotency key: %w", err)
+	case created <= s.now().UnixMicro()-s.keyTTL.Microseconds():
+		return Operation{}, false, nil
+	case oldHash != requestHash(req):
+		return Operation{}, false, ErrIdempotencyMismatch
+	}
+	op, err = s.Get(ctx, req.Org, opID)
+	if errors.Is(err, ErrNotFound) {
+		return Operation{}, false, nil
+	}
+	return op, err == nil, err
+}

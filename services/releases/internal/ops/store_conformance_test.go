@@ -33,6 +33,7 @@ var conformanceCases = []struct {
 }{
 	{"enqueue then get returns every field", testEnqueueGet},
 	{"idempotency keys replay, refuse a mismatch and expire", testIdempotency},
+	{"replay looks a key up without writing", testReplay},
 	{"no queue answers busy while the release has work", testNoQueue},
 	{"one writer per release in enqueue order, releases in parallel", testFIFO},
 	{"stale fencing token is refused after takeover", testFencing},
@@ -731,5 +732,35 @@ func testCrossOrg(t *testing.T, e *env) {
 	})
 	if got := mustGet(t, e.s, "acme", op.ID); got.State != StateQueued || got.CancelRequested {
 		t.Errorf("acme's operation changed by another org's calls: %s, cancel %v", got.State, got.CancelRequested)
+	}
+}
+
+func testReplay(t *testing.T, e *env) {
+	s := e.open(t)
+	ctx := context.Background()
+	req := request("acme", "web")
+	req.IdempotencyKey = "k1"
+	if _, found, err := s.Replay(ctx, req); err != nil || found {
+		t.Fatalf("replay of an unused key = %v, %v", found, err)
+	}
+	if _, found, _ := s.Replay(ctx, req); found {
+		t.Fatal("replay recorded the key")
+	}
+	op := mustEnqueue(t, s, req)
+	got, found, err := s.Replay(ctx, req)
+	if err != nil || !found || got.ID != op.ID {
+		t.Fatalf("replay = %v %v, %v; want %s", got.ID, found, err, op.ID)
+	}
+	other := req
+	other.Payload = []byte(`{"chart":"web","version":"9.9.9"}`)
+	wantErr(t, "replay with another request", func() error { _, _, err := s.Replay(ctx, other); return err }(), ErrIdempotencyMismatch)
+	elsewhere := req
+	elsewhere.Org = "globex"
+	if _, found, err := s.Replay(ctx, elsewhere); err != nil || found {
+		t.Errorf("another org's replay = %v, %v", found, err)
+	}
+	noKey := request("acme", "web")
+	if _, found, err := s.Replay(ctx, noKey); err != nil || found {
+		t.Errorf("replay without a key = %v, %v", found, err)
 	}
 }

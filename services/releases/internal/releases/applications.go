@@ -115,6 +115,11 @@ func (s *service) RollbackApplication(ctx context.Context, application, target s
 		return ops.Operation{}, err
 	}
 	k := ReleaseKey{caller.Org, t.Cluster, t.Namespace, ReleaseName(application, target)}
+	j := job{Options: o, Revision: revision, Application: application, Target: target}
+	if op, found, err := s.replay(ctx, caller, ops.KindRollbackApplication, ops.Target{Cluster: t.Cluster, Namespace: t.Namespace, Release: k.Name,
+		Application: application, ApplicationTarget: target}, j, key); err != nil || found {
+		return op, err
+	}
 	if head, err := s.ledger.Get(ctx, k, 0); err != nil || head.Status == StatusUninstalled {
 		return ops.Operation{}, fmt.Errorf("%w: application %s is not deployed on target %s", ErrReleaseNotFound, application, target)
 	}
@@ -122,7 +127,20 @@ func (s *service) RollbackApplication(ctx context.Context, application, target s
 		o.Timeout = DefaultTimeout
 	}
 	return s.enqueue(ctx, caller, ops.KindRollbackApplication, ops.Target{Cluster: t.Cluster, Namespace: t.Namespace, Release: k.Name,
-		Application: application, ApplicationTarget: target}, job{Options: o, Revision: revision, Application: application, Target: target}, key, queue)
+		Application: application, ApplicationTarget: target}, j, key, queue)
+}
+
+// replay returns the operation an idempotency key already names for this
+// same request, if any (see ops.Store.Replay).
+func (s *service) replay(ctx context.Context, caller identity.Identity, kind ops.Kind, t ops.Target, j job, key string) (ops.Operation, bool, error) {
+	if key == "" {
+		return ops.Operation{}, false, nil
+	}
+	payload, err := json.Marshal(j)
+	if err != nil {
+		return ops.Operation{}, false, err
+	}
+	return s.ops.Replay(ctx, ops.EnqueueRequest{Org: caller.Org, Kind: kind, Target: t, DryRun: j.Options.DryRun, Payload: payload, IdempotencyKey: key})
 }
 
 func (s *service) enqueue(ctx context.Context, caller identity.Identity, kind ops.Kind, t ops.Target, j job, key string, queue bool) (ops.Operation, error) {

@@ -187,6 +187,19 @@ func (s *service) Submit(ctx context.Context, kind ops.Kind, c Change) (ops.Oper
 	if err != nil {
 		return ops.Operation{}, err
 	}
+	payload, err := json.Marshal(j)
+	if err != nil {
+		return ops.Operation{}, fmt.Errorf("encode operation: %w", err)
+	}
+	req := ops.EnqueueRequest{
+		Org: caller.Org, Kind: kind, Target: ops.Target{Cluster: clusterID, Namespace: c.Namespace, Release: c.Name},
+		DryRun: c.Options.DryRun, Payload: payload, Creator: caller.Subject, IdempotencyKey: c.IdempotencyKey, NoQueue: !c.Queue,
+	}
+	// A retry of a request that already ran gets its operation back, before
+	// the checks its own success would now fail (the release exists).
+	if op, found, err := s.ops.Replay(ctx, req); err != nil || found {
+		return op, err
+	}
 	key := ReleaseKey{caller.Org, clusterID, c.Namespace, c.Name}
 	head, herr := s.ledger.Get(ctx, key, 0)
 	switch {
@@ -199,14 +212,7 @@ func (s *service) Submit(ctx context.Context, kind ops.Kind, c Change) (ops.Oper
 		// Slipway, unknown to the ledger: the worker asks Helm.)
 		return ops.Operation{}, fmt.Errorf("%w: %s/%s on cluster %s", ErrReleaseNotFound, c.Namespace, c.Name, c.Cluster)
 	}
-	payload, err := json.Marshal(j)
-	if err != nil {
-		return ops.Operation{}, fmt.Errorf("encode operation: %w", err)
-	}
-	op, _, err := s.ops.Enqueue(ctx, ops.EnqueueRequest{
-		Org: caller.Org, Kind: kind, Target: ops.Target{Cluster: clusterID, Namespace: c.Namespace, Release: c.Name},
-		DryRun: c.Options.DryRun, Payload: payload, Creator: caller.Subject, IdempotencyKey: c.IdempotencyKey, NoQueue: !c.Queue,
-	})
+	op, _, err := s.ops.Enqueue(ctx, req)
 	if err != nil {
 		return ops.Operation{}, err
 	}
