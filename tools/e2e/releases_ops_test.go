@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -509,4 +510,256 @@ func TestIdempotency(t *testing.T) {
 			t.Errorf("uninstall retried with its key: %v; want operation %s", err, un.ID)
 		}
 	})
+}
+
+// neverReady are values of the hello charts whose pod is never scheduled
+// (as helmexec's tests make it): kwok makes a pod ready only once it is
+// bound to one of its nodes, and none carries this label.
+const neverReady = "nodeSelector:\n  slipway.test/no-such-node: \"true\"\n"
+
+// watchOperation watches an operation through REST, as server-sent
+// events (sse) or newline-delimited JSON, and returns the snapshots it
+// read, each as it came, until the stream ended.
+func (f *opsFixture) watchOperation(ctx context.Context, id string, sse bool) ([]opJSON, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.api+f.org+"/operations/"+id+":watch", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+f.deployer)
+	if sse {
+		req.Header.Set("Accept", "text/event-stream")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	wantType := "application/json"
+	if sse {
+		wantType = "text/event-stream"
+	}
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || !strings.HasPrefix(ct, wantType) {
+		b, _ := io.ReadAll(resp.Body)
+		return nil, fmt.Errorf("watch: %d %s: %s", resp.StatusCode, ct, b)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 8<<20)
+	var (
+		out         []opJSON
+		event, data string
+	)
+	for sc.Scan() {
+		line := sc.Text()
+		var msg struct{ Operation opJSON }
+		switch {
+		case !sse:
+			var l struct {
+				Result *json.RawMessage
+				Error  *json.RawMessage
+			}
+			if err := json.Unmarshal([]byte(line), &l); err != nil || l.Error != nil || l.Result == nil {
+				return out, fmt.Errorf("watch: line %q: %v", line, err)
+			}
+			if err := json.Unmarshal(*l.Result, &msg); err != nil {
+				return out, fmt.Errorf("watch: line %q: %w", line, err)
+			}
+			out = append(out, msg.Operation)
+		case strings.HasPrefix(line, ":"): // a keep-alive
+		case strings.HasPrefix(line, "event:"):
+			event = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
+		case strings.HasPrefix(line, "data:"):
+			data += strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " ")
+		case line == "" && data != "":
+			if event != "" && event != "message" {
+				return out, fmt.Errorf("watch: event %s: %s", event, data)
+			}
+			if err := json.Unmarshal([]byte(data), &msg); err != nil {
+				return out, fmt.Errorf("watch: event %q: %w", data, err)
+			}
+			out = append(out, msg.Operation)
+			event, data = "", ""
+		}
+	}
+	return out, sc.Err()
+}
+
+// stateRank orders an operation's states: it only moves forward.
+var stateRank = map[string]int{stateQueued: 1, stateRunning: 2, stateSucceeded: 3, stateFailed: 3, stateCancelled: 3}
+
+// checkSnapshots fails unless snaps are one operation's life as it
+// happened: states forward only, from queued through running to
+// succeeded, the one finished snapshot last, and events that only grow.
+func checkSnapshots(t *testing.T, how, id string, snaps []opJSON) {
+	t.Helper()
+	var states []string
+	for i, op := range snaps {
+		states = append(states, strings.TrimPrefix(op.State, "OPERATION_STATE_"))
+		if op.ID != id {
+			t.Errorf("%s: snapshot %d is of operation %s, want %s", how, i, op.ID, id)
+		}
+		if finished(op.State) != (i == len(snaps)-1) {
+			t.Errorf("%s: snapshot %d is %s; only the last is finished", how, i, op.State)
+		}
+		if i == 0 {
+			continue
+		}
+		prev := snaps[i-1]
+		if stateRank[op.State] < stateRank[prev.State] {
+			t.Errorf("%s: state went back from %s to %s", how, prev.State, op.State)
+		}
+		if n, m := len(prev.Events)+prev.DroppedEventCount, len(op.Events)+op.DroppedEventCount; m < n {
+			t.Errorf("%s: snapshot %d has %d events, the one before %d", how, i, m, n)
+		} else if op.DroppedEventCount == 0 && !slices.Equal(prev.Events, op.Events[:len(prev.Events)]) {
+			t.Errorf("%s: snapshot %d rewrote earlier events: %v, then %v", how, i, prev.Events, op.Events)
+		}
+	}
+	t.Logf("%s: %d snapshots: %s", how, len(snaps), strings.Join(states, " "))
+	if len(snaps) == 0 || snaps[len(snaps)-1].State != stateSucceeded {
+		t.Fatalf("%s: snapshots end %v; want SUCCEEDED", how, states)
+	}
+	if !slices.Contains(states, "QUEUED") || !slices.Contains(states, "RUNNING") {
+		t.Errorf("%s: states %v; want QUEUED and RUNNING before SUCCEEDED", how, states)
+	}
+}
+
+// TestOperationStream watches an upgrade from the moment it is accepted,
+// as server-sent events and as newline-delimited JSON at once: each shows
+// it queued (behind an upgrade that holds the release), running with
+// progress events that only grow, and succeeded, and then ends. A
+// finished operation's watch is its one last snapshot; a missing one is
+// 404 before any event.
+func TestOperationStream(t *testing.T) {
+	f := newOpsFixture(t)
+	const name = "stream"
+	f.install(t, name, "0.1.0", "")
+	// It holds the release for its whole timeout, and then rolls back.
+	blocker := f.submit(t, http.MethodPut, f.deployments+"/"+name, map[string]any{"namespace": f.ns, "chart": hello("0.2.0"),
+		"values_yaml": neverReady, "options": map[string]any{"atomic": true, "timeout": "5s"}}, nil)
+	op := f.submit(t, http.MethodPut, f.deployments+"/"+name, map[string]any{"namespace": f.ns, "chart": hello("0.2.0"),
+		"values_yaml": "message: \"streamed\"\n", "options": map[string]any{"wait": true, "timeout": "120s"}}, nil)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		snaps [2][]opJSON
+		errs  [2]error
+	)
+	for i, sse := range []bool{true, false} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			snaps[i], errs[i] = f.watchOperation(ctx, op.ID, sse)
+		}()
+	}
+	wg.Wait()
+	for i, how := range []string{"server-sent events", "NDJSON"} {
+		if errs[i] != nil {
+			t.Errorf("%s: %v", how, errs[i])
+		}
+		checkSnapshots(t, how, op.ID, snaps[i])
+	}
+	if got := f.operation(t, blocker.ID); got.State != stateFailed {
+		t.Errorf("the blocking upgrade: %+v; want FAILED", got)
+	}
+	final := f.operation(t, op.ID)
+	for i, how := range []string{"server-sent events", "NDJSON"} {
+		last := snaps[i][len(snaps[i])-1]
+		if last.Result.Release.Revision != final.Result.Release.Revision || !last.EndTime.Equal(final.EndTime) {
+			t.Errorf("%s: last snapshot %+v; GET says %+v", how, last, final)
+		}
+	}
+	var phases []string
+	for _, e := range final.Events {
+		if len(phases) == 0 || phases[len(phases)-1] != e.Phase {
+			phases = append(phases, e.Phase)
+		}
+	}
+	t.Logf("phases: %v", phases)
+	for _, want := range [][2]string{{"resolving", "applying"}, {"applying", "waiting"}, {"waiting", "recording"}} {
+		a, b := slices.Index(phases, want[0]), slices.Index(phases, want[1])
+		if a < 0 || b < 0 || a > b {
+			t.Errorf("phases %v; want %s before %s", phases, want[0], want[1])
+		}
+	}
+
+	// A finished operation: its last snapshot, and the end.
+	for _, sse := range []bool{true, false} {
+		got, err := f.watchOperation(ctx, op.ID, sse)
+		if err != nil || len(got) != 1 || got[0].State != stateSucceeded {
+			t.Errorf("watch a finished operation (sse %t): %d snapshots, %v; want its one last", sse, len(got), err)
+		}
+	}
+	// A missing one: a problem, before any event.
+	const missing = "op_00000000000000000000000000"
+	for _, accept := range []string{"text/event-stream", ""} {
+		a, err := f.send(http.MethodGet, f.org+"/operations/"+missing+":watch", f.deployer, nil, http.Header{"Accept": {accept}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.status != http.StatusNotFound || !strings.HasPrefix(a.header.Get("Content-Type"), "application/problem+json") {
+			t.Errorf("watch a missing operation (Accept %q): %d %s %s; want a 404 problem", accept, a.status, a.header.Get("Content-Type"), a.body)
+		}
+	}
+}
+
+// TestWaitAtomic upgrades to values whose pod never becomes ready, with
+// wait, atomic and a 10 s timeout: the operation fails as timed out once
+// the timeout passed, and the release is rolled back to what ran before
+// (0.1.0, deployed), as the API, Helm's own records and the cluster's
+// Deployment all say.
+func TestWaitAtomic(t *testing.T) {
+	f := newOpsFixture(t)
+	const name = "atomic"
+	f.install(t, name, "0.1.0", "")
+	op := f.submit(t, http.MethodPut, f.deployments+"/"+name, map[string]any{"namespace": f.ns, "chart": hello("0.2.0"), "values_yaml": neverReady,
+		"options": map[string]any{"wait": true, "atomic": true, "timeout": "10s"}}, nil)
+	op = f.await(t, op.ID, 2*time.Minute)
+	t.Logf("operation %s: %s after %s: %s: %s", op.ID, op.State, op.EndTime.Sub(op.StartTime).Round(time.Millisecond), op.Error.Code, op.Error.Message)
+	if op.State != stateFailed || op.Error.Code != "DEADLINE_EXCEEDED" || !strings.Contains(op.Error.Message, "not ready") {
+		t.Errorf("upgrade: %s %s %q; want FAILED DEADLINE_EXCEEDED saying what was not ready", op.State, op.Error.Code, op.Error.Message)
+	}
+	if took := op.EndTime.Sub(op.StartTime); took < 10*time.Second {
+		t.Errorf("upgrade failed after %s, before its 10s timeout", took)
+	}
+	if !slices.ContainsFunc(op.Events, func(e struct{ Phase, Message string }) bool { return e.Phase == "rolling-back" }) {
+		t.Errorf("no rolling-back event: %+v", op.Events)
+	}
+
+	rel, active := f.release(t, name)
+	if rel.Status != "RELEASE_STATUS_DEPLOYED" || rel.ChartVersion != "0.1.0" || active != "" {
+		t.Errorf("release after the failed upgrade = %+v, active %q; want 0.1.0 deployed", rel, active)
+	}
+	recs := f.helmRecords(t, name)
+	if want := []helmRecord{{1, "superseded"}, {2, "failed"}, {3, "deployed"}}; !slices.Equal(recs, want) {
+		t.Errorf("helm's records = %v; want %v", recs, want)
+	}
+	if len(recs) > 0 && rel.Revision != recs[len(recs)-1].version {
+		t.Errorf("the API says revision %d, Helm %d", rel.Revision, recs[len(recs)-1].version)
+	}
+	var hist struct{ Releases []releaseJSON }
+	f.expect(f.do(http.MethodGet, f.deployments+"/"+name+"/history?namespace="+f.ns, f.deployer, nil), http.StatusOK, "history").decode(t, &hist)
+	var got []string
+	for _, r := range hist.Releases {
+		got = append(got, fmt.Sprintf("%d %s %s", r.Revision, strings.TrimPrefix(r.Status, "RELEASE_STATUS_"), r.ChartVersion))
+	}
+	if want := []string{"3 DEPLOYED 0.1.0", "2 FAILED 0.2.0", "1 SUPERSEDED 0.1.0"}; !slices.Equal(got, want) {
+		t.Errorf("history = %q; want %q", got, want)
+	}
+
+	cfg, err := clientcmd.BuildConfigFromFlags("", f.env[kube.EnvKubeconfig("c1")])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := cs.AppsV1().Deployments(f.ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sel := d.Spec.Template.Spec.NodeSelector; len(sel) != 0 {
+		t.Errorf("the Deployment still selects nodes %v after the rollback", sel)
+	}
 }
