@@ -763,3 +763,127 @@ func TestWaitAtomic(t *testing.T) {
 		t.Errorf("the Deployment still selects nodes %v after the rollback", sel)
 	}
 }
+
+// TestReleasesCrash kills the releases service (SIGKILL) at a random
+// moment while 20 queued upgrades of one release run, and starts it
+// again: with 5 s leases the interrupted operation is taken over, every
+// operation finishes once (those finished before the crash stay as they
+// were), in order, and the release is left deployed, not pending, in
+// Slipway's ledger and in Helm's own records alike.
+func TestReleasesCrash(t *testing.T) {
+	f := newOpsFixture(t, "SLIPWAY_RELEASES_OPERATION_LEASE=5s")
+	const name, n = "crash", 20
+	f.install(t, name, "0.2.0", "message: \"c-0\"\n")
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = f.submit(t, http.MethodPut, f.deployments+"/"+name, map[string]any{"namespace": f.ns, "chart": hello("0.2.0"),
+			"values_yaml": fmt.Sprintf("message: \"c-%d\"\n", i+1), "options": map[string]any{"wait": true, "timeout": "120s"}}, nil).ID
+	}
+	list := func() map[string]opJSON {
+		var l struct{ Operations []opJSON }
+		f.expect(f.do(http.MethodGet, f.org+"/operations?page_size=100&release="+name+"&namespace="+f.ns, f.deployer, nil), http.StatusOK, "list operations").decode(t, &l)
+		out := map[string]opJSON{}
+		for _, op := range l.Operations {
+			out[op.ID] = op
+		}
+		return out
+	}
+	eventually(t, 3*time.Minute, "3 upgrades succeed", func() bool {
+		done := 0
+		for _, op := range list() {
+			if op.State == stateSucceeded && op.Kind == "OPERATION_KIND_UPGRADE" {
+				done++
+			}
+		}
+		return done >= 3
+	})
+	// A random moment, not a wait: the crash may come in any phase.
+	time.Sleep(rand.N(1500 * time.Millisecond))
+	before := list()
+	if err := f.s.Kill("releases"); err != nil {
+		t.Fatal(err)
+	}
+	var running []string
+	for i, id := range ids {
+		if op := before[id]; op.State == stateRunning {
+			running = append(running, fmt.Sprintf("%d (%s, %d events, last %q)", i+1, id, len(op.Events), lastPhase(op)))
+		}
+	}
+	t.Logf("killed with %s running", strings.Join(running, ", "))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := f.s.Restart(ctx, "releases"); err != nil {
+		t.Fatal(err)
+	}
+	// The gateway's connection to the service backs off while it is down:
+	// until it reconnects it answers 503, which clients retry.
+	restarted := time.Now()
+	eventually(t, time.Minute, "the gateway reaches the restarted service", func() bool {
+		a, err := f.send(http.MethodGet, f.org+"/operations/"+ids[0], f.deployer, nil, nil)
+		if err != nil || a.status != http.StatusOK && a.status != http.StatusServiceUnavailable {
+			t.Fatalf("get operation after the restart: %v %d %s", err, a.status, a.body)
+		}
+		return a.status == http.StatusOK
+	})
+	t.Logf("the gateway answered again %s after the restart", time.Since(restarted).Round(time.Millisecond))
+
+	var prev opJSON
+	for i, id := range ids {
+		op := f.await(t, id, 3*time.Minute)
+		if op.State != stateSucceeded {
+			t.Errorf("upgrade %d (%s): %s %s: %s", i+1, id, op.State, op.Error.Code, op.Error.Message)
+			continue
+		}
+		if b := before[id]; finished(b.State) && (b.State != op.State || !b.EndTime.Equal(op.EndTime) || b.Result.Release.Revision != op.Result.Release.Revision) {
+			t.Errorf("upgrade %d (%s) finished before the crash as %s at %s (revision %d), and again as %s at %s (revision %d)", i+1, id,
+				b.State, b.EndTime, b.Result.Release.Revision, op.State, op.EndTime, op.Result.Release.Revision)
+		}
+		if prev.ID != "" && op.Result.Release.Revision <= prev.Result.Release.Revision {
+			t.Errorf("upgrade %d made revision %d, after upgrade %d made %d", i+1, op.Result.Release.Revision, i, prev.Result.Release.Revision)
+		}
+		if slices.ContainsFunc(op.Events, func(e struct{ Phase, Message string }) bool { return e.Phase == "recovering" }) {
+			t.Logf("upgrade %d (%s) recovered: %+v", i+1, id, op.Events)
+		}
+		prev = op
+	}
+
+	rel, active := f.release(t, name)
+	if rel.Status != "RELEASE_STATUS_DEPLOYED" || rel.Operation != ids[n-1] || rel.Revision != prev.Result.Release.Revision || active != "" {
+		t.Errorf("release after the crash = %+v, active %q; want the last upgrade's revision %d deployed", rel, active, prev.Result.Release.Revision)
+	}
+	a, err := f.send(http.MethodHead, f.deployments+"/"+name+"?namespace="+f.ns, f.deployer, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a.header.Get("Slipway-Release-Status"); a.status != http.StatusOK || got != "RELEASE_STATUS_DEPLOYED" {
+		t.Errorf("HEAD: %d, status %q; want DEPLOYED", a.status, got)
+	}
+	recs := f.helmRecords(t, name)
+	for _, r := range recs {
+		if strings.HasPrefix(r.status, "pending") {
+			t.Errorf("helm's record %d is left %s", r.version, r.status)
+		}
+	}
+	if len(recs) == 0 || recs[len(recs)-1] != (helmRecord{rel.Revision, "deployed"}) {
+		t.Errorf("helm's records = %v; want revision %d deployed last", recs, rel.Revision)
+	}
+	// Each upgrade made one revision, the one its result names.
+	var hist struct{ Releases []releaseJSON }
+	f.expect(f.do(http.MethodGet, f.deployments+"/"+name+"/history?page_size=100&namespace="+f.ns, f.deployer, nil), http.StatusOK, "history").decode(t, &hist)
+	made := map[string][]int{}
+	for _, r := range hist.Releases {
+		made[r.Operation] = append(made[r.Operation], r.Revision)
+	}
+	for i, id := range ids {
+		if op := f.operation(t, id); !slices.Equal(made[id], []int{op.Result.Release.Revision}) {
+			t.Errorf("upgrade %d (%s) made revisions %v; its result says %d", i+1, id, made[id], op.Result.Release.Revision)
+		}
+	}
+}
+
+func lastPhase(op opJSON) string {
+	if len(op.Events) == 0 {
+		return ""
+	}
+	return op.Events[len(op.Events)-1].Phase
+}

@@ -88,10 +88,13 @@ type Stack struct {
 	IdentityKey string
 	// BootstrapTokenFile holds the owner API token of the first org.
 	BootstrapTokenFile string
-	procs              []*exec.Cmd
 	exited             chan error
 	running            sync.WaitGroup
 	stopOnce           sync.Once
+
+	mu      sync.Mutex
+	procs   []*process // in Components order
+	stopped bool
 }
 
 // KeyPaths returns the identity key pair paths in a state folder.
@@ -207,34 +210,29 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 			dsn = d
 		}
 		args = append(args, "--database", dsn)
-		cmd := exec.Command(filepath.Join(state, "bin", "slipway-"+c.Name), args...)
-		cmd.Stdout, cmd.Stderr = o.Output, o.Output
-		cmd.Env = append(append(os.Environ(), o.Env...), o.ProcessEnv[c.Name]...)
+		env := append(append(os.Environ(), o.Env...), o.ProcessEnv[c.Name]...)
 		switch c.Name {
 		case "clusters":
-			cmd.Env = append(cmd.Env, vaultEnv...)
+			env = append(env, vaultEnv...)
 		case "registry":
 			// It resolves digests in the environment's registry, on 127.0.0.1.
-			cmd.Env = append(cmd.Env, "SLIPWAY_REGISTRY_OUTBOUND_ALLOW_CIDRS="+loopbackCIDRs)
+			env = append(env, "SLIPWAY_REGISTRY_OUTBOUND_ALLOW_CIDRS="+loopbackCIDRs)
 		case "catalog":
 			// It syncs the environment's chart repository and OCI registry.
-			cmd.Env = append(cmd.Env, "SLIPWAY_CATALOG_OUTBOUND_ALLOW_CIDRS="+loopbackCIDRs)
+			env = append(env, "SLIPWAY_CATALOG_OUTBOUND_ALLOW_CIDRS="+loopbackCIDRs)
 		case "releases":
 			// It deploys to the environment's clusters.
-			cmd.Env = append(cmd.Env, "SLIPWAY_RELEASES_OUTBOUND_ALLOW_CIDRS="+loopbackCIDRs)
+			env = append(env, "SLIPWAY_RELEASES_OUTBOUND_ALLOW_CIDRS="+loopbackCIDRs)
 		}
-		// Own process group: the stack, not the terminal, decides when they stop.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
+		p := &process{name: c.Name, path: filepath.Join(state, "bin", "slipway-"+c.Name), args: args, env: env, out: o.Output}
+		s.mu.Lock()
+		s.procs = append(s.procs, p)
+		err := s.launch(p)
+		s.mu.Unlock()
+		if err != nil {
 			s.Stop()
-			return nil, fmt.Errorf("start slipway-%s: %w", c.Name, err)
+			return nil, err
 		}
-		s.procs = append(s.procs, cmd)
-		s.running.Add(1)
-		go func(name string) {
-			defer s.running.Done()
-			s.exited <- fmt.Errorf("slipway-%s exited: %w", name, cmd.Wait())
-		}(c.Name)
 	}
 	if err := s.waitReady(ctx); err != nil {
 		s.Stop()
@@ -294,16 +292,25 @@ func (s *Stack) Exited() <-chan error { return s.exited }
 // any still running after 20 seconds.
 func (s *Stack) Stop() {
 	s.stopOnce.Do(func() {
+		s.mu.Lock()
+		s.stopped = true
+		cmds := make([]*exec.Cmd, 0, len(s.procs))
 		for _, p := range s.procs {
-			_ = p.Process.Signal(syscall.SIGTERM) // fails only for one already gone
+			if p.cur != nil {
+				cmds = append(cmds, p.cur.cmd)
+			}
+		}
+		s.mu.Unlock()
+		for _, c := range cmds {
+			_ = c.Process.Signal(syscall.SIGTERM) // fails only for one already gone
 		}
 		done := make(chan struct{})
 		go func() { s.running.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-time.After(20 * time.Second):
-			for _, p := range s.procs {
-				_ = p.Process.Kill()
+			for _, c := range cmds {
+				_ = c.Process.Kill()
 			}
 			<-done
 		}
