@@ -85,3 +85,32 @@ func copyMap(m map[string]any) map[string]any {
 	}
 	return out
 }
+
+// Overlay layers user values as Merge does, but keeps a null as null: the
+// user values handed to Helm, which then removes that key from the chart's
+// defaults when it coalesces them (Merge over the defaults is the result).
+func Overlay(layers ...map[string]any) map[string]any {
+	out := map[string]any{}
+	for _, l := range layers {
+		overlayInto(out, l)
+	}
+	return out
+}
+
+func overlayInto(dst, src map[string]any) {
+	for k, v := range src {
+		sm, ok := v.(map[string]any)
+		if !ok {
+			dst[k] = v
+			continue
+		}
+		dm, ok := dst[k].(map[string]any)
+		if !ok {
+			dm = map[string]any{}
+		} else {
+			dm = copyMap(dm)
+		}
+		overlayInto(dm, sm)
+		dst[k] = dm
+	}
+}

@@ -23,3 +23,16 @@ func TestMerge(t *testing.T) {
 		t.Errorf("nested key (-want +got):\n%s", d)
 	}
 }
+
+func TestOverlayKeepsNulls(t *testing.T) {
+	defaults := map[string]any{"a": 1, "image": map[string]any{"pullPolicy": "Always", "tag": "x"}}
+	user := Overlay(map[string]any{"a": nil, "image": map[string]any{"pullPolicy": nil}}, map[string]any{"b": 2})
+	want := map[string]any{"a": nil, "b": 2, "image": map[string]any{"pullPolicy": nil}}
+	if d := cmp.Diff(want, user); d != "" {
+		t.Errorf("overlay (-want +got):\n%s", d)
+	}
+	// Merging the overlay over the defaults is what Helm installs.
+	if d := cmp.Diff(map[string]any{"b": 2, "image": map[string]any{"tag": "x"}}, Merge(defaults, user)); d != "" {
+		t.Errorf("defaults < overlay (-want +got):\n%s", d)
+	}
+}

@@ -97,7 +97,9 @@ func (s *service) DeployApplication(ctx context.Context, d AppDeploy) (ops.Opera
 	} else if d.ImageVersion != "" {
 		return ops.Operation{}, validate.Field("version", "application %s runs no image of the registry", d.Application)
 	}
-	j.Values = helmvalues.Merge(t.Values, request, helmvalues.ImageValues(t.ImageValuesKey, img))
+	// Nulls stay: Helm removes those keys from the chart's defaults, as the
+	// catalog's validation assumed.
+	j.Values = helmvalues.Overlay(t.Values, request, helmvalues.ImageValues(t.ImageValuesKey, img))
 	return s.enqueue(ctx, caller, ops.KindDeployApplication, ops.Target{Cluster: t.Cluster, Namespace: t.Namespace,
 		Release: ReleaseName(d.Application, d.Target), Application: d.Application, ApplicationTarget: d.Target}, j, d.IdempotencyKey, d.Queue)
 }
@@ -230,7 +232,7 @@ func (c CatalogApplications) Target(ctx context.Context, org, application, targe
 		return AppTarget{
 			Chart:   ChartRef{Repository: c.GetRepository(), Chart: c.GetChart(), Version: c.GetVersion()},
 			Cluster: t.GetCluster(), Namespace: t.GetNamespace(),
-			Values: helmvalues.Merge(app.GetValues().AsMap(), t.GetValues().AsMap()),
+			Values: helmvalues.Overlay(app.GetValues().AsMap(), t.GetValues().AsMap()),
 			Image:  app.GetImage(), ImageValuesKey: key,
 		}, nil
 	}

@@ -149,6 +149,33 @@ func (l *Ledger) Record(ctx context.Context, revs []Revision) error {
 			if r.Revision > top.Revision {
 				top = r
 			}
+		}
+		k := top.Key()
+		var (
+			hgen, hrev, hstatus int
+			exists              = true
+		)
+		err := tx.QueryRowContext(ctx, l.db.Rebind(`SELECT generation, revision, status FROM heads WHERE org = ? AND cluster = ? AND namespace = ? AND name = ?`),
+			k.Org, k.Cluster, k.Namespace, k.Name).Scan(&hgen, &hrev, &hstatus)
+		if errors.Is(err, sql.ErrNoRows) {
+			exists = false
+		} else if err != nil {
+			return fmt.Errorf("read head of %s: %w", k.Name, err)
+		}
+		// Helm counting from 1 again under an uninstalled head is the name
+		// installed anew: its revisions must not overwrite the old ones.
+		gen := hgen
+		if exists && Status(hstatus) == StatusUninstalled && top.Revision <= hrev && top.Status != StatusUninstalled {
+			gen++
+		}
+		headRev, headStatus := top.Revision, top.Status
+		if exists && gen == hgen && hrev > top.Revision {
+			headRev, headStatus = hrev, Status(hstatus)
+		}
+		for _, r := range revs {
+			if r.Revision == headRev {
+				headStatus = r.Status
+			}
 			vals, err := jsonText(r.Values)
 			if err != nil {
 				return fmt.Errorf("encode values: %w", err)
@@ -162,10 +189,10 @@ func (l *Ledger) Record(ctx context.Context, revs []Revision) error {
 				b, _ := json.Marshal(r.Images)
 				images = string(b)
 			}
-			_, err = tx.ExecContext(ctx, l.db.Rebind(`INSERT INTO revisions (org, cluster, namespace, name, revision, status, chart, chart_version, app_version,
+			_, err = tx.ExecContext(ctx, l.db.Rebind(`INSERT INTO revisions (org, cluster, namespace, name, generation, revision, status, chart, chart_version, app_version,
 				chart_source, chart_digest, images, description, application, application_target, operation, creator, values_json, computed_json,
-				manifest, notes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-				ON CONFLICT (org, cluster, namespace, name, revision) DO UPDATE SET status = excluded.status, description = excluded.description,
+				manifest, notes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+				ON CONFLICT (org, cluster, namespace, name, generation, revision) DO UPDATE SET status = excluded.status, description = excluded.description,
 				updated_at = excluded.updated_at,
 				operation = CASE WHEN excluded.operation = '' THEN revisions.operation ELSE excluded.operation END,
 				creator = CASE WHEN excluded.creator = '' THEN revisions.creator ELSE excluded.creator END,
@@ -174,18 +201,16 @@ func (l *Ledger) Record(ctx context.Context, revs []Revision) error {
 				images = CASE WHEN excluded.images = '' THEN revisions.images ELSE excluded.images END,
 				chart_source = CASE WHEN excluded.chart_source = '' THEN revisions.chart_source ELSE excluded.chart_source END,
 				chart_digest = CASE WHEN excluded.chart_digest = '' THEN revisions.chart_digest ELSE excluded.chart_digest END`),
-				r.Org, r.Cluster, r.Namespace, r.Name, r.Revision, int(r.Status), r.Chart, r.ChartVersion, r.AppVersion,
+				r.Org, r.Cluster, r.Namespace, r.Name, gen, r.Revision, int(r.Status), r.Chart, r.ChartVersion, r.AppVersion,
 				r.ChartSource, r.ChartDigest, images, r.Description, r.Application, r.Target, r.Operation, r.Creator, vals, computed,
 				r.Manifest, r.Notes, micros(r.Created), micros(r.Updated))
 			if err != nil {
 				return fmt.Errorf("record revision %d of %s: %w", r.Revision, r.Name, err)
 			}
 		}
-		_, err := tx.ExecContext(ctx, l.db.Rebind(`INSERT INTO heads (org, cluster, namespace, name, revision, status) VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT (org, cluster, namespace, name) DO UPDATE SET
-			revision = CASE WHEN excluded.revision >= heads.revision THEN excluded.revision ELSE heads.revision END,
-			status = CASE WHEN excluded.revision >= heads.revision THEN excluded.status ELSE heads.status END`),
-			top.Org, top.Cluster, top.Namespace, top.Name, top.Revision, int(top.Status))
+		_, err = tx.ExecContext(ctx, l.db.Rebind(`INSERT INTO heads (org, cluster, namespace, name, generation, revision, status) VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (org, cluster, namespace, name) DO UPDATE SET generation = excluded.generation, revision = excluded.revision, status = excluded.status`),
+			k.Org, k.Cluster, k.Namespace, k.Name, gen, headRev, int(headStatus))
 		if err != nil {
 			return fmt.Errorf("record head of %s: %w", top.Name, err)
 		}
@@ -201,7 +226,7 @@ func (l *Ledger) recordImages(ctx context.Context, tx *sql.Tx, k ReleaseKey) err
 		return fmt.Errorf("clear head images: %w", err)
 	}
 	head, err := scanRevision(tx.QueryRowContext(ctx, l.db.Rebind(`SELECT `+revisionColumns+` FROM heads h JOIN revisions r ON r.org = h.org
-		AND r.cluster = h.cluster AND r.namespace = h.namespace AND r.name = h.name AND r.revision = h.revision
+		AND r.cluster = h.cluster AND r.namespace = h.namespace AND r.name = h.name AND r.generation = h.generation AND r.revision = h.revision
 		WHERE h.org = ? AND h.cluster = ? AND h.namespace = ? AND h.name = ?`), k.Org, k.Cluster, k.Namespace, k.Name))
 	if err != nil {
 		return fmt.Errorf("read head: %w", err)
@@ -297,9 +322,15 @@ func scanRevision(row interface{ Scan(...any) error }) (Revision, error) {
 	return r, nil
 }
 
-// Get returns one revision of a release (its latest when revision is 0).
+// currentGeneration limits a query of one release's revisions to its
+// current generation.
+const currentGeneration = ` AND r.generation = (SELECT MAX(g.generation) FROM revisions g WHERE g.org = r.org AND g.cluster = r.cluster
+	AND g.namespace = r.namespace AND g.name = r.name)`
+
+// Get returns one revision of a release's current generation (its latest
+// when revision is 0).
 func (l *Ledger) Get(ctx context.Context, k ReleaseKey, revision int) (Revision, error) {
-	q := `SELECT ` + revisionColumns + ` FROM revisions r WHERE r.org = ? AND r.cluster = ? AND r.namespace = ? AND r.name = ?`
+	q := `SELECT ` + revisionColumns + ` FROM revisions r WHERE r.org = ? AND r.cluster = ? AND r.namespace = ? AND r.name = ?` + currentGeneration
 	args := []any{k.Org, k.Cluster, k.Namespace, k.Name}
 	if revision > 0 {
 		q += ` AND r.revision = ?`
@@ -339,7 +370,7 @@ func (l *Ledger) List(ctx context.Context, org string, f ListFilter, after Relea
 		where, args = append(where, "h.status <> ?"), append(args, int(StatusUninstalled))
 	}
 	q := `SELECT ` + revisionColumns + ` FROM heads h JOIN revisions r ON r.org = h.org AND r.cluster = h.cluster AND r.namespace = h.namespace
-		AND r.name = h.name AND r.revision = h.revision WHERE ` + strings.Join(where, " AND ") + ` ORDER BY h.cluster, h.namespace, h.name LIMIT ?`
+		AND r.name = h.name AND r.generation = h.generation AND r.revision = h.revision WHERE ` + strings.Join(where, " AND ") + ` ORDER BY h.cluster, h.namespace, h.name LIMIT ?`
 	rows, err := l.db.QueryContext(ctx, l.db.Rebind(q), append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("list releases: %w", err)
@@ -359,7 +390,7 @@ func (l *Ledger) List(ctx context.Context, org string, f ListFilter, after Relea
 // History returns a release's revisions, newest first, below revision
 // before (0: from the newest).
 func (l *Ledger) History(ctx context.Context, k ReleaseKey, before, limit int) ([]Revision, error) {
-	q := `SELECT ` + revisionColumns + ` FROM revisions r WHERE r.org = ? AND r.cluster = ? AND r.namespace = ? AND r.name = ?`
+	q := `SELECT ` + revisionColumns + ` FROM revisions r WHERE r.org = ? AND r.cluster = ? AND r.namespace = ? AND r.name = ?` + currentGeneration
 	args := []any{k.Org, k.Cluster, k.Namespace, k.Name}
 	if before > 0 {
 		q += ` AND r.revision < ?`

@@ -106,3 +106,56 @@ func TestLedger(t *testing.T) {
 		}
 	})
 }
+
+// TestLedgerReinstall installs a name again after an uninstall without
+// history: Helm counts from 1 again, and the new release's revisions must
+// not overwrite the old ones, nor hide behind the old head.
+func TestLedgerReinstall(t *testing.T) {
+	sqltest.Backends(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		l, err := OpenLedger(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = l.Close() })
+		k := ReleaseKey{"acme", "cl_1", "web", "shop"}
+		for _, revs := range [][]Revision{
+			{rev("shop", 1, StatusDeployed)},
+			{rev("shop", 1, StatusSuperseded), rev("shop", 2, StatusDeployed)},
+			{rev("shop", 2, StatusUninstalled)}, // uninstalled, no history left in Helm
+		} {
+			if err := l.Record(ctx, revs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		again := rev("shop", 1, StatusDeployed)
+		again.ChartVersion, again.Operation = "9.0.0", "op_again"
+		if err := l.Record(ctx, []Revision{again}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := l.Get(ctx, k, 0)
+		if err != nil || got.Revision != 1 || got.ChartVersion != "9.0.0" || got.Status != StatusDeployed {
+			t.Fatalf("latest after reinstall = %+v, %v", got, err)
+		}
+		if h, _ := l.History(ctx, k, 0, 10); len(h) != 1 || h[0].Operation != "op_again" {
+			t.Errorf("history of the new release = %+v", h)
+		}
+		if list, _ := l.List(ctx, "acme", ListFilter{}, ReleaseKey{}, 10); len(list) != 1 || list[0].ChartVersion != "9.0.0" {
+			t.Errorf("list = %+v", list)
+		}
+		var n int
+		if err := l.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM revisions`).Scan(&n); err != nil || n != 3 {
+			t.Errorf("%d revisions kept, %v; want the old two and the new one", n, err)
+		}
+		// An upgrade of the new release continues in its generation.
+		if err := l.Record(ctx, []Revision{rev("shop", 1, StatusSuperseded), rev("shop", 2, StatusDeployed)}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := l.Get(ctx, k, 0); got.Revision != 2 || got.ChartVersion != "0.2.0" {
+			t.Errorf("after upgrading the new release: %+v", got)
+		}
+		if h, _ := l.History(ctx, k, 0, 10); len(h) != 2 {
+			t.Errorf("history = %d revisions, want 2", len(h))
+		}
+	})
+}

@@ -263,6 +263,13 @@ func (w *Worker) execute(ctx context.Context, l ops.Lease, log *slog.Logger) ([]
 		// of an install an interrupted attempt may have started.
 		if l.Kind == ops.KindInstall && l.Attempt == 1 {
 			rel, err = w.exec.Install(ctx, req)
+			if errors.Is(err, helmexec.ErrReleaseExists) {
+				// A name uninstalled with its history kept: Helm's install
+				// refuses it, an upgrade installs it anew.
+				if cur, gerr := w.exec.Get(ctx, access, l.Target.Namespace, l.Target.Release, 0); gerr == nil && cur.Info != nil && cur.Info.Status == release.StatusUninstalled {
+					rel, err = w.exec.Upgrade(ctx, req)
+				}
+			}
 		} else {
 			rel, err = w.exec.Upgrade(ctx, req)
 		}

@@ -8,6 +8,9 @@ CREATE TABLE revisions (
     cluster            TEXT    NOT NULL,
     namespace          TEXT    NOT NULL,
     name               TEXT    NOT NULL,
+    -- A name installed again after an uninstall without history starts
+    -- Helm's revisions at 1 again: a new generation of the release.
+    generation         INTEGER NOT NULL DEFAULT 0,
     revision           INTEGER NOT NULL,
     status             INTEGER NOT NULL,   -- ReleaseStatus
     chart              TEXT    NOT NULL,
@@ -27,7 +30,7 @@ CREATE TABLE revisions (
     notes              TEXT    NOT NULL,
     created_at         BIGINT  NOT NULL,
     updated_at         BIGINT  NOT NULL,
-    PRIMARY KEY (org, cluster, namespace, name, revision)
+    PRIMARY KEY (org, cluster, namespace, name, generation, revision)
 );
 CREATE INDEX revisions_application ON revisions (org, application, application_target, revision);
 
@@ -36,9 +39,10 @@ CREATE TABLE heads (
     org       TEXT    NOT NULL,
     cluster   TEXT    NOT NULL,
     namespace TEXT    NOT NULL,
-    name      TEXT    NOT NULL,
-    revision  INTEGER NOT NULL,
-    status    INTEGER NOT NULL,
+    name       TEXT    NOT NULL,
+    generation INTEGER NOT NULL DEFAULT 0,
+    revision   INTEGER NOT NULL,
+    status     INTEGER NOT NULL,
     PRIMARY KEY (org, cluster, namespace, name)
 );
 CREATE INDEX heads_status ON heads (org, status);
