@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/slipwayhq/slipway/pkg/oidctest"
 	"github.com/slipwayhq/slipway/pkg/testenv"
 	"github.com/slipwayhq/slipway/tools/internal/devenv/kube"
 	"github.com/slipwayhq/slipway/tools/internal/localrun"
@@ -886,4 +888,112 @@ func lastPhase(op opJSON) string {
 		return ""
 	}
 	return op.Events[len(op.Events)-1].Phase
+}
+
+// TestReleasesCrossOrg: another org's member (bob, owner of globex, which
+// registers the same real cluster as c1 too) gets 404 on every releases
+// route for default's release, application and operations, whether he
+// names default (he is not a member) or globex (where none of it is), and
+// changes nothing; default's own deployer reaches the same routes.
+func TestReleasesCrossOrg(t *testing.T) {
+	iss := oidctest.NewIssuer(t)
+	f := newOpsFixture(t, "SLIPWAY_GATEWAY_OIDC_ISSUER="+iss.URL())
+	const name = "web"
+	op := f.install(t, name, "0.1.0", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ref, err := f.s.SeedRegistry(ctx, f.env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.expect(f.do(http.MethodPost, f.org+"/images", f.owner, map[string]any{"name": "hello", "version": "1.0.0", "reference": ref}), http.StatusOK, "record image")
+	f.expect(f.do(http.MethodPost, f.org+"/applications", f.owner, map[string]any{
+		"name": "greeter", "chart": map[string]any{"repository": localrun.LocalRepository, "chart": "hello", "version": "~0.2"}, "image": "hello",
+		"targets": []map[string]any{{"name": "dev", "cluster": "c1", "namespace": f.ns}},
+	}), http.StatusOK, "create application")
+	if got := f.await(t, f.submit(t, http.MethodPost, f.org+"/applications/greeter/targets/dev:deploy", map[string]any{}, nil).ID, 2*time.Minute); got.State != stateSucceeded {
+		t.Fatalf("deploy: %+v", got)
+	}
+
+	bob := iss.Token(t, "bob-sub", "bob@example.com", "slipway", time.Hour)
+	f.expect(f.do(http.MethodPost, "/orgs", bob, map[string]any{"name": "globex"}), http.StatusOK, "bob creates globex")
+	kc, err := os.ReadFile(f.env[kube.EnvKubeconfig("c1")])
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.expect(f.do(http.MethodPost, "/orgs/globex/clusters", bob, map[string]any{"name": "c1", "kubeconfig": map[string]any{"kubeconfig": kc}}),
+		http.StatusOK, "bob registers the same cluster as c1")
+
+	var before struct{ Operations []opJSON }
+	f.expect(f.do(http.MethodGet, f.org+"/operations", f.deployer, nil), http.StatusOK, "list operations").decode(t, &before)
+	rel, _ := f.release(t, name)
+
+	dep := "/clusters/c1/deployments/" + name
+	q := "?namespace=" + f.ns
+	upgrade := map[string]any{"namespace": f.ns, "chart": hello("0.2.0")}
+	routes := []struct {
+		method, path string
+		body         any
+		header       http.Header
+		own          int // what default's deployer gets; 0: not asked (it would change something)
+	}{
+		{http.MethodGet, dep + q, nil, nil, http.StatusOK},
+		{http.MethodHead, dep + q, nil, nil, http.StatusOK},
+		{http.MethodPut, dep, upgrade, nil, 0},
+		{http.MethodDelete, dep + q, nil, nil, 0},
+		{http.MethodPost, dep + "/rollback", map[string]any{"namespace": f.ns}, nil, 0},
+		{http.MethodGet, dep + "/history" + q, nil, nil, http.StatusOK},
+		{http.MethodGet, dep + "/values" + q, nil, nil, http.StatusOK},
+		{http.MethodGet, dep + "/notes" + q, nil, nil, http.StatusOK},
+		{http.MethodGet, "/operations/" + op.ID, nil, nil, http.StatusOK},
+		{http.MethodPost, "/operations/" + op.ID + ":cancel", map[string]any{}, nil, http.StatusConflict},
+		{http.MethodGet, "/operations/" + op.ID + ":watch", nil, http.Header{"Accept": {"text/event-stream"}}, http.StatusOK},
+		{http.MethodGet, "/operations/" + op.ID + ":watch", nil, nil, http.StatusOK},
+		{http.MethodPost, "/applications/greeter/targets/dev:deploy", map[string]any{}, nil, 0},
+		{http.MethodPost, "/applications/greeter/targets/dev:rollback", map[string]any{}, nil, 0},
+		{http.MethodGet, "/applications/greeter/targets/dev/releases", nil, nil, http.StatusOK},
+	}
+	for _, r := range routes {
+		t.Run(r.method+" "+strings.SplitN(r.path, "?", 2)[0], func(t *testing.T) {
+			if r.own != 0 {
+				a, err := f.send(r.method, f.org+r.path, f.deployer, r.body, r.header)
+				if err != nil || a.status != r.own {
+					t.Errorf("default's deployer: %v %d %s; want %d", err, a.status, a.body, r.own)
+				}
+			}
+			for _, org := range []string{localrun.BootstrapOrg, "globex"} {
+				a, err := f.send(r.method, "/orgs/"+org+r.path, bob, r.body, r.header)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if org == "globex" && strings.HasSuffix(r.path, "/releases") {
+					// The releases service answers a missing application's
+					// releases with an empty list, not 404: another org's
+					// must answer the same.
+					missing, err := f.send(r.method, f.org+"/applications/no-such-app/targets/dev/releases", f.deployer, nil, nil)
+					if err != nil || a.status != missing.status || !bytes.Equal(a.body, missing.body) || a.status != http.StatusOK && a.status != http.StatusNotFound {
+						t.Errorf("bob in %s: %d %s; a missing application answers %d %s", org, a.status, a.body, missing.status, missing.body)
+					}
+					continue
+				}
+				if a.status != http.StatusNotFound || r.method != http.MethodHead && a.code(t) != "not_found" || r.method == http.MethodHead && len(a.body) != 0 {
+					t.Errorf("bob in %s: %d %s; want 404 not_found", org, a.status, a.body)
+				}
+			}
+		})
+	}
+	// globex's own lists hold none of it.
+	var deps struct{ Releases []releaseJSON }
+	f.expect(f.do(http.MethodGet, "/orgs/globex/clusters/c1/deployments", bob, nil), http.StatusOK, "globex's deployments").decode(t, &deps)
+	var globexOps struct{ Operations []opJSON }
+	f.expect(f.do(http.MethodGet, "/orgs/globex/operations", bob, nil), http.StatusOK, "globex's operations").decode(t, &globexOps)
+	if len(deps.Releases) != 0 || len(globexOps.Operations) != 0 {
+		t.Errorf("globex lists releases %+v and operations %+v; want none", deps.Releases, globexOps.Operations)
+	}
+	// And nothing changed in default.
+	var after struct{ Operations []opJSON }
+	f.expect(f.do(http.MethodGet, f.org+"/operations", f.deployer, nil), http.StatusOK, "list operations").decode(t, &after)
+	if now, _ := f.release(t, name); now != rel || len(after.Operations) != len(before.Operations) {
+		t.Errorf("after bob's calls: release %+v (was %+v), %d operations (were %d)", now, rel, len(after.Operations), len(before.Operations))
+	}
 }
