@@ -69,6 +69,9 @@ func (s *service) DeployApplication(ctx context.Context, d AppDeploy) (ops.Opera
 	if len(d.ValuesYAML) > maxValuesBytes {
 		return ops.Operation{}, validate.Field("values_yaml", "must be at most %d bytes", maxValuesBytes)
 	}
+	if err := validateOptions(d.Options); err != nil {
+		return ops.Operation{}, err
+	}
 	t, err := s.apps.Target(ctx, caller.Org, d.Application, d.Target)
 	if err != nil {
 		return ops.Operation{}, err
@@ -109,8 +112,11 @@ func (s *service) RollbackApplication(ctx context.Context, application, target s
 	if err != nil {
 		return ops.Operation{}, err
 	}
-	if err := validate.First(validate.DNSLabel("application", application), validate.DNSLabel("target", target)); err != nil {
+	if err := validate.First(validate.DNSLabel("application", application), validate.DNSLabel("target", target), validateOptions(o)); err != nil {
 		return ops.Operation{}, err
+	}
+	if revision < 0 {
+		return ops.Operation{}, validate.Field("revision", "must be a revision number, or 0 for the previous one")
 	}
 	t, err := s.apps.Target(ctx, caller.Org, application, target)
 	if err != nil {

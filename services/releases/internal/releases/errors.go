@@ -49,7 +49,8 @@ func failure(err error) (code, message string) {
 	switch {
 	case errors.Is(err, helmexec.ErrTimeout):
 		return codeName(codes.DeadlineExceeded), err.Error()
-	case errors.Is(err, helmexec.ErrRecordTooLarge), errors.Is(err, helmexec.ErrInvalidRequest), errors.Is(err, helmexec.ErrReleaseExists):
+	case errors.Is(err, helmexec.ErrRecordTooLarge), errors.Is(err, helmexec.ErrInvalidRequest), errors.Is(err, helmexec.ErrReleaseExists),
+		errors.Is(err, helmexec.ErrPending), errors.Is(err, helmexec.ErrInvalidAccess), errors.Is(err, ErrClusterNotFound):
 		return codeName(codes.FailedPrecondition), err.Error()
 	case errors.Is(err, helmexec.ErrReleaseNotFound), errors.Is(err, ErrReleaseNotFound):
 		return codeName(codes.NotFound), err.Error()

@@ -111,6 +111,9 @@ type Service interface {
 	ApplicationReleases(ctx context.Context, application, target string, p PageRequest) (RevisionPage, error)
 	DigestReleases(ctx context.Context, digests []string, p PageRequest) ([]DigestRelease, string, error)
 	GetRelease(ctx context.Context, cluster, namespace, name string, revision int) (Revision, string, error)
+	// ReleaseValues is GetRelease for the values, which need the deployer
+	// role: they may hold what a chart is configured with.
+	ReleaseValues(ctx context.Context, cluster, namespace, name string, revision int) (Revision, error)
 	ListReleases(ctx context.Context, f ListFilter, p PageRequest) (RevisionPage, error)
 	History(ctx context.Context, cluster, namespace, name string, p PageRequest) (RevisionPage, error)
 	Manifest(ctx context.Context, cluster, namespace, name string, revision int, p PageRequest) (ManifestPage, error)
@@ -246,15 +249,10 @@ func validateChange(kind ops.Kind, c Change) error {
 	if len(c.ValuesYAML) > maxValuesBytes {
 		return validate.Field("values_yaml", "must be at most %d bytes, got %d", maxValuesBytes, len(c.ValuesYAML))
 	}
-	o := c.Options
-	switch {
-	case o.Timeout < 0 || o.Timeout > maxTimeout:
-		return validate.Field("options.timeout", "must be between 0 and %s", maxTimeout)
-	case len(o.Description) > maxDescription:
-		return validate.Field("options.description", "must be at most %d characters", maxDescription)
-	case o.ReuseValues && o.ResetValues:
-		return validate.Field("options", "reuse_values and reset_values exclude each other")
-	case c.IdempotencyKey != "" && len(c.IdempotencyKey) > 255:
+	if err := validateOptions(c.Options); err != nil {
+		return err
+	}
+	if len(c.IdempotencyKey) > 255 {
 		return validate.Field("idempotency_key", "must be at most 255 characters")
 	}
 	switch kind {
@@ -294,6 +292,14 @@ func (s *service) GetRelease(ctx context.Context, cluster, namespace, name strin
 		active = list[0].ID
 	}
 	return r, active, nil
+}
+
+func (s *service) ReleaseValues(ctx context.Context, cluster, namespace, name string, revision int) (Revision, error) {
+	if _, err := callerWith(ctx, identity.RoleDeployer); err != nil {
+		return Revision{}, err
+	}
+	r, _, err := s.GetRelease(ctx, cluster, namespace, name, revision)
+	return r, err
 }
 
 func (s *service) key(ctx context.Context, org, cluster, namespace, name string) (ReleaseKey, error) {
@@ -336,4 +342,17 @@ func valuesYAML(v map[string]any) (string, error) {
 	}
 	b, err := yaml.Marshal(v)
 	return string(b), err
+}
+
+// validateOptions checks the options every change takes.
+func validateOptions(o Options) error {
+	switch {
+	case o.Timeout < 0 || o.Timeout > maxTimeout:
+		return validate.Field("options.timeout", "must be between 0 and %s", maxTimeout)
+	case len(o.Description) > maxDescription:
+		return validate.Field("options.description", "must be at most %d characters", maxDescription)
+	case o.ReuseValues && o.ResetValues:
+		return validate.Field("options", "reuse_values and reset_values exclude each other")
+	}
+	return nil
 }

@@ -205,7 +205,7 @@ func (s *GRPCServer) GetDeploymentValues(ctx context.Context, req *releasesv1.Ge
 	if req.GetAll() {
 		return nil, s.status(ctx, validate.Field("all", "computed values are not served yet; ask for the user-supplied ones"))
 	}
-	r, _, err := s.svc.GetRelease(ctx, req.GetCluster(), req.GetNamespace(), req.GetName(), int(req.GetRevision()))
+	r, err := s.svc.ReleaseValues(ctx, req.GetCluster(), req.GetNamespace(), req.GetName(), int(req.GetRevision()))
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}

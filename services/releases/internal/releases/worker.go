@@ -298,7 +298,14 @@ func (w *Worker) execute(ctx context.Context, l ops.Lease, log *slog.Logger) ([]
 			return nil, fmt.Errorf("recover release: %w", err)
 		}
 		if did == "" {
-			did = "not pending: nothing to do"
+			// Nothing changed: the latest revision stays as it was
+			// recorded, not claimed by this operation.
+			event("recovering", "not pending: nothing to do")
+			cur, err := w.ledger.Get(ctx, ReleaseKey{l.Org, l.Target.Cluster, l.Target.Namespace, l.Target.Release}, 0)
+			if err != nil {
+				return nil, notFound(err, l.Target.Namespace, l.Target.Release)
+			}
+			return encodeResult(cur)
 		}
 		event("recovering", did)
 		if rel, err = w.exec.Get(ctx, access, l.Target.Namespace, l.Target.Release, 0); err != nil {
