@@ -355,13 +355,6 @@ func TestConcurrentUpgrades(t *testing.T) {
 	}
 }
 
-// idempotencyAfterRunBug is why the retries of a finished install or
-// uninstall are skipped.
-const idempotencyAfterRunBug = "known bug: releases' Submit (services/releases/internal/releases/service.go) checks the ledger " +
-	"(release exists / not found) before ops.Enqueue looks the Idempotency-Key up, so once the operation ran a retry with its key " +
-	"answers 409 already_exists (install) or 404 not_found (uninstall) instead of 202 with the same operation, and the key with " +
-	"another request 409 instead of 422 (docs/api.md#idempotency-key)"
-
 // TestIdempotency retries calls with an Idempotency-Key: the same key and
 // request answer the operation the first call started, before and after
 // it ran, and make one release; the same key with another request is 422;
@@ -401,7 +394,6 @@ func TestIdempotency(t *testing.T) {
 	// A retry after the work is done (the first answer was lost) still
 	// answers the operation it started, for 24 hours.
 	t.Run("retry once the install ran", func(t *testing.T) {
-		t.Skip(idempotencyAfterRunBug)
 		if a := post(install, key("k1")); a.status != http.StatusAccepted {
 			t.Errorf("retry with the same key: %d %s; want 202 and operation %s", a.status, a.body, first.ID)
 		} else if op, err := accepted(a); err != nil || op.ID != first.ID {
@@ -503,7 +495,6 @@ func TestIdempotency(t *testing.T) {
 		t.Fatalf("uninstall: %+v", got)
 	}
 	t.Run("retry once the uninstall ran", func(t *testing.T) {
-		t.Skip(idempotencyAfterRunBug)
 		a, err := f.send(http.MethodDelete, del, f.deployer, nil, key("d1"))
 		if err != nil {
 			t.Fatal(err)
