@@ -328,7 +328,6 @@ func TestConcurrentUpgrades(t *testing.T) {
 		}
 	}
 	t.Run("ran in id and create_time order", func(t *testing.T) {
-		t.Skip(queueOrderBug)
 		for i, op := range all[1:] {
 			if prev := all[i]; op.ID < prev.ID || op.CreateTime.Before(prev.CreateTime) {
 				t.Errorf("revision %d made by %s created %s, after revision %d by %s created %s", op.Result.Release.Revision, op.ID,
@@ -374,12 +373,6 @@ func TestConcurrentUpgrades(t *testing.T) {
 		}
 	}
 }
-
-// queueOrderBug is why the id order of concurrent upgrades is not
-// asserted.
-const queueOrderBug = "known bug: ops.Store.enqueue (services/releases/internal/ops/enqueue.go) takes the operation's ULID id and " +
-	"created_at before its transaction takes the release's place in the queue (seq), so concurrently accepted operations can run " +
-	"in an order their ids and create_time contradict (seen: the operation with the 25th id and create_time made revision 33)"
 
 // TestIdempotency retries calls with an Idempotency-Key: the same key and
 // request answer the operation the first call started, before and after

@@ -45,15 +45,10 @@ func (s *Store) Enqueue(ctx context.Context, req EnqueueRequest) (op Operation, 
 }
 
 func (s *Store) enqueue(ctx context.Context, req EnqueueRequest, hash string) (op Operation, replayed bool, err error) {
-	now := s.now()
-	id, err := s.newID()
-	if err != nil {
-		return Operation{}, false, err
-	}
 	key := targetKey(req.Target)
 	err = s.inTx(ctx, func(tx querier) error {
 		if req.IdempotencyKey != "" {
-			existing, found, err := s.claimKey(ctx, tx, req, hash, id, now.UnixMicro())
+			existing, found, err := s.lookupKey(ctx, tx, req, hash)
 			if err != nil {
 				return err
 			}
@@ -70,8 +65,20 @@ func (s *Store) enqueue(ctx context.Context, req EnqueueRequest, hash string) (o
 			ON CONFLICT (org, target) DO UPDATE SET enqueued = operation_targets.enqueued + 1,
 				claim_after = CASE WHEN operation_targets.claim_after = ? THEN excluded.claim_after ELSE operation_targets.claim_after END
 			RETURNING enqueued`),
-			req.Org, key, now.UnixMicro(), int64(idle)).Scan(&seq); err != nil {
+			req.Org, key, s.now().UnixMicro(), int64(idle)).Scan(&seq); err != nil {
 			return fmt.Errorf("enqueue operation: take a place in the queue: %w", err)
+		}
+		// The id and time are taken with the place held, so operations of
+		// one release are ordered the same by id, time and place.
+		now := s.now()
+		id, err := s.newID()
+		if err != nil {
+			return err
+		}
+		if req.IdempotencyKey != "" {
+			if err := s.recordKey(ctx, tx, req, hash, id, now.UnixMicro()); err != nil {
+				return err
+			}
 		}
 		if req.NoQueue {
 			var busy string
@@ -106,19 +113,20 @@ func (s *Store) enqueue(ctx context.Context, req EnqueueRequest, hash string) (o
 	return op, replayed, err
 }
 
-// claimKey looks the request's idempotency key up. A live key returns its
-// operation (found) or ErrIdempotencyMismatch; otherwise the key is
-// recorded for the operation id about to be inserted.
-func (s *Store) claimKey(ctx context.Context, tx querier, req EnqueueRequest, hash, id string, now int64) (Operation, bool, error) {
+// lookupKey looks the request's idempotency key up: a live key returns its
+// operation (found) or ErrIdempotencyMismatch; an expired one, or one whose
+// operation is gone, is dropped so that recordKey can take it.
+func (s *Store) lookupKey(ctx context.Context, tx querier, req EnqueueRequest, hash string) (Operation, bool, error) {
 	var opID, oldHash string
 	var created int64
 	err := tx.QueryRowContext(ctx, s.db.Rebind(`SELECT op_id, request_hash, created_at FROM operation_idempotency_keys WHERE org = ? AND idem_key = ?`),
 		req.Org, req.IdempotencyKey).Scan(&opID, &oldHash, &created)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
+		return Operation{}, false, nil
 	case err != nil:
 		return Operation{}, false, fmt.Errorf("enqueue operation: look up idempotency key: %w", err)
-	case created > now-s.keyTTL.Microseconds():
+	case created > s.now().UnixMicro()-s.keyTTL.Microseconds():
 		if oldHash != hash {
 			return Operation{}, false, ErrIdempotencyMismatch
 		}
@@ -130,21 +138,26 @@ func (s *Store) claimKey(ctx context.Context, tx querier, req EnqueueRequest, ha
 			return Operation{}, false, err
 		}
 		// The operation is gone (retention): the key protects nothing.
-		fallthrough
-	default:
-		if _, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM operation_idempotency_keys WHERE org = ? AND idem_key = ?`), req.Org, req.IdempotencyKey); err != nil {
-			return Operation{}, false, fmt.Errorf("enqueue operation: drop expired idempotency key: %w", err)
-		}
 	}
-	_, err = tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO operation_idempotency_keys (org, idem_key, op_id, request_hash, created_at) VALUES (?, ?, ?, ?, ?)`),
-		req.Org, req.IdempotencyKey, id, hash, now)
-	if sqldb.IsUniqueViolation(err) {
-		return Operation{}, false, errKeyRace
-	}
-	if err != nil {
-		return Operation{}, false, fmt.Errorf("enqueue operation: record idempotency key: %w", err)
+	if _, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM operation_idempotency_keys WHERE org = ? AND idem_key = ?`), req.Org, req.IdempotencyKey); err != nil {
+		return Operation{}, false, fmt.Errorf("enqueue operation: drop expired idempotency key: %w", err)
 	}
 	return Operation{}, false, nil
+}
+
+// recordKey records the request's idempotency key for operation id; a key
+// recorded meanwhile by another transaction is errKeyRace (Enqueue tries
+// again, and then finds it).
+func (s *Store) recordKey(ctx context.Context, tx querier, req EnqueueRequest, hash, id string, now int64) error {
+	_, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO operation_idempotency_keys (org, idem_key, op_id, request_hash, created_at) VALUES (?, ?, ?, ?, ?)`),
+		req.Org, req.IdempotencyKey, id, hash, now)
+	if sqldb.IsUniqueViolation(err) {
+		return errKeyRace
+	}
+	if err != nil {
+		return fmt.Errorf("enqueue operation: record idempotency key: %w", err)
+	}
+	return nil
 }
 
 // DeleteExpiredKeys deletes the idempotency keys older than their lifetime
