@@ -117,20 +117,6 @@ func (s *SQLStore) Close() error { return s.db.Close() }
 // Ping reports whether the database answers (readiness).
 func (s *SQLStore) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
-func micros(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMicro()
-}
-
-func fromMicros(us int64) time.Time {
-	if us == 0 {
-		return time.Time{}
-	}
-	return time.UnixMicro(us).UTC()
-}
-
 func joinLines(v []string) string { return strings.Join(v, "\n") }
 
 func splitLines(s string) []string {
@@ -161,8 +147,8 @@ func scanRepository(row scanner) (Repository, error) {
 	}
 	r.OCICharts = splitLines(charts)
 	r.SyncInterval = time.Duration(interval) * time.Microsecond
-	r.Created, r.Updated = fromMicros(created), fromMicros(updated)
-	r.Sync.State, r.Sync.LastSync, r.Sync.LastSuccess = SyncState(state), fromMicros(last), fromMicros(okAt)
+	r.Created, r.Updated = sqldb.FromMicros(created), sqldb.FromMicros(updated)
+	r.Sync.State, r.Sync.LastSync, r.Sync.LastSuccess = SyncState(state), sqldb.FromMicros(last), sqldb.FromMicros(okAt)
 	return r, nil
 }
 
@@ -176,7 +162,7 @@ func (s *SQLStore) attachSource(ctx context.Context, tx *sql.Tx, src Source) (st
 	case errors.Is(err, sql.ErrNoRows):
 		_, err = tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO sources (id, source_key, kind, url, org, credential_id, oci_charts, interval_us, state, next_sync_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			src.ID, src.Key, int(src.Kind), src.URL, src.Org, src.CredentialID, joinLines(src.OCICharts), src.Interval.Microseconds(), int(SyncPending), micros(src.NextSync))
+			src.ID, src.Key, int(src.Kind), src.URL, src.Org, src.CredentialID, joinLines(src.OCICharts), src.Interval.Microseconds(), int(SyncPending), sqldb.Micros(src.NextSync))
 		if err != nil {
 			return "", fmt.Errorf("insert source: %w", err)
 		}
@@ -220,7 +206,7 @@ func (s *SQLStore) InsertRepository(ctx context.Context, r Repository, src Sourc
 		}
 		_, err = tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO repositories (org, name, url, credential_id, oci_charts, interval_us, source_id, creator, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			r.Org, r.Name, r.URL, r.CredentialID, joinLines(r.OCICharts), r.SyncInterval.Microseconds(), id, r.Creator, micros(r.Created), micros(r.Updated))
+			r.Org, r.Name, r.URL, r.CredentialID, joinLines(r.OCICharts), r.SyncInterval.Microseconds(), id, r.Creator, sqldb.Micros(r.Created), sqldb.Micros(r.Updated))
 		if sqldb.IsUniqueViolation(err) {
 			return ErrRepositoryExists
 		}
@@ -278,14 +264,14 @@ func (s *SQLStore) UpdateRepository(ctx context.Context, r Repository, src Sourc
 		}
 		if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE repositories SET url = ?, credential_id = ?, oci_charts = ?, interval_us = ?, source_id = ?, updated_at = ?
 			WHERE org = ? AND name = ?`),
-			r.URL, r.CredentialID, joinLines(r.OCICharts), r.SyncInterval.Microseconds(), id, micros(r.Updated), r.Org, r.Name); err != nil {
+			r.URL, r.CredentialID, joinLines(r.OCICharts), r.SyncInterval.Microseconds(), id, sqldb.Micros(r.Updated), r.Org, r.Name); err != nil {
 			return fmt.Errorf("update repository: %w", err)
 		}
 		if err := s.detachSource(ctx, tx, old); err != nil {
 			return err
 		}
 		// An update asks for a sync, as the API says.
-		_, err = tx.ExecContext(ctx, s.db.Rebind(`UPDATE sources SET next_sync_at = ? WHERE id = ?`), micros(r.Updated), id)
+		_, err = tx.ExecContext(ctx, s.db.Rebind(`UPDATE sources SET next_sync_at = ? WHERE id = ?`), sqldb.Micros(r.Updated), id)
 		return err
 	})
 }
@@ -328,7 +314,7 @@ func (s *SQLStore) DeleteRepository(ctx context.Context, org, name string) error
 
 func (s *SQLStore) RequestSync(ctx context.Context, sourceID string, now time.Time) error {
 	_, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE sources SET next_sync_at = ?,
-		state = CASE WHEN state = ? THEN state ELSE ? END WHERE id = ?`), micros(now), int(SyncSyncing), int(SyncPending), sourceID)
+		state = CASE WHEN state = ? THEN state ELSE ? END WHERE id = ?`), sqldb.Micros(now), int(SyncSyncing), int(SyncPending), sourceID)
 	return err
 }
 
@@ -348,13 +334,13 @@ func scanSource(row scanner) (Source, error) {
 		return Source{}, err
 	}
 	src.Kind, src.OCICharts, src.Interval = SourceKind(kind), splitLines(charts), time.Duration(interval)*time.Microsecond
-	src.Sync.State, src.Sync.LastSync, src.Sync.LastSuccess, src.NextSync = SyncState(state), fromMicros(last), fromMicros(okAt), fromMicros(next)
+	src.Sync.State, src.Sync.LastSync, src.Sync.LastSuccess, src.NextSync = SyncState(state), sqldb.FromMicros(last), sqldb.FromMicros(okAt), sqldb.FromMicros(next)
 	return src, nil
 }
 
 func (s *SQLStore) ClaimDue(ctx context.Context, owner string, now, leaseUntil time.Time, limit int) ([]Source, error) {
 	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT id FROM sources WHERE next_sync_at <= ? AND lease_until < ? ORDER BY next_sync_at LIMIT ?`),
-		micros(now), micros(now), limit)
+		sqldb.Micros(now), sqldb.Micros(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("find due sources: %w", err)
 	}
@@ -376,7 +362,7 @@ func (s *SQLStore) ClaimDue(ctx context.Context, owner string, now, leaseUntil t
 		// that read the same row finds lease_until in the future.
 		res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE sources SET lease_owner = ?, lease_until = ?, state = ?, next_sync_at = ? + interval_us
 			WHERE id = ? AND lease_until < ? AND next_sync_at <= ?`),
-			owner, micros(leaseUntil), int(SyncSyncing), micros(now), id, micros(now), micros(now))
+			owner, sqldb.Micros(leaseUntil), int(SyncSyncing), sqldb.Micros(now), id, sqldb.Micros(now), sqldb.Micros(now))
 		if err != nil {
 			return nil, fmt.Errorf("lease source: %w", err)
 		}
@@ -406,7 +392,7 @@ func (s *SQLStore) FinishSync(ctx context.Context, sourceID, owner string, res S
 		}
 		if res.Err != nil {
 			_, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE sources SET state = ?, last_sync_at = ?, last_error = ?, lease_owner = '', lease_until = 0 WHERE id = ?`),
-				int(SyncFailed), micros(now), res.Err.Error(), sourceID)
+				int(SyncFailed), sqldb.Micros(now), res.Err.Error(), sourceID)
 			return err
 		}
 		if res.Charts != nil {
@@ -420,7 +406,7 @@ func (s *SQLStore) FinishSync(ctx context.Context, sourceID, owner string, res S
 		}
 		_, err = tx.ExecContext(ctx, s.db.Rebind(`UPDATE sources SET state = ?, last_sync_at = ?, last_success_at = ?, last_error = '', etag = ?, last_modified = ?, checksum = ?,
 			lease_owner = '', lease_until = 0 WHERE id = ?`),
-			int(SyncSynced), micros(now), micros(now), res.ETag, res.LastModified, res.Checksum, sourceID)
+			int(SyncSynced), sqldb.Micros(now), sqldb.Micros(now), res.ETag, res.LastModified, res.Checksum, sourceID)
 		return err
 	})
 }

@@ -55,7 +55,7 @@ func scanApplication(row scanner) (Application, error) {
 	for _, t := range s.Targets {
 		app.Targets = append(app.Targets, Target{Name: t.Name, Cluster: t.Cluster, Namespace: t.Namespace, Values: t.Values})
 	}
-	app.Created, app.Updated = fromMicros(created), fromMicros(updated)
+	app.Created, app.Updated = sqldb.FromMicros(created), sqldb.FromMicros(updated)
 	return app, nil
 }
 
@@ -85,7 +85,7 @@ func (s *SQLStore) InsertApplication(ctx context.Context, app Application) error
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO applications (org, name, repository, chart, image, spec, etag, creator, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			app.Org, app.Name, app.Chart.Repository, app.Chart.Chart, app.Image, spec, app.Etag, app.Creator, micros(app.Created), micros(app.Updated))
+			app.Org, app.Name, app.Chart.Repository, app.Chart.Chart, app.Image, spec, app.Etag, app.Creator, sqldb.Micros(app.Created), sqldb.Micros(app.Updated))
 		if sqldb.IsUniqueViolation(err) {
 			return ErrApplicationExists
 		}
@@ -150,7 +150,7 @@ func (s *SQLStore) ReplaceApplication(ctx context.Context, app Application, want
 	}
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		q := `UPDATE applications SET repository = ?, chart = ?, image = ?, spec = ?, etag = ?, updated_at = ? WHERE org = ? AND name = ?`
-		args := []any{app.Chart.Repository, app.Chart.Chart, app.Image, spec, app.Etag, micros(app.Updated), app.Org, app.Name}
+		args := []any{app.Chart.Repository, app.Chart.Chart, app.Image, spec, app.Etag, sqldb.Micros(app.Updated), app.Org, app.Name}
 		if wantEtag != "" {
 			q += ` AND etag = ?`
 			args = append(args, wantEtag)

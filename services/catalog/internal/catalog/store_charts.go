@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slipwayhq/slipway/pkg/sqldb"
 	"github.com/slipwayhq/slipway/services/catalog/internal/index"
 )
 
@@ -44,7 +45,7 @@ func (s *SQLStore) replaceIndex(ctx context.Context, tx *sql.Tx, sourceID string
 		}
 		l := c.Latest()
 		if _, err := insChart.ExecContext(ctx, sourceID, c.Name, l.Version, l.AppVersion, l.Description, joinLines(l.Keywords), l.Home, l.Icon,
-			boolInt(l.Deprecated), len(c.Versions), micros(l.Created), searchText(c.Name, l.Description, l.Keywords)); err != nil {
+			boolInt(l.Deprecated), len(c.Versions), sqldb.Micros(l.Created), searchText(c.Name, l.Description, l.Keywords)); err != nil {
 			return fmt.Errorf("insert chart %s: %w", c.Name, err)
 		}
 		for i, v := range c.Versions {
@@ -105,7 +106,7 @@ func scanChart(row scanner, extra ...any) (Chart, error) {
 	if err := row.Scan(dest...); err != nil {
 		return Chart{}, err
 	}
-	c.Keywords, c.Deprecated, c.Updated = splitLines(keywords), deprecated != 0, fromMicros(updated)
+	c.Keywords, c.Deprecated, c.Updated = splitLines(keywords), deprecated != 0, sqldb.FromMicros(updated)
 	return c, nil
 }
 
@@ -238,6 +239,6 @@ func (s *SQLStore) GetArchive(ctx context.Context, scope, digest string) ([]byte
 
 func (s *SQLStore) PutArchive(ctx context.Context, scope, digest string, data []byte, now time.Time) error {
 	_, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO archives (scope, digest, size, data, created_at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (scope, digest) DO NOTHING`), scope, digest, len(data), data, micros(now))
+		ON CONFLICT (scope, digest) DO NOTHING`), scope, digest, len(data), data, sqldb.Micros(now))
 	return err
 }

@@ -125,20 +125,6 @@ func targetKey(t Target) string {
 	return url.PathEscape(t.Cluster) + "/" + url.PathEscape(t.Namespace) + "/" + url.PathEscape(t.Release)
 }
 
-func micros(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMicro()
-}
-
-func fromMicros(us int64) time.Time {
-	if us == 0 {
-		return time.Time{}
-	}
-	return time.UnixMicro(us).UTC()
-}
-
 func boolInt(b bool) int {
 	if b {
 		return 1
@@ -189,7 +175,7 @@ func scanOp(row interface{ Scan(...any) error }) (scanned, error) {
 	if len(result) > 0 {
 		op.Result = result
 	}
-	op.Created, op.Started, op.Ended = fromMicros(created), fromMicros(started), fromMicros(ended)
+	op.Created, op.Started, op.Ended = sqldb.FromMicros(created), sqldb.FromMicros(started), sqldb.FromMicros(ended)
 	return op, nil
 }
 
@@ -243,7 +229,7 @@ func (s *Store) events(ctx context.Context, q querier, org, id string, after int
 		if err := rows.Scan(&e.n, &at, &e.Phase, &e.Message); err != nil {
 			return nil, fmt.Errorf("read events of %s: %w", id, err)
 		}
-		e.Time = fromMicros(at)
+		e.Time = sqldb.FromMicros(at)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
@@ -361,7 +347,7 @@ func (s *Store) listedEvents(ctx context.Context, org string, page []scanned) er
 		if err := rows.Scan(&id, &e.n, &at, &e.Phase, &e.Message); err != nil {
 			return fmt.Errorf("list operation events: %w", err)
 		}
-		e.Time = fromMicros(at)
+		e.Time = sqldb.FromMicros(at)
 		byID[id] = append(byID[id], e)
 	}
 	if err := rows.Err(); err != nil {

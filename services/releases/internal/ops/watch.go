@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/slipwayhq/slipway/pkg/sqldb"
 )
 
 // Watch calls send with snapshots of an operation of org: the current one
@@ -99,7 +101,7 @@ func (s *Store) since(ctx context.Context, org, id string, last int64) ([]Operat
 		if err := rows.Scan(&op.Version, &state, &op.Phase, &op.Attempt, &cancel, &eventCount, &startedAt); err != nil {
 			return nil, fmt.Errorf("read transitions of %s: %w", id, err)
 		}
-		op.State, op.CancelRequested, op.Started = State(state), cancel != 0, fromMicros(startedAt)
+		op.State, op.CancelRequested, op.Started = State(state), cancel != 0, sqldb.FromMicros(startedAt)
 		if !op.State.Terminal() {
 			op.Ended, op.Result, op.ErrorCode, op.ErrorMessage = time.Time{}, nil, "", ""
 		}

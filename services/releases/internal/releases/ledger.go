@@ -108,20 +108,6 @@ func (l *Ledger) Close() error { return l.db.Close() }
 // Ping reports whether the database answers.
 func (l *Ledger) Ping(ctx context.Context) error { return l.db.PingContext(ctx) }
 
-func micros(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMicro()
-}
-
-func fromMicros(us int64) time.Time {
-	if us == 0 {
-		return time.Time{}
-	}
-	return time.UnixMicro(us).UTC()
-}
-
 func jsonText(v any) (string, error) {
 	if v == nil {
 		return "{}", nil
@@ -203,7 +189,7 @@ func (l *Ledger) Record(ctx context.Context, revs []Revision) error {
 				chart_digest = CASE WHEN excluded.chart_digest = '' THEN revisions.chart_digest ELSE excluded.chart_digest END`),
 				r.Org, r.Cluster, r.Namespace, r.Name, gen, r.Revision, int(r.Status), r.Chart, r.ChartVersion, r.AppVersion,
 				r.ChartSource, r.ChartDigest, images, r.Description, r.Application, r.Target, r.Operation, r.Creator, vals, computed,
-				r.Manifest, r.Notes, micros(r.Created), micros(r.Updated))
+				r.Manifest, r.Notes, sqldb.Micros(r.Created), sqldb.Micros(r.Updated))
 			if err != nil {
 				return fmt.Errorf("record revision %d of %s: %w", r.Revision, r.Name, err)
 			}
@@ -307,7 +293,7 @@ func scanRevision(row interface{ Scan(...any) error }) (Revision, error) {
 	if err != nil {
 		return Revision{}, err
 	}
-	r.Status, r.Created, r.Updated = Status(status), fromMicros(created), fromMicros(updated)
+	r.Status, r.Created, r.Updated = Status(status), sqldb.FromMicros(created), sqldb.FromMicros(updated)
 	if images != "" {
 		if err := json.Unmarshal([]byte(images), &r.Images); err != nil {
 			return Revision{}, fmt.Errorf("decode images: %w", err)
