@@ -12,11 +12,11 @@ import (
 	"github.com/Masterminds/semver/v3"
 	"github.com/google/uuid"
 
+	"github.com/slipwayhq/slipway/pkg/chartarchive"
 	"github.com/slipwayhq/slipway/pkg/helmvalues"
 	"github.com/slipwayhq/slipway/pkg/identity"
 	"github.com/slipwayhq/slipway/pkg/paging"
 	"github.com/slipwayhq/slipway/pkg/validate"
-	"github.com/slipwayhq/slipway/services/catalog/internal/chartarchive"
 )
 
 // Bounds of an application.

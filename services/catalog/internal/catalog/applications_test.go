@@ -10,9 +10,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc/codes"
 
+	"github.com/slipwayhq/slipway/pkg/chartarchive"
 	"github.com/slipwayhq/slipway/pkg/identity"
 	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
-	"github.com/slipwayhq/slipway/services/catalog/internal/chartarchive"
 )
 
 func helloApp() Application {

@@ -11,10 +11,10 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 
+	"github.com/slipwayhq/slipway/pkg/chartarchive"
 	"github.com/slipwayhq/slipway/pkg/identity"
 	"github.com/slipwayhq/slipway/pkg/paging"
 	"github.com/slipwayhq/slipway/pkg/validate"
-	"github.com/slipwayhq/slipway/services/catalog/internal/chartarchive"
 	"github.com/slipwayhq/slipway/services/catalog/internal/fetch"
 	"github.com/slipwayhq/slipway/services/catalog/internal/index"
 )

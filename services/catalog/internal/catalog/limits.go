@@ -8,8 +8,8 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/slipwayhq/slipway/pkg/chartarchive"
 	"github.com/slipwayhq/slipway/pkg/outbound"
-	"github.com/slipwayhq/slipway/services/catalog/internal/chartarchive"
 	"github.com/slipwayhq/slipway/services/catalog/internal/fetch"
 	"github.com/slipwayhq/slipway/services/catalog/internal/index"
 )

@@ -25,7 +25,7 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 
-	"github.com/slipwayhq/slipway/services/catalog/internal/safeyaml"
+	"github.com/slipwayhq/slipway/pkg/safeyaml"
 )
 
 // Limits bound the index a Parse accepts. Zero fields take the defaults.

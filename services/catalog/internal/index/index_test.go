@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/slipwayhq/slipway/services/catalog/internal/safeyaml"
+	"github.com/slipwayhq/slipway/pkg/safeyaml"
 )
 
 func readFixture(t testing.TB, name string) []byte {

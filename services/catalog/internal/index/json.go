@@ -11,7 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/slipwayhq/slipway/services/catalog/internal/safeyaml"
+	"github.com/slipwayhq/slipway/pkg/safeyaml"
 )
 
 // parseJSON decodes an index written as JSON (helm repo index --json), which

@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/slipwayhq/slipway/services/catalog/internal/safeyaml"
+	"github.com/slipwayhq/slipway/pkg/safeyaml"
 )
 
 // reencode writes doc again with yaml.v3's encoder: sequences indented under

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/slipwayhq/slipway/services/catalog/internal/chartarchive"
+	"github.com/slipwayhq/slipway/pkg/chartarchive"
 )
 
 var update = flag.Bool("update", false, "rewrite the seed archives in testdata/")

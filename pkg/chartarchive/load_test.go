@@ -11,8 +11,8 @@ import (
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
 
-	"github.com/slipwayhq/slipway/services/catalog/internal/chartarchive"
-	"github.com/slipwayhq/slipway/services/catalog/internal/safeyaml"
+	"github.com/slipwayhq/slipway/pkg/chartarchive"
+	"github.com/slipwayhq/slipway/pkg/safeyaml"
 )
 
 // helmSaved packages a chart with Helm's own chartutil.Save, so the tests

@@ -11,7 +11,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/slipwayhq/slipway/services/catalog/internal/safeyaml"
+	"github.com/slipwayhq/slipway/pkg/safeyaml"
 )
 
 // Limits bound what reading one archive may cost. Zero (or negative) fields

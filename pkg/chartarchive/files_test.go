@@ -11,7 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/slipwayhq/slipway/services/catalog/internal/chartarchive"
+	"github.com/slipwayhq/slipway/pkg/chartarchive"
 )
 
 func TestFilesGood(t *testing.T) {

@@ -13,8 +13,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/slipwayhq/slipway/services/catalog/internal/chartarchive"
-	"github.com/slipwayhq/slipway/services/catalog/internal/safeyaml"
+	"github.com/slipwayhq/slipway/pkg/chartarchive"
+	"github.com/slipwayhq/slipway/pkg/safeyaml"
 )
 
 const validateSchema = `{
