@@ -62,6 +62,20 @@ build: ## build the five binaries into bin/
 	  if [ $$s = gateway ]; then d=gateway; else d=services/$$s; fi; \
 	  (cd $$d && go build -trimpath -o $(CURDIR)/bin/ ./cmd/slipway-$$s); done
 
+# Images: deploy/docker/<svc>.Dockerfile, tagged $(IMAGE_REPO)/slipway-<svc>:$(IMAGE_TAG).
+# CONTAINER_ENGINE is docker, else podman; BuildKit is needed for the cache
+# mounts (Docker's default builder; Podman's buildah supports them).
+IMAGE_REPO ?= ghcr.io/slipwayhq
+IMAGE_TAG ?= dev
+CONTAINER_ENGINE ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
+.PHONY: images
+images: ## build the five service images; fails, saying why, without a container engine whose daemon answers
+	@engine="$(CONTAINER_ENGINE)"; \
+	if [ -z "$$engine" ]; then echo "make images: no container engine (docker or podman) on PATH; install one, or set CONTAINER_ENGINE. Nothing was built." >&2; exit 2; fi; \
+	if ! "$$engine" info >/dev/null 2>&1; then echo "make images: '$$engine info' fails: its daemon is not running or not reachable (start it, or check DOCKER_HOST). Nothing was built." >&2; exit 2; fi; \
+	for s in $(SERVICES); do echo "==> $(IMAGE_REPO)/slipway-$$s:$(IMAGE_TAG)"; \
+	  DOCKER_BUILDKIT=1 "$$engine" build -f deploy/docker/$$s.Dockerfile --build-arg VERSION=$(IMAGE_TAG) -t $(IMAGE_REPO)/slipway-$$s:$(IMAGE_TAG) . || exit 1; done
+
 .PHONY: tools
 tools: $(BUF) $(GEN_PLUGINS) $(HELM) ## install the pinned generators and helm
 
