@@ -12,10 +12,15 @@ root context.
 
 {{- define "common.dataDir" -}}/var/lib/slipway{{- end -}}
 
-{{/* common.database.check fails the render when replicaCount > 1 on the embedded SQLite database. */}}
+{{/* common.database.check fails the render when more than one pod (replicaCount, or autoscaling.maxReplicas) would run on the embedded SQLite database. */}}
 {{- define "common.database.check" -}}
-{{- if and (not .Values.database.existingSecret) (gt (int .Values.replicaCount) 1) -}}
+{{- if not .Values.database.existingSecret -}}
+{{- if and (not .Values.autoscaling.enabled) (gt (int .Values.replicaCount) 1) -}}
 {{- fail (printf "%s: replicaCount > 1 needs database.existingSecret (PostgreSQL); the embedded SQLite database is per pod" .Chart.Name) -}}
+{{- end -}}
+{{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.maxReplicas) 1) -}}
+{{- fail (printf "%s: autoscaling.maxReplicas > 1 needs database.existingSecret (PostgreSQL); the embedded SQLite database is per pod" .Chart.Name) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 

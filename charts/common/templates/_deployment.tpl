@@ -32,7 +32,9 @@ metadata:
   labels:
     {{- include "common.labels" $ | nindent 4 }}
 spec:
+  {{- if not $.Values.autoscaling.enabled }}
   replicas: {{ $.Values.replicaCount }}
+  {{- end }}
   revisionHistoryLimit: 3
   selector:
     matchLabels:
@@ -77,6 +79,7 @@ spec:
             {{- with .env }}
             {{- . | trim | nindent 12 }}
             {{- end }}
+            {{- include "common.otlp.env" $ | nindent 12 }}
             {{- with $.Values.extraEnv }}
             {{- toYaml . | nindent 12 }}
             {{- end }}

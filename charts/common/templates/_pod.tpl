@@ -59,3 +59,28 @@ slipway umbrella chart sets it), else a rendering error.
 {{- end -}}
 
 {{- define "common.identityDir" -}}/etc/slipway/identity{{- end -}}
+
+{{/*
+common.otlp.env: the OpenTelemetry SDK's variables when otlp.endpoint (else
+global.otlp.endpoint, which the umbrella chart sets for every chart) is set:
+traces go there over otlp.protocol, tagged with the pod's namespace and name
+(OTEL_RESOURCE_ATTRIBUTES from the downward API). Nothing otherwise.
+*/}}
+{{- define "common.otlp.env" -}}
+{{- with .Values.otlp.endpoint | default (dig "global" "otlp" "endpoint" "" .Values.AsMap) -}}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: {{ $.Values.otlp.protocol | quote }}
+- name: SLIPWAY_POD_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+- name: SLIPWAY_POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: "k8s.namespace.name=$(SLIPWAY_POD_NAMESPACE),k8s.pod.name=$(SLIPWAY_POD_NAME),service.namespace=slipway"
+{{- end -}}
+{{- end -}}
