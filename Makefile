@@ -113,6 +113,13 @@ lint-charts: $(HELM) ## helm lint every chart and check the umbrella renders to 
 	$(HELM) template slipway charts/slipway --namespace slipway > /dev/null
 	@echo "charts lint and render"
 
+.PHONY: charts
+charts: $(HELM) ## regenerate each chart's README.md from its values.yaml and Chart.lock from its Chart.yaml; package the charts into bin/charts
+	cd tools && go test ./charts -run '^TestReadmes$$' -count=1 -update
+	@for c in $(CHARTS) slipway; do $(HELM) dependency update charts/$$c >/dev/null; done
+	@mkdir -p bin/charts && for c in common $(CHARTS) slipway; do $(HELM) package charts/$$c -d bin/charts >/dev/null; done
+	@echo "charts: READMEs and locks regenerated, packages in bin/charts"
+
 .PHONY: check-generated
 check-generated: tools ## fail if regenerating the protos would change committed code
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
