@@ -153,6 +153,8 @@ func TestDeployments(t *testing.T) {
 		t.Errorf("list = %+v", list.Releases)
 	}
 
+	checkChartSources(t, s, env, owner, deployer, deployments, ns, submit)
+
 	// Another org sees none of it.
 	bob := iss.Token(t, "bob-sub", "bob@example.com", "slipway", time.Hour)
 	s.expect(s.do(http.MethodPost, "/orgs", bob, map[string]any{"name": "globex"}), http.StatusOK, "bob creates globex")

@@ -2426,7 +2426,14 @@ type GetChartArchiveRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Org   string                 `protobuf:"bytes,1,opt,name=org,proto3" json:"org,omitempty"`
 	// The chart; its version may be a constraint (the latest when empty).
-	Chart         *ChartReference `protobuf:"bytes,2,opt,name=chart,proto3" json:"chart,omitempty"`
+	// Exactly one of chart and oci_reference is set.
+	Chart *ChartReference `protobuf:"bytes,2,opt,name=chart,proto3" json:"chart,omitempty"`
+	// An OCI chart reference with a tag or a manifest digest
+	// ("oci://registry.example/charts/web:1.4.2", "...web@sha256:..."),
+	// fetched through the outbound policy. The credential of the
+	// organization's OCI repository whose URL is the longest prefix of the
+	// reference is used; without one the registry is asked anonymously.
+	OciReference  string `protobuf:"bytes,3,opt,name=oci_reference,json=ociReference,proto3" json:"oci_reference,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2473,6 +2480,13 @@ func (x *GetChartArchiveRequest) GetChart() *ChartReference {
 		return x.Chart
 	}
 	return nil
+}
+
+func (x *GetChartArchiveRequest) GetOciReference() string {
+	if x != nil {
+		return x.OciReference
+	}
+	return ""
 }
 
 // GetChartArchiveResponse is the output of CatalogService.GetChartArchive.
@@ -3305,10 +3319,11 @@ const file_slipway_catalog_v1_catalog_proto_rawDesc = "" +
 	"valuesYaml\x12,\n" +
 	"\x12values_schema_json\x18\x03 \x01(\tR\x10valuesSchemaJson\x12\x16\n" +
 	"\x06readme\x18\x04 \x01(\tR\x06readme\x12)\n" +
-	"\x10truncated_fields\x18\x05 \x03(\tR\x0ftruncatedFields\"d\n" +
+	"\x10truncated_fields\x18\x05 \x03(\tR\x0ftruncatedFields\"\x89\x01\n" +
 	"\x16GetChartArchiveRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x128\n" +
-	"\x05chart\x18\x02 \x01(\v2\".slipway.catalog.v1.ChartReferenceR\x05chart\"z\n" +
+	"\x05chart\x18\x02 \x01(\v2\".slipway.catalog.v1.ChartReferenceR\x05chart\x12#\n" +
+	"\roci_reference\x18\x03 \x01(\tR\fociReference\"z\n" +
 	"\x17GetChartArchiveResponse\x12E\n" +
 	"\rchart_version\x18\x01 \x01(\v2 .slipway.catalog.v1.ChartVersionR\fchartVersion\x12\x18\n" +
 	"\aarchive\x18\x02 \x01(\fR\aarchive\"o\n" +

@@ -121,9 +121,10 @@ type ChartSource_OciReference struct {
 }
 
 type ChartSource_Archive struct {
-	// A packaged chart (.tgz), at most 10 MiB. This is the one request that
-	// may exceed gRPC's default 4 MiB message size: the releases server and
-	// the gateway's client allow 12 MiB for it.
+	// A packaged chart (.tgz), at most 1 MiB: Helm keeps the chart in the
+	// release's Secret, which Kubernetes caps at 1 MiB, so no larger chart
+	// could be installed. It is checked under the catalog's limits for
+	// chart archives.
 	Archive []byte `protobuf:"bytes,3,opt,name=archive,proto3,oneof"`
 }
 

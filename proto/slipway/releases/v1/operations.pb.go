@@ -731,10 +731,14 @@ type Release struct {
 	ChartVersion string `protobuf:"bytes,7,opt,name=chart_version,json=chartVersion,proto3" json:"chart_version,omitempty"`
 	// App version of the chart deployed.
 	AppVersion string `protobuf:"bytes,8,opt,name=app_version,json=appVersion,proto3" json:"app_version,omitempty"`
-	// Where the chart came from: "<repository>/<chart>" for catalog charts,
-	// the oci:// reference, or "upload:<sha256 digest>" for uploaded
-	// archives.
+	// Where the chart came from: "catalog:<repository>/<chart>@<version>"
+	// for catalog charts, "oci:<reference>" for an oci:// reference, or
+	// "upload:<chart>@<version>" for an uploaded archive. Empty for
+	// revisions made outside Slipway.
 	ChartSource string `protobuf:"bytes,9,opt,name=chart_source,json=chartSource,proto3" json:"chart_source,omitempty"`
+	// sha256 digest of the chart archive deployed ("sha256:<hex>"), when
+	// Slipway made the revision.
+	ChartDigest string `protobuf:"bytes,18,opt,name=chart_digest,json=chartDigest,proto3" json:"chart_digest,omitempty"`
 	// Container images in the rendered manifest, resolved to digests at
 	// deploy time.
 	Images []*ReleaseImage `protobuf:"bytes,10,rep,name=images,proto3" json:"images,omitempty"`
@@ -846,6 +850,13 @@ func (x *Release) GetAppVersion() string {
 func (x *Release) GetChartSource() string {
 	if x != nil {
 		return x.ChartSource
+	}
+	return ""
+}
+
+func (x *Release) GetChartDigest() string {
+	if x != nil {
+		return x.ChartDigest
 	}
 	return ""
 }
@@ -1473,7 +1484,7 @@ const file_slipway_releases_v1_operations_proto_rawDesc = "" +
 	"\arelease\x18\x01 \x01(\v2\x1c.slipway.releases.v1.ReleaseR\arelease\">\n" +
 	"\x0eOperationError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\x8c\x05\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xaf\x05\n" +
 	"\aRelease\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x18\n" +
@@ -1484,7 +1495,8 @@ const file_slipway_releases_v1_operations_proto_rawDesc = "" +
 	"\rchart_version\x18\a \x01(\tR\fchartVersion\x12\x1f\n" +
 	"\vapp_version\x18\b \x01(\tR\n" +
 	"appVersion\x12!\n" +
-	"\fchart_source\x18\t \x01(\tR\vchartSource\x129\n" +
+	"\fchart_source\x18\t \x01(\tR\vchartSource\x12!\n" +
+	"\fchart_digest\x18\x12 \x01(\tR\vchartDigest\x129\n" +
 	"\x06images\x18\n" +
 	" \x03(\v2!.slipway.releases.v1.ReleaseImageR\x06images\x12 \n" +
 	"\vdescription\x18\v \x01(\tR\vdescription\x12 \n" +

@@ -32,9 +32,11 @@ const (
 )
 
 // ChartRef names a chart in one of the organization's repositories, with
-// a version constraint.
+// a version constraint; or, for GetChartArchive alone, by an oci://
+// reference (OCI, then the other fields are empty).
 type ChartRef struct {
 	Repository, Chart, Version string
+	OCI                        string
 }
 
 // Target is a place an application can be deployed to.

@@ -255,6 +255,9 @@ func (s *service) GetChartArchive(ctx context.Context, ref ChartRef) (ChartVersi
 	if err != nil {
 		return ChartVersion{}, nil, err
 	}
+	if ref.OCI != "" {
+		return s.ociReferenceArchive(ctx, caller.Org, ref.OCI)
+	}
 	if err := validateChartKey(ref.Repository, ref.Chart); err != nil {
 		return ChartVersion{}, nil, err
 	}

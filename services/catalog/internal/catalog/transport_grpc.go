@@ -105,7 +105,12 @@ func NewGRPCServer(eps Endpoints, log *slog.Logger) catalogv1.CatalogServiceServ
 
 		getChartArchive: handler(eps.GetChartArchive, func(r *catalogv1.GetChartArchiveRequest) (ChartRef, error) {
 			c := r.GetChart()
-			if c == nil {
+			switch {
+			case c != nil && r.GetOciReference() != "":
+				return ChartRef{}, validate.Field("oci_reference", "excludes chart: name the chart one way")
+			case r.GetOciReference() != "":
+				return ChartRef{OCI: r.GetOciReference()}, nil
+			case c == nil:
 				return ChartRef{}, validate.Field("chart", "required")
 			}
 			return ChartRef{Repository: c.GetRepository(), Chart: c.GetChart(), Version: c.GetVersion()}, nil

@@ -342,7 +342,8 @@ type OCIVersion struct {
 	Created time.Time
 }
 
-// OCIVersion reads one version's manifest and config. A manifest that is
+// OCIVersion reads one version's manifest and config; version is a tag,
+// or a manifest digest ("sha256:..."). A manifest that is
 // not a Helm chart's (another config media type, no chart layer, a config
 // naming another chart or version) is ErrNotChart.
 func (f *Fetcher) OCIVersion(ctx context.Context, repoURL, chartName, version string, auth *Auth) (OCIVersion, error) {
@@ -355,15 +356,22 @@ func (f *Fetcher) OCIVersion(ctx context.Context, repoURL, chartName, version st
 		return OCIVersion{}, err
 	}
 	what := "version " + version + " of chart " + chartName
-	tag, err := name.NewTag(repo.Name()+":"+strings.ReplaceAll(version, "+", "_"), f.nameOptions()...)
+	var ref name.Reference
+	byDigest := strings.HasPrefix(version, "sha256:")
+	if byDigest {
+		what = "manifest " + version + " of chart " + chartName
+		ref, err = name.NewDigest(repo.Name()+"@"+version, f.nameOptions()...)
+	} else {
+		ref, err = name.NewTag(repo.Name()+":"+strings.ReplaceAll(version, "+", "_"), f.nameOptions()...)
+	}
 	if version == "" || err != nil {
-		return OCIVersion{}, fmt.Errorf("%w: %q cannot be the version of a chart in an OCI registry (not a valid tag)", ErrNotFound, version)
+		return OCIVersion{}, fmt.Errorf("%w: %q cannot be the version of a chart in an OCI registry (not a valid tag or digest)", ErrNotFound, version)
 	}
 	c, err := f.registryClient(ctx, t, auth)
 	if err != nil {
 		return OCIVersion{}, err
 	}
-	desc, err := remote.Get(tag, c.opts...)
+	desc, err := remote.Get(ref, c.opts...)
 	if err != nil {
 		return OCIVersion{}, f.classify(ctx, err, t.host, what, auth.login())
 	}
@@ -392,12 +400,12 @@ func (f *Fetcher) OCIVersion(ctx context.Context, repoURL, chartName, version st
 	if err := json.Unmarshal(cfg, md); err != nil {
 		return OCIVersion{}, fmt.Errorf("%w: the config of %s in %s is not chart metadata", ErrNotChart, what, t.host)
 	}
-	if md.Name != chartName || md.Version != version {
+	if md.Name != chartName || (!byDigest && md.Version != version && strings.ReplaceAll(md.Version, "+", "_") != version) {
 		return OCIVersion{}, fmt.Errorf("%w: the config of %s in %s describes chart %q version %q", ErrNotChart, what, t.host, md.Name, md.Version)
 	}
 	out := OCIVersion{
 		Chart:          chartName,
-		Version:        version,
+		Version:        md.Version,
 		ManifestDigest: desc.Digest.String(),
 		ArchiveDigest:  layer.Digest.String(),
 		Metadata:       md,
@@ -482,4 +490,35 @@ func (f *Fetcher) blob(ctx context.Context, t ociTarget, repo name.Repository, h
 		return nil, fmt.Errorf("%w: %s from %s does not match its digest %s", ErrBadResponse, what, t.host, h)
 	}
 	return b, nil
+}
+
+// OCIReference is a chart named by one oci:// reference.
+type OCIReference struct {
+	Repository string // the oci:// URL the chart is under
+	Chart      string
+	Version    string // a tag, or a manifest digest ("sha256:...")
+}
+
+// ParseOCIReference splits "oci://host/path/chart:tag" or
+// "oci://host/path/chart@sha256:..." into the repository URL, the chart
+// and its version; the URL itself is checked by the fetches.
+func ParseOCIReference(ref string) (OCIReference, error) {
+	rest, ok := strings.CutPrefix(ref, "oci://")
+	if !ok {
+		return OCIReference{}, fmt.Errorf("%w: %q is not an oci:// reference", ErrInvalidURL, ref)
+	}
+	var version string
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		rest, version = rest[:at], rest[at+1:]
+		if _, err := v1.NewHash(version); err != nil || !strings.HasPrefix(version, "sha256:") {
+			return OCIReference{}, fmt.Errorf("%w: %q in %q is not a sha256 manifest digest", ErrInvalidURL, version, ref)
+		}
+	} else if c := strings.LastIndex(rest, ":"); c > strings.LastIndex(rest, "/") {
+		rest, version = rest[:c], rest[c+1:]
+	}
+	slash := strings.LastIndex(rest, "/")
+	if version == "" || slash <= 0 || slash == len(rest)-1 {
+		return OCIReference{}, fmt.Errorf("%w: %q must name a chart under a registry with a tag or digest (oci://host/path/chart:1.2.3)", ErrInvalidURL, ref)
+	}
+	return OCIReference{Repository: "oci://" + rest[:slash], Chart: rest[slash+1:], Version: version}, nil
 }

@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -153,6 +154,13 @@ func TestOCI(t *testing.T) {
 		got, err = f.OCIVersion(ctx, repoURL, "hello", "0.2.0+build.1", nil)
 		if err != nil || got.ArchiveDigest != p2.archive || !got.Created.IsZero() {
 			t.Errorf("OCIVersion(0.2.0+build.1) = %+v, %v; want archive %s, no creation time", got, err, p2.archive)
+		}
+		got, err = f.OCIVersion(ctx, repoURL, "hello", p2.manifest, nil)
+		if err != nil || got.Version != "0.2.0+build.1" || got.ArchiveDigest != p2.archive {
+			t.Errorf("OCIVersion(%s) = %+v, %v; want version 0.2.0+build.1, archive %s", p2.manifest, got, err, p2.archive)
+		}
+		if _, err := f.OCIVersion(ctx, repoURL, "nginx", p2.manifest, nil); err == nil {
+			t.Errorf("OCIVersion of nginx by hello's manifest digest succeeded")
 		}
 		got, err = f.OCIVersion(ctx, repoURL, "legacy", "1.0.0", nil)
 		if err != nil || got.ArchiveDigest != pl.archive {
@@ -411,4 +419,47 @@ func TestOCIPagination(t *testing.T) {
 	wantErr(t, err, ErrTooLarge)
 	_, err = f.OCITags(t.Context(), repoURL, "broken", nil)
 	wantErr(t, err, ErrBadResponse)
+}
+
+func TestParseOCIReference(t *testing.T) {
+	const d = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	for _, tc := range []struct {
+		ref  string
+		want OCIReference
+	}{
+		{"oci://ghcr.io/acme/charts/web:1.4.2", OCIReference{"oci://ghcr.io/acme/charts", "web", "1.4.2"}},
+		{"oci://localhost:5000/web:1.0.0", OCIReference{"oci://localhost:5000", "web", "1.0.0"}},
+		{"oci://reg.example/a/web@" + d, OCIReference{"oci://reg.example/a", "web", d}},
+		{"oci://reg.example/web:0.2.0_build.1", OCIReference{"oci://reg.example", "web", "0.2.0_build.1"}},
+	} {
+		got, err := ParseOCIReference(tc.ref)
+		if err != nil || got != tc.want {
+			t.Errorf("ParseOCIReference(%q) = %+v, %v; want %+v", tc.ref, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "https://reg.example/web:1.0.0", "oci://reg.example/web", "oci://localhost:5000/web",
+		"oci://web:1.0.0", "oci://reg.example/:1.0.0", "oci://reg.example/web@sha256:xyz", "oci://reg.example/web@md5:" + d[7:], "oci://reg.example/web:"} {
+		if got, err := ParseOCIReference(bad); !errors.Is(err, ErrInvalidURL) {
+			t.Errorf("ParseOCIReference(%q) = %+v, %v; want ErrInvalidURL", bad, got, err)
+		}
+	}
+}
+
+func FuzzParseOCIReference(f *testing.F) {
+	for _, s := range []string{"oci://ghcr.io/acme/web:1.4.2", "oci://h/w@sha256:00", "oci://a:1/b/c:d", "oci://x/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, ref string) {
+		got, err := ParseOCIReference(ref)
+		if err != nil {
+			return
+		}
+		sep := ":"
+		if strings.HasPrefix(got.Version, "sha256:") {
+			sep = "@"
+		}
+		if back := got.Repository + "/" + got.Chart + sep + got.Version; back != ref {
+			t.Fatalf("ParseOCIReference(%q) = %+v, which reads back as %q", ref, got, back)
+		}
+	})
 }

@@ -28,13 +28,16 @@ func NewCatalogCharts(conn grpc.ClientConnInterface) CatalogCharts {
 
 // Archive implements Charts; ctx carries the identity to ask with.
 func (c CatalogCharts) Archive(ctx context.Context, org string, ref ChartRef) (string, string, []byte, error) {
-	resp, err := c.rpc.GetChartArchive(ctx, &catalogv1.GetChartArchiveRequest{Org: org,
-		Chart: &catalogv1.ChartReference{Repository: ref.Repository, Chart: ref.Chart, Version: ref.Version}}, grpc.MaxCallRecvMsgSize(maxArchiveAnswer))
+	req := &catalogv1.GetChartArchiveRequest{Org: org, OciReference: ref.OCI}
+	if ref.OCI == "" {
+		req.Chart = &catalogv1.ChartReference{Repository: ref.Repository, Chart: ref.Chart, Version: ref.Version}
+	}
+	resp, err := c.rpc.GetChartArchive(ctx, req, grpc.MaxCallRecvMsgSize(maxArchiveAnswer))
 	switch status.Code(err) {
 	case codes.OK:
 		return resp.GetChartVersion().GetVersion(), resp.GetChartVersion().GetDigest(), resp.GetArchive(), nil
 	case codes.NotFound, codes.FailedPrecondition, codes.InvalidArgument, codes.PermissionDenied:
-		return "", "", nil, fmt.Errorf("%w: chart %s/%s: %s", helmexec.ErrInvalidRequest, ref.Repository, ref.Chart, status.Convert(err).Message())
+		return "", "", nil, fmt.Errorf("%w: chart %s: %s", helmexec.ErrInvalidRequest, ref, status.Convert(err).Message())
 	}
 	return "", "", nil, fmt.Errorf("%w: catalog: %s", ErrDependencyUnavailable, status.Convert(err).Message())
 }

@@ -13,11 +13,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"helm.sh/helm/v3/pkg/chartutil"
 	"sigs.k8s.io/yaml"
 
+	"github.com/slipwayhq/slipway/pkg/chartarchive"
 	"github.com/slipwayhq/slipway/pkg/identity"
 	"github.com/slipwayhq/slipway/pkg/validate"
 	clustersv1 "github.com/slipwayhq/slipway/proto/slipway/clusters/v1"
@@ -49,12 +51,27 @@ const (
 	defaultNamespace = "default"
 )
 
-// ChartRef names a chart of one of the org's catalog repositories; its
-// version may be a constraint.
+// ChartRef names the chart a change deploys, one of three ways: a chart
+// of one of the org's catalog repositories (its version may be a
+// constraint), an oci:// reference (OCI), or an archive uploaded with the
+// request, by its digest (Upload).
 type ChartRef struct {
-	Repository string `json:"repository"`
-	Chart      string `json:"chart"`
+	Repository string `json:"repository,omitempty"`
+	Chart      string `json:"chart,omitempty"`
 	Version    string `json:"version,omitempty"`
+	OCI        string `json:"oci,omitempty"`
+	Upload     string `json:"upload,omitempty"`
+}
+
+// String names the chart for events and messages.
+func (r ChartRef) String() string {
+	switch {
+	case r.OCI != "":
+		return r.OCI
+	case r.Upload != "":
+		return "uploaded chart " + r.Upload
+	}
+	return strings.TrimSuffix(r.Repository+"/"+r.Chart+" "+r.Version, " ")
 }
 
 // Options tune an install, upgrade, rollback or uninstall.
@@ -73,6 +90,7 @@ type Options struct {
 type Change struct {
 	Cluster, Namespace, Name string
 	Chart                    *ChartRef
+	Archive                  []byte // an uploaded chart, instead of Chart
 	ValuesYAML               string
 	Options                  Options
 	Revision                 int  // rollback: 0 for the previous one
@@ -190,6 +208,17 @@ func (s *service) Submit(ctx context.Context, kind ops.Kind, c Change) (ops.Oper
 	if err != nil {
 		return ops.Operation{}, err
 	}
+	if c.Archive != nil {
+		// Read under the limits now, so a bad chart is refused at once;
+		// kept by digest for whichever replica runs the operation.
+		if _, err := chartarchive.Load(c.Archive, uploadLimits); err != nil {
+			return ops.Operation{}, validate.Field("chart.archive", "%v", err)
+		}
+		j.Chart = &ChartRef{Upload: chartarchive.Digest(c.Archive)}
+		if err := s.ledger.PutUpload(ctx, caller.Org, j.Chart.Upload, c.Archive, s.now()); err != nil {
+			return ops.Operation{}, err
+		}
+	}
 	payload, err := json.Marshal(j)
 	if err != nil {
 		return ops.Operation{}, fmt.Errorf("encode operation: %w", err)
@@ -257,14 +286,26 @@ func validateChange(kind ops.Kind, c Change) error {
 	}
 	switch kind {
 	case ops.KindInstall, ops.KindUpgrade:
-		if c.Chart == nil {
-			return validate.Field("chart", "required: a chart of one of the organization's repositories (catalog)")
-		}
-		if err := validate.First(validate.DNSLabel("chart.catalog.repository", c.Chart.Repository), validate.MaxLen("chart.catalog.chart", c.Chart.Chart, 255)); err != nil {
-			return err
-		}
-		if c.Chart.Chart == "" {
-			return validate.Field("chart.catalog.chart", "required")
+		switch {
+		case c.Archive != nil:
+			if len(c.Archive) > MaxUpload {
+				return validate.Field("chart.archive", "must be at most %d bytes (Kubernetes' limit on the Secret Helm keeps the chart in), got %d", MaxUpload, len(c.Archive))
+			}
+		case c.Chart == nil:
+			return validate.Field("chart", "required: a chart of one of the organization's repositories (catalog), an oci:// reference or an archive")
+		case c.Chart.OCI != "":
+			last := c.Chart.OCI[strings.LastIndex(c.Chart.OCI, "/")+1:]
+			if !strings.HasPrefix(c.Chart.OCI, "oci://") || strings.Count(c.Chart.OCI, "/") < 3 || !strings.ContainsAny(last, ":@") {
+				return validate.Field("chart.oci_reference", "must name a chart under a registry with a tag or digest (oci://host/path/chart:1.2.3 or ...@sha256:...)")
+			}
+			return validate.MaxLen("chart.oci_reference", c.Chart.OCI, 1024)
+		default:
+			if err := validate.First(validate.DNSLabel("chart.catalog.repository", c.Chart.Repository), validate.MaxLen("chart.catalog.chart", c.Chart.Chart, 255)); err != nil {
+				return err
+			}
+			if c.Chart.Chart == "" {
+				return validate.Field("chart.catalog.chart", "required")
+			}
 		}
 	case ops.KindRollback:
 		if c.Revision < 0 {

@@ -37,19 +37,23 @@ func (s *GRPCServer) status(ctx context.Context, err error) error {
 	return errorTable.ToStatus(err)
 }
 
-func chartRef(c *releasesv1.ChartSource) (*ChartRef, error) {
+// chartSource is the chart a request names, or its uploaded archive.
+func chartSource(c *releasesv1.ChartSource) (*ChartRef, []byte, error) {
 	if c == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	switch src := c.GetSource().(type) {
 	case *releasesv1.ChartSource_Catalog:
-		return &ChartRef{Repository: src.Catalog.GetRepository(), Chart: src.Catalog.GetChart(), Version: src.Catalog.GetVersion()}, nil
+		return &ChartRef{Repository: src.Catalog.GetRepository(), Chart: src.Catalog.GetChart(), Version: src.Catalog.GetVersion()}, nil, nil
 	case *releasesv1.ChartSource_OciReference:
-		return nil, validate.Field("chart.oci_reference", "is not supported yet: add the registry as an oci:// repository of the catalog and name the chart there")
+		return &ChartRef{OCI: src.OciReference}, nil, nil
 	case *releasesv1.ChartSource_Archive:
-		return nil, validate.Field("chart.archive", "is not supported yet: add the chart to a repository of the catalog")
+		if len(src.Archive) == 0 {
+			return nil, nil, validate.Field("chart.archive", "is empty")
+		}
+		return nil, src.Archive, nil
 	}
-	return nil, validate.Field("chart", "required")
+	return nil, nil, validate.Field("chart", "required")
 }
 
 func options(o *releasesv1.DeploymentOptions) Options {
@@ -66,11 +70,11 @@ func (s *GRPCServer) submit(ctx context.Context, kind ops.Kind, c Change) (*rele
 }
 
 func (s *GRPCServer) CreateDeployment(ctx context.Context, req *releasesv1.CreateDeploymentRequest) (*releasesv1.CreateDeploymentResponse, error) {
-	ref, err := chartRef(req.GetChart())
+	ref, archive, err := chartSource(req.GetChart())
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
-	op, err := s.submit(ctx, ops.KindInstall, Change{Cluster: req.GetCluster(), Namespace: req.GetNamespace(), Name: req.GetName(), Chart: ref,
+	op, err := s.submit(ctx, ops.KindInstall, Change{Cluster: req.GetCluster(), Namespace: req.GetNamespace(), Name: req.GetName(), Chart: ref, Archive: archive,
 		ValuesYAML: req.GetValuesYaml(), Options: options(req.GetOptions()), IdempotencyKey: req.GetIdempotencyKey(), Queue: !req.GetNoQueue()})
 	if err != nil {
 		return nil, err
@@ -79,11 +83,11 @@ func (s *GRPCServer) CreateDeployment(ctx context.Context, req *releasesv1.Creat
 }
 
 func (s *GRPCServer) UpdateDeployment(ctx context.Context, req *releasesv1.UpdateDeploymentRequest) (*releasesv1.UpdateDeploymentResponse, error) {
-	ref, err := chartRef(req.GetChart())
+	ref, archive, err := chartSource(req.GetChart())
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
-	op, err := s.submit(ctx, ops.KindUpgrade, Change{Cluster: req.GetCluster(), Namespace: req.GetNamespace(), Name: req.GetName(), Chart: ref,
+	op, err := s.submit(ctx, ops.KindUpgrade, Change{Cluster: req.GetCluster(), Namespace: req.GetNamespace(), Name: req.GetName(), Chart: ref, Archive: archive,
 		ValuesYAML: req.GetValuesYaml(), Options: options(req.GetOptions()), IdempotencyKey: req.GetIdempotencyKey(), Queue: !req.GetNoQueue()})
 	if err != nil {
 		return nil, err
@@ -202,14 +206,15 @@ func (s *GRPCServer) GetDeploymentHistory(ctx context.Context, req *releasesv1.G
 }
 
 func (s *GRPCServer) GetDeploymentValues(ctx context.Context, req *releasesv1.GetDeploymentValuesRequest) (*releasesv1.GetDeploymentValuesResponse, error) {
-	if req.GetAll() {
-		return nil, s.status(ctx, validate.Field("all", "computed values are not served yet; ask for the user-supplied ones"))
-	}
 	r, err := s.svc.ReleaseValues(ctx, req.GetCluster(), req.GetNamespace(), req.GetName(), int(req.GetRevision()))
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
-	y, err := valuesYAML(r.Values)
+	vals := r.Values
+	if req.GetAll() {
+		vals = r.Computed
+	}
+	y, err := valuesYAML(vals)
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
@@ -332,7 +337,7 @@ func operationProto(op ops.Operation) *releasesv1.Operation {
 func releaseProto(r Revision) *releasesv1.Release {
 	out := &releasesv1.Release{
 		Name: r.Name, Namespace: r.Namespace, Cluster: r.Cluster, Revision: int32(r.Revision), Status: releasesv1.ReleaseStatus(r.Status),
-		Chart: r.Chart, ChartVersion: r.ChartVersion, AppVersion: r.AppVersion, ChartSource: r.ChartSource, Description: r.Description,
+		Chart: r.Chart, ChartVersion: r.ChartVersion, AppVersion: r.AppVersion, ChartSource: r.ChartSource, ChartDigest: r.ChartDigest, Description: r.Description,
 		Application: r.Application, ApplicationTarget: r.Target, Operation: r.Operation, Creator: r.Creator,
 		CreateTime: ts(r.Created), UpdateTime: ts(r.Updated),
 	}

@@ -1,7 +1,6 @@
 package releases
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,9 +13,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
 	"helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/release"
 
+	"github.com/slipwayhq/slipway/pkg/chartarchive"
 	"github.com/slipwayhq/slipway/pkg/identity"
 	"github.com/slipwayhq/slipway/services/releases/internal/helmexec"
 	"github.com/slipwayhq/slipway/services/releases/internal/ops"
@@ -116,6 +116,11 @@ func (w *Worker) Run(ctx context.Context) error {
 				w.log.WarnContext(ctx, "delete expired idempotency keys", "error", err)
 			} else if n > 0 {
 				w.log.InfoContext(ctx, "expired idempotency keys deleted", "keys", n)
+			}
+			if n, err := w.ledger.DeleteUploadsBefore(ctx, time.Now().Add(-uploadRetention)); err != nil {
+				w.log.WarnContext(ctx, "delete old uploaded charts", "error", err)
+			} else if n > 0 {
+				w.log.InfoContext(ctx, "old uploaded charts deleted", "charts", n)
 			}
 		}
 	}
@@ -253,12 +258,12 @@ func (w *Worker) execute(ctx context.Context, l ops.Lease, log *slog.Logger) ([]
 		if j.Chart == nil {
 			return nil, fmt.Errorf("%w: operation names no chart", helmexec.ErrInvalidRequest)
 		}
-		event("resolving", fmt.Sprintf("chart %s/%s %s", j.Chart.Repository, j.Chart.Chart, j.Chart.Version))
-		ch, version, digest, err := w.chart(svc, l.Org, *j.Chart)
+		event("resolving", "chart "+j.Chart.String())
+		ch, src, digest, err := w.chart(svc, l.Org, *j.Chart)
 		if err != nil {
 			return nil, err
 		}
-		req.Chart, source, chartDigest = ch, "catalog:"+j.Chart.Repository+"/"+j.Chart.Chart+"@"+version, digest
+		req.Chart, source, chartDigest = ch, src, digest
 		// An application deploy is `helm upgrade --install`; so is a retry
 		// of an install an interrupted attempt may have started.
 		if l.Kind == ops.KindInstall && l.Attempt == 1 {
@@ -349,17 +354,38 @@ func (w *Worker) resync(ctx context.Context, l ops.Lease, log *slog.Logger) {
 	}
 }
 
-// chart fetches and loads the chart the operation deploys.
+// chart fetches and loads the chart the operation deploys, and says
+// where it came from (the ledger's chart source) and its digest.
 func (w *Worker) chart(ctx context.Context, org string, ref ChartRef) (*chart.Chart, string, string, error) {
-	version, digest, data, err := w.charts.Archive(ctx, org, ref)
+	var (
+		data           []byte
+		digest, source string
+		err            error
+	)
+	if ref.Upload != "" {
+		digest = ref.Upload
+		if data, err = w.ledger.Upload(ctx, org, digest); errors.Is(err, errUploadGone) {
+			err = fmt.Errorf("%w: %v", helmexec.ErrInvalidRequest, err)
+		}
+	} else {
+		var version string
+		version, digest, data, err = w.charts.Archive(ctx, org, ref)
+		source = "catalog:" + ref.Repository + "/" + ref.Chart + "@" + version
+		if ref.OCI != "" {
+			source = "oci:" + ref.OCI
+		}
+	}
 	if err != nil {
 		return nil, "", "", err
 	}
-	ch, err := loader.LoadArchive(bytes.NewReader(data))
+	ch, err := chartarchive.Load(data, chartarchive.Limits{})
 	if err != nil {
-		return nil, "", "", fmt.Errorf("%w: load chart %s %s: %v", helmexec.ErrInvalidRequest, ref.Chart, version, err)
+		return nil, "", "", fmt.Errorf("%w: load %s: %v", helmexec.ErrInvalidRequest, ref, err)
 	}
-	return ch, version, digest, nil
+	if ref.Upload != "" {
+		source = "upload:" + ch.Name() + "@" + ch.Metadata.Version
+	}
+	return ch, source, digest, nil
 }
 
 // record writes the release's revisions as Helm now has them to the
@@ -401,6 +427,13 @@ func toRevision(org, cluster string, r *release.Release) Revision {
 	}
 	if r.Chart != nil && r.Chart.Metadata != nil {
 		rev.Chart, rev.ChartVersion, rev.AppVersion = r.Chart.Metadata.Name, r.Chart.Metadata.Version, r.Chart.Metadata.AppVersion
+	}
+	if r.Chart != nil {
+		// What `helm get values --all` shows: chart defaults under the
+		// supplied values, computed once here rather than on every read.
+		if all, err := chartutil.CoalesceValues(r.Chart, r.Config); err == nil {
+			rev.Computed = all.AsMap()
+		}
 	}
 	return rev
 }
