@@ -72,6 +72,17 @@ func (a *app) clusterOf(r *releaseFlags) (string, error) {
 	return c, nil
 }
 
+// releaseClient is the client, org and cluster a release command works
+// with.
+func (a *app) releaseClient(r *releaseFlags) (*client, string, string, error) {
+	cluster, err := a.clusterOf(r)
+	if err != nil {
+		return nil, "", "", err
+	}
+	c, org, err := a.orgClient()
+	return c, org, cluster, err
+}
+
 // chartSource reads a chart argument: REPO/CHART of the catalog (with
 // --version), an oci:// reference, or a local packaged chart (.tgz).
 func chartSource(arg, version string) (*releasesv1.ChartSource, error) {
@@ -328,11 +339,7 @@ pending is left as it is.`,
 		Example: `  slipway release recover web -c prod -n web`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cluster, err := a.clusterOf(&rf)
-			if err != nil {
-				return err
-			}
-			c, org, err := a.orgClient()
+			c, org, cluster, err := a.releaseClient(&rf)
 			if err != nil {
 				return err
 			}
@@ -407,11 +414,7 @@ func (a *app) releaseGetCmd() *cobra.Command {
 		Example: `  slipway release get web -c prod -n web -o yaml`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cluster, err := a.clusterOf(&rf)
-			if err != nil {
-				return err
-			}
-			c, org, err := a.orgClient()
+			c, org, cluster, err := a.releaseClient(&rf)
 			if err != nil {
 				return err
 			}
@@ -462,11 +465,7 @@ func (a *app) releaseHistoryCmd() *cobra.Command {
 		Example: `  slipway release history web -c prod -n web`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cluster, err := a.clusterOf(&rf)
-			if err != nil {
-				return err
-			}
-			c, org, err := a.orgClient()
+			c, org, cluster, err := a.releaseClient(&rf)
 			if err != nil {
 				return err
 			}
@@ -550,11 +549,7 @@ func (a *app) releaseManifestCmd() *cobra.Command {
   slipway release manifest web -c prod -n web --revision 1 | kubectl diff -f -`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cluster, err := a.clusterOf(&rf)
-			if err != nil {
-				return err
-			}
-			c, org, err := a.orgClient()
+			c, org, cluster, err := a.releaseClient(&rf)
 			if err != nil {
 				return err
 			}
@@ -596,11 +591,7 @@ func (a *app) releaseNotesCmd() *cobra.Command {
 		Example: `  slipway release notes web -c prod -n web`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cluster, err := a.clusterOf(&rf)
-			if err != nil {
-				return err
-			}
-			c, org, err := a.orgClient()
+			c, org, cluster, err := a.releaseClient(&rf)
 			if err != nil {
 				return err
 			}

@@ -215,9 +215,6 @@ func (s *service) Submit(ctx context.Context, kind ops.Kind, c Change) (ops.Oper
 			return ops.Operation{}, validate.Field("chart.archive", "%v", err)
 		}
 		j.Chart = &ChartRef{Upload: chartarchive.Digest(c.Archive)}
-		if err := s.ledger.PutUpload(ctx, caller.Org, j.Chart.Upload, c.Archive, s.now()); err != nil {
-			return ops.Operation{}, err
-		}
 	}
 	payload, err := json.Marshal(j)
 	if err != nil {
@@ -243,6 +240,12 @@ func (s *service) Submit(ctx context.Context, kind ops.Kind, c Change) (ops.Oper
 		// (A release to recover may be one Helm left pending outside
 		// Slipway, unknown to the ledger: the worker asks Helm.)
 		return ops.Operation{}, fmt.Errorf("%w: %s/%s on cluster %s", ErrReleaseNotFound, c.Namespace, c.Name, c.Cluster)
+	}
+	if c.Archive != nil {
+		// Stored only once the request is sure to queue, not for one refused.
+		if err := s.ledger.PutUpload(ctx, caller.Org, j.Chart.Upload, c.Archive, s.now()); err != nil {
+			return ops.Operation{}, err
+		}
 	}
 	op, _, err := s.ops.Enqueue(ctx, req)
 	if err != nil {
