@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -312,12 +313,34 @@ func WaitFor(ctx context.Context, what string, p *Proc, check func(ctx context.C
 	}
 }
 
-// FreePort returns a loopback TCP port nothing listens on right now.
+// FreePort returns a loopback TCP port nothing listens on right now, picked
+// at random from PortBand. Ports the kernel hands out itself (":0") lie in its
+// ephemeral range, where any outgoing connection may take one between this
+// check and the child's bind; the band lies below that range.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	lo, hi := PortBand()
+	for try := 0; try < 100; try++ {
+		p := lo + rand.IntN(hi-lo)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err == nil {
+			_ = l.Close()
+			return p, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("no free port below the ephemeral range")
+}
+
+// PortBand is the range [lo, hi) FreePort picks from: the upper part of the
+// ports below the kernel's ephemeral range (localrun keeps the lower part for
+// whole stacks, so the two never race for one port).
+func PortBand() (lo, hi int) {
+	hi = 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 24000 {
+				hi = n
+			}
+		}
+	}
+	return 20000, hi
 }

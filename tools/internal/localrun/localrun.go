@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -318,32 +319,31 @@ func (s *Stack) Stop() {
 }
 
 // FreeBasePort finds a base port whose ten addresses are all free, for tests.
+// Bases lie in [10000, 18800), below devenv.PortBand and so below the
+// kernel's ephemeral range: no outgoing connection, and no single port another
+// test picks, can take one of the addresses between this check and the bind
+// (the cause of "address already in use" when tests ran side by side).
 func FreeBasePort() (int, error) {
-	for try := 0; try < 50; try++ {
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		p := lis.Addr().(*net.TCPAddr).Port
-		_ = lis.Close()
-		base := p - p%10 - 1300
-		if base < 1024 {
-			continue
-		}
-		ok := true
-		for _, c := range Components(base) {
-			for _, a := range []string{c.Addr, c.AdminAddr} {
-				l, err := net.Listen("tcp", a)
-				if err != nil {
-					ok = false
-					break
-				}
-				_ = l.Close()
-			}
-		}
-		if ok {
+	const lo, hi = 10000, 20000 - 1300 // the highest offset is base+1204
+	for try := 0; try < 200; try++ {
+		base := lo + rand.IntN((hi-lo)/100)*100
+		if portsFree(base) {
 			return base, nil
 		}
 	}
 	return 0, errors.New("no free port range")
+}
+
+// portsFree reports whether every address of Components(base) can be bound.
+func portsFree(base int) bool {
+	for _, c := range Components(base) {
+		for _, a := range []string{c.Addr, c.AdminAddr} {
+			l, err := net.Listen("tcp", a)
+			if err != nil {
+				return false
+			}
+			_ = l.Close()
+		}
+	}
+	return true
 }
