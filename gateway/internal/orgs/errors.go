@@ -17,7 +17,12 @@ var errorTable = grpcerr.Table{
 	{Err: store.ErrLastOwner, Code: codes.FailedPrecondition},
 	{Err: ErrInUse, Code: codes.FailedPrecondition},
 	{Err: ErrForbidden, Code: codes.PermissionDenied},
+	{Err: ErrServiceUnavailable, Code: codes.Unavailable},
 }
+
+// ErrServiceUnavailable: a service whose answer is part of this one did
+// not answer (the audit log's events of the releases service).
+var ErrServiceUnavailable = errors.New("a service did not answer")
 
 // errNoIdentity: an org-scoped handler ran without the edge's identity.
 var errNoIdentity = errors.New("org-scoped call without a verified identity")

@@ -35,6 +35,13 @@ type Dependents interface {
 	HasDependents(ctx context.Context, org string) (bool, error)
 }
 
+// ServiceAudit lists what services did on their own, newest first, with
+// ids below before: events with no request behind them, which the audit
+// log shows among the requests. A Dependents may implement it.
+type ServiceAudit interface {
+	ListServiceAudit(ctx context.Context, org string, f store.AuditFilter, before string, limit int) ([]store.AuditEvent, error)
+}
+
 // Service is the gateway's own API.
 type Service struct {
 	store      store.Store
@@ -400,7 +407,30 @@ func (s *Service) ListAudit(ctx context.Context, id identity.Identity, f store.A
 	if err != nil {
 		return nil, "", fmt.Errorf("list audit: %w", err)
 	}
+	if sa, ok := s.dependents.(ServiceAudit); ok {
+		// Both lists are keyed by UUIDv7 ids, time-ordered: merged by id,
+		// and paged by the last id shown, they read as one log.
+		more, err := sa.ListServiceAudit(ctx, org.Name, f, after, n+1)
+		if err != nil {
+			return nil, "", fmt.Errorf("list audit: %w", err)
+		}
+		evs = mergeNewestFirst(evs, more, n+1)
+	}
 	return page(evs, n, fp, func(e store.AuditEvent) string { return e.ID })
+}
+
+// mergeNewestFirst merges two lists sorted by id, highest first, into at
+// most limit events.
+func mergeNewestFirst(a, b []store.AuditEvent, limit int) []store.AuditEvent {
+	out := make([]store.AuditEvent, 0, min(len(a)+len(b), limit))
+	for len(out) < limit && (len(a) > 0 || len(b) > 0) {
+		if len(b) == 0 || (len(a) > 0 && a[0].ID > b[0].ID) {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return out
 }
 
 // RecordCreated appends the org's first audit event: its creation.

@@ -234,7 +234,7 @@ func (s *Server) ListAuditEvents(ctx context.Context, req *gatewayv1.ListAuditEv
 	for _, e := range evs {
 		out.Events = append(out.Events, &gatewayv1.AuditEvent{
 			Id: e.ID, Time: timestamppb.New(e.Time), Actor: e.Actor, TokenId: e.TokenID,
-			Action: e.Action, Target: e.Target, Result: int32(e.Result), RequestId: e.RequestID,
+			Action: e.Action, Target: e.Target, Result: int32(e.Result), RequestId: e.RequestID, Detail: e.Detail,
 		})
 	}
 	return out, nil

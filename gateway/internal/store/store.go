@@ -68,6 +68,9 @@ type AuditEvent struct {
 	Target    string
 	Result    int
 	RequestID string
+	// Detail says what a service did on its own (no request behind it);
+	// such events live in that service and are merged into lists.
+	Detail string
 }
 
 // AuditFilter narrows an audit list; zero fields match everything.

@@ -1562,12 +1562,13 @@ func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
 	return file_slipway_gateway_v1_gateway_proto_rawDescGZIP(), []int{26}
 }
 
-// AuditEvent is one mutating call.
+// AuditEvent is one mutating call, or one thing a service did on its own.
 type AuditEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Time  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
-	// Who: "user:<id>" or "token:<id>".
+	// Who: "user:<id>", "token:<id>", or "service:<name>" for what a service
+	// did on its own.
 	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
 	// Token id when the call used an API token.
 	TokenId string `protobuf:"bytes,4,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
@@ -1576,8 +1577,12 @@ type AuditEvent struct {
 	// The request path.
 	Target string `protobuf:"bytes,6,opt,name=target,proto3" json:"target,omitempty"`
 	// HTTP status of the answer.
-	Result        int32  `protobuf:"varint,7,opt,name=result,proto3" json:"result,omitempty"`
-	RequestId     string `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Result    int32  `protobuf:"varint,7,opt,name=result,proto3" json:"result,omitempty"`
+	RequestId string `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// What a service did on its own, for people: set on events with no
+	// request behind them (actor "service:<name>"), such as a release left
+	// pending by a writer that died, recovered by the releases service.
+	Detail        string `protobuf:"bytes,9,opt,name=detail,proto3" json:"detail,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1664,6 +1669,13 @@ func (x *AuditEvent) GetResult() int32 {
 func (x *AuditEvent) GetRequestId() string {
 	if x != nil {
 		return x.RequestId
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetDetail() string {
+	if x != nil {
+		return x.Detail
 	}
 	return ""
 }
@@ -1908,7 +1920,7 @@ const file_slipway_gateway_v1_gateway_proto_rawDesc = "" +
 	"\x12RevokeTokenRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\"\x15\n" +
-	"\x13RevokeTokenResponse\"\xe4\x01\n" +
+	"\x13RevokeTokenResponse\"\xfc\x01\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
@@ -1919,7 +1931,8 @@ const file_slipway_gateway_v1_gateway_proto_rawDesc = "" +
 	"\x06target\x18\x06 \x01(\tR\x06target\x12\x16\n" +
 	"\x06result\x18\a \x01(\x05R\x06result\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\b \x01(\tR\trequestId\"\xc6\x01\n" +
+	"request_id\x18\b \x01(\tR\trequestId\x12\x16\n" +
+	"\x06detail\x18\t \x01(\tR\x06detail\"\xc6\x01\n" +
 	"\x16ListAuditEventsRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x16\n" +

@@ -1444,6 +1444,242 @@ func (x *WatchOperationResponse) GetOperation() *Operation {
 	return nil
 }
 
+// ListSystemAuditEventsRequest is the input of OperationsService.ListSystemAuditEvents.
+type ListSystemAuditEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Org   string                 `protobuf:"bytes,1,opt,name=org,proto3" json:"org,omitempty"`
+	// Only events by this actor ("service:releases").
+	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Only events of this action ("slipway.releases.v1.ReleasesService/RecoverDeployment").
+	Action string `protobuf:"bytes,3,opt,name=action,proto3" json:"action,omitempty"`
+	// Only events at or after this time.
+	Since *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`
+	// Only events whose id sorts before this one (keyset paging: ids are
+	// UUIDv7, time-ordered); empty for the newest.
+	BeforeId string `protobuf:"bytes,5,opt,name=before_id,json=beforeId,proto3" json:"before_id,omitempty"`
+	// At most this many events (1 to 1000; default 100).
+	PageSize      int32 `protobuf:"varint,6,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSystemAuditEventsRequest) Reset() {
+	*x = ListSystemAuditEventsRequest{}
+	mi := &file_slipway_releases_v1_operations_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSystemAuditEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSystemAuditEventsRequest) ProtoMessage() {}
+
+func (x *ListSystemAuditEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_releases_v1_operations_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSystemAuditEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListSystemAuditEventsRequest) Descriptor() ([]byte, []int) {
+	return file_slipway_releases_v1_operations_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ListSystemAuditEventsRequest) GetOrg() string {
+	if x != nil {
+		return x.Org
+	}
+	return ""
+}
+
+func (x *ListSystemAuditEventsRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *ListSystemAuditEventsRequest) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *ListSystemAuditEventsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *ListSystemAuditEventsRequest) GetBeforeId() string {
+	if x != nil {
+		return x.BeforeId
+	}
+	return ""
+}
+
+func (x *ListSystemAuditEventsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+// ListSystemAuditEventsResponse is the output of OperationsService.ListSystemAuditEvents.
+type ListSystemAuditEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Newest first.
+	Events        []*SystemAuditEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSystemAuditEventsResponse) Reset() {
+	*x = ListSystemAuditEventsResponse{}
+	mi := &file_slipway_releases_v1_operations_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSystemAuditEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSystemAuditEventsResponse) ProtoMessage() {}
+
+func (x *ListSystemAuditEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_releases_v1_operations_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSystemAuditEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListSystemAuditEventsResponse) Descriptor() ([]byte, []int) {
+	return file_slipway_releases_v1_operations_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListSystemAuditEventsResponse) GetEvents() []*SystemAuditEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+// SystemAuditEvent is one thing the releases service did on its own.
+type SystemAuditEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// UUIDv7.
+	Id   string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Time *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	// "service:releases".
+	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	// The RPC it amounts to, e.g. "slipway.releases.v1.ReleasesService/RecoverDeployment".
+	Action string `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
+	// The REST path of what it acted on.
+	Target string `protobuf:"bytes,5,opt,name=target,proto3" json:"target,omitempty"`
+	// The HTTP status the equivalent request would have answered.
+	Result int32 `protobuf:"varint,6,opt,name=result,proto3" json:"result,omitempty"`
+	// What was found and done, for people.
+	Detail        string `protobuf:"bytes,7,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SystemAuditEvent) Reset() {
+	*x = SystemAuditEvent{}
+	mi := &file_slipway_releases_v1_operations_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SystemAuditEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SystemAuditEvent) ProtoMessage() {}
+
+func (x *SystemAuditEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_releases_v1_operations_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SystemAuditEvent.ProtoReflect.Descriptor instead.
+func (*SystemAuditEvent) Descriptor() ([]byte, []int) {
+	return file_slipway_releases_v1_operations_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SystemAuditEvent) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SystemAuditEvent) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *SystemAuditEvent) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *SystemAuditEvent) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *SystemAuditEvent) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *SystemAuditEvent) GetResult() int32 {
+	if x != nil {
+		return x.Result
+	}
+	return 0
+}
+
+func (x *SystemAuditEvent) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
 var File_slipway_releases_v1_operations_proto protoreflect.FileDescriptor
 
 const file_slipway_releases_v1_operations_proto_rawDesc = "" +
@@ -1541,7 +1777,24 @@ const file_slipway_releases_v1_operations_proto_rawDesc = "" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x1c\n" +
 	"\toperation\x18\x02 \x01(\tR\toperation\"V\n" +
 	"\x16WatchOperationResponse\x12<\n" +
-	"\toperation\x18\x01 \x01(\v2\x1e.slipway.releases.v1.OperationR\toperation*\xd6\x02\n" +
+	"\toperation\x18\x01 \x01(\v2\x1e.slipway.releases.v1.OperationR\toperation\"\xca\x01\n" +
+	"\x1cListSystemAuditEventsRequest\x12\x10\n" +
+	"\x03org\x18\x01 \x01(\tR\x03org\x12\x14\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06action\x18\x03 \x01(\tR\x06action\x120\n" +
+	"\x05since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x1b\n" +
+	"\tbefore_id\x18\x05 \x01(\tR\bbeforeId\x12\x1b\n" +
+	"\tpage_size\x18\x06 \x01(\x05R\bpageSize\"^\n" +
+	"\x1dListSystemAuditEventsResponse\x12=\n" +
+	"\x06events\x18\x01 \x03(\v2%.slipway.releases.v1.SystemAuditEventR\x06events\"\xc8\x01\n" +
+	"\x10SystemAuditEvent\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06action\x18\x04 \x01(\tR\x06action\x12\x16\n" +
+	"\x06target\x18\x05 \x01(\tR\x06target\x12\x16\n" +
+	"\x06result\x18\x06 \x01(\x05R\x06result\x12\x16\n" +
+	"\x06detail\x18\a \x01(\tR\x06detail*\xd6\x02\n" +
 	"\rOperationKind\x12\x1e\n" +
 	"\x1aOPERATION_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16OPERATION_KIND_INSTALL\x10\x01\x12\x1a\n" +
@@ -1570,12 +1823,13 @@ const file_slipway_releases_v1_operations_proto_rawDesc = "" +
 	"\x1bRELEASE_STATUS_UNINSTALLING\x10\x06\x12\"\n" +
 	"\x1eRELEASE_STATUS_PENDING_INSTALL\x10\a\x12\"\n" +
 	"\x1eRELEASE_STATUS_PENDING_UPGRADE\x10\b\x12#\n" +
-	"\x1fRELEASE_STATUS_PENDING_ROLLBACK\x10\t2\x92\x05\n" +
+	"\x1fRELEASE_STATUS_PENDING_ROLLBACK\x10\t2\x92\x06\n" +
 	"\x11OperationsService\x12\x96\x01\n" +
 	"\fGetOperation\x12(.slipway.releases.v1.GetOperationRequest\x1a).slipway.releases.v1.GetOperationResponse\"1\x82\xd3\xe4\x93\x02+\x12)/api/v1/orgs/{org}/operations/{operation}\x12\x90\x01\n" +
 	"\x0eListOperations\x12*.slipway.releases.v1.ListOperationsRequest\x1a+.slipway.releases.v1.ListOperationsResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/api/v1/orgs/{org}/operations\x12\xa9\x01\n" +
 	"\x0fCancelOperation\x12+.slipway.releases.v1.CancelOperationRequest\x1a,.slipway.releases.v1.CancelOperationResponse\";\x82\xd3\xe4\x93\x025:\x01*\"0/api/v1/orgs/{org}/operations/{operation}:cancel\x12\xa4\x01\n" +
-	"\x0eWatchOperation\x12*.slipway.releases.v1.WatchOperationRequest\x1a+.slipway.releases.v1.WatchOperationResponse\"7\x82\xd3\xe4\x93\x021\x12//api/v1/orgs/{org}/operations/{operation}:watch0\x01BCZAgithub.com/slipwayhq/slipway/proto/slipway/releases/v1;releasesv1b\x06proto3"
+	"\x0eWatchOperation\x12*.slipway.releases.v1.WatchOperationRequest\x1a+.slipway.releases.v1.WatchOperationResponse\"7\x82\xd3\xe4\x93\x021\x12//api/v1/orgs/{org}/operations/{operation}:watch0\x01\x12~\n" +
+	"\x15ListSystemAuditEvents\x121.slipway.releases.v1.ListSystemAuditEventsRequest\x1a2.slipway.releases.v1.ListSystemAuditEventsResponseBCZAgithub.com/slipwayhq/slipway/proto/slipway/releases/v1;releasesv1b\x06proto3"
 
 var (
 	file_slipway_releases_v1_operations_proto_rawDescOnce sync.Once
@@ -1590,27 +1844,30 @@ func file_slipway_releases_v1_operations_proto_rawDescGZIP() []byte {
 }
 
 var file_slipway_releases_v1_operations_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_slipway_releases_v1_operations_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_slipway_releases_v1_operations_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_slipway_releases_v1_operations_proto_goTypes = []any{
-	(OperationKind)(0),              // 0: slipway.releases.v1.OperationKind
-	(OperationState)(0),             // 1: slipway.releases.v1.OperationState
-	(ReleaseStatus)(0),              // 2: slipway.releases.v1.ReleaseStatus
-	(*Operation)(nil),               // 3: slipway.releases.v1.Operation
-	(*OperationTarget)(nil),         // 4: slipway.releases.v1.OperationTarget
-	(*OperationEvent)(nil),          // 5: slipway.releases.v1.OperationEvent
-	(*OperationResult)(nil),         // 6: slipway.releases.v1.OperationResult
-	(*OperationError)(nil),          // 7: slipway.releases.v1.OperationError
-	(*Release)(nil),                 // 8: slipway.releases.v1.Release
-	(*ReleaseImage)(nil),            // 9: slipway.releases.v1.ReleaseImage
-	(*GetOperationRequest)(nil),     // 10: slipway.releases.v1.GetOperationRequest
-	(*GetOperationResponse)(nil),    // 11: slipway.releases.v1.GetOperationResponse
-	(*ListOperationsRequest)(nil),   // 12: slipway.releases.v1.ListOperationsRequest
-	(*ListOperationsResponse)(nil),  // 13: slipway.releases.v1.ListOperationsResponse
-	(*CancelOperationRequest)(nil),  // 14: slipway.releases.v1.CancelOperationRequest
-	(*CancelOperationResponse)(nil), // 15: slipway.releases.v1.CancelOperationResponse
-	(*WatchOperationRequest)(nil),   // 16: slipway.releases.v1.WatchOperationRequest
-	(*WatchOperationResponse)(nil),  // 17: slipway.releases.v1.WatchOperationResponse
-	(*timestamppb.Timestamp)(nil),   // 18: google.protobuf.Timestamp
+	(OperationKind)(0),                    // 0: slipway.releases.v1.OperationKind
+	(OperationState)(0),                   // 1: slipway.releases.v1.OperationState
+	(ReleaseStatus)(0),                    // 2: slipway.releases.v1.ReleaseStatus
+	(*Operation)(nil),                     // 3: slipway.releases.v1.Operation
+	(*OperationTarget)(nil),               // 4: slipway.releases.v1.OperationTarget
+	(*OperationEvent)(nil),                // 5: slipway.releases.v1.OperationEvent
+	(*OperationResult)(nil),               // 6: slipway.releases.v1.OperationResult
+	(*OperationError)(nil),                // 7: slipway.releases.v1.OperationError
+	(*Release)(nil),                       // 8: slipway.releases.v1.Release
+	(*ReleaseImage)(nil),                  // 9: slipway.releases.v1.ReleaseImage
+	(*GetOperationRequest)(nil),           // 10: slipway.releases.v1.GetOperationRequest
+	(*GetOperationResponse)(nil),          // 11: slipway.releases.v1.GetOperationResponse
+	(*ListOperationsRequest)(nil),         // 12: slipway.releases.v1.ListOperationsRequest
+	(*ListOperationsResponse)(nil),        // 13: slipway.releases.v1.ListOperationsResponse
+	(*CancelOperationRequest)(nil),        // 14: slipway.releases.v1.CancelOperationRequest
+	(*CancelOperationResponse)(nil),       // 15: slipway.releases.v1.CancelOperationResponse
+	(*WatchOperationRequest)(nil),         // 16: slipway.releases.v1.WatchOperationRequest
+	(*WatchOperationResponse)(nil),        // 17: slipway.releases.v1.WatchOperationResponse
+	(*ListSystemAuditEventsRequest)(nil),  // 18: slipway.releases.v1.ListSystemAuditEventsRequest
+	(*ListSystemAuditEventsResponse)(nil), // 19: slipway.releases.v1.ListSystemAuditEventsResponse
+	(*SystemAuditEvent)(nil),              // 20: slipway.releases.v1.SystemAuditEvent
+	(*timestamppb.Timestamp)(nil),         // 21: google.protobuf.Timestamp
 }
 var file_slipway_releases_v1_operations_proto_depIdxs = []int32{
 	0,  // 0: slipway.releases.v1.Operation.kind:type_name -> slipway.releases.v1.OperationKind
@@ -1619,34 +1876,39 @@ var file_slipway_releases_v1_operations_proto_depIdxs = []int32{
 	5,  // 3: slipway.releases.v1.Operation.events:type_name -> slipway.releases.v1.OperationEvent
 	6,  // 4: slipway.releases.v1.Operation.result:type_name -> slipway.releases.v1.OperationResult
 	7,  // 5: slipway.releases.v1.Operation.error:type_name -> slipway.releases.v1.OperationError
-	18, // 6: slipway.releases.v1.Operation.create_time:type_name -> google.protobuf.Timestamp
-	18, // 7: slipway.releases.v1.Operation.start_time:type_name -> google.protobuf.Timestamp
-	18, // 8: slipway.releases.v1.Operation.end_time:type_name -> google.protobuf.Timestamp
-	18, // 9: slipway.releases.v1.OperationEvent.time:type_name -> google.protobuf.Timestamp
+	21, // 6: slipway.releases.v1.Operation.create_time:type_name -> google.protobuf.Timestamp
+	21, // 7: slipway.releases.v1.Operation.start_time:type_name -> google.protobuf.Timestamp
+	21, // 8: slipway.releases.v1.Operation.end_time:type_name -> google.protobuf.Timestamp
+	21, // 9: slipway.releases.v1.OperationEvent.time:type_name -> google.protobuf.Timestamp
 	8,  // 10: slipway.releases.v1.OperationResult.release:type_name -> slipway.releases.v1.Release
 	2,  // 11: slipway.releases.v1.Release.status:type_name -> slipway.releases.v1.ReleaseStatus
 	9,  // 12: slipway.releases.v1.Release.images:type_name -> slipway.releases.v1.ReleaseImage
-	18, // 13: slipway.releases.v1.Release.create_time:type_name -> google.protobuf.Timestamp
-	18, // 14: slipway.releases.v1.Release.update_time:type_name -> google.protobuf.Timestamp
+	21, // 13: slipway.releases.v1.Release.create_time:type_name -> google.protobuf.Timestamp
+	21, // 14: slipway.releases.v1.Release.update_time:type_name -> google.protobuf.Timestamp
 	3,  // 15: slipway.releases.v1.GetOperationResponse.operation:type_name -> slipway.releases.v1.Operation
 	1,  // 16: slipway.releases.v1.ListOperationsRequest.state:type_name -> slipway.releases.v1.OperationState
 	0,  // 17: slipway.releases.v1.ListOperationsRequest.kind:type_name -> slipway.releases.v1.OperationKind
 	3,  // 18: slipway.releases.v1.ListOperationsResponse.operations:type_name -> slipway.releases.v1.Operation
 	3,  // 19: slipway.releases.v1.CancelOperationResponse.operation:type_name -> slipway.releases.v1.Operation
 	3,  // 20: slipway.releases.v1.WatchOperationResponse.operation:type_name -> slipway.releases.v1.Operation
-	10, // 21: slipway.releases.v1.OperationsService.GetOperation:input_type -> slipway.releases.v1.GetOperationRequest
-	12, // 22: slipway.releases.v1.OperationsService.ListOperations:input_type -> slipway.releases.v1.ListOperationsRequest
-	14, // 23: slipway.releases.v1.OperationsService.CancelOperation:input_type -> slipway.releases.v1.CancelOperationRequest
-	16, // 24: slipway.releases.v1.OperationsService.WatchOperation:input_type -> slipway.releases.v1.WatchOperationRequest
-	11, // 25: slipway.releases.v1.OperationsService.GetOperation:output_type -> slipway.releases.v1.GetOperationResponse
-	13, // 26: slipway.releases.v1.OperationsService.ListOperations:output_type -> slipway.releases.v1.ListOperationsResponse
-	15, // 27: slipway.releases.v1.OperationsService.CancelOperation:output_type -> slipway.releases.v1.CancelOperationResponse
-	17, // 28: slipway.releases.v1.OperationsService.WatchOperation:output_type -> slipway.releases.v1.WatchOperationResponse
-	25, // [25:29] is the sub-list for method output_type
-	21, // [21:25] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	21, // 21: slipway.releases.v1.ListSystemAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
+	20, // 22: slipway.releases.v1.ListSystemAuditEventsResponse.events:type_name -> slipway.releases.v1.SystemAuditEvent
+	21, // 23: slipway.releases.v1.SystemAuditEvent.time:type_name -> google.protobuf.Timestamp
+	10, // 24: slipway.releases.v1.OperationsService.GetOperation:input_type -> slipway.releases.v1.GetOperationRequest
+	12, // 25: slipway.releases.v1.OperationsService.ListOperations:input_type -> slipway.releases.v1.ListOperationsRequest
+	14, // 26: slipway.releases.v1.OperationsService.CancelOperation:input_type -> slipway.releases.v1.CancelOperationRequest
+	16, // 27: slipway.releases.v1.OperationsService.WatchOperation:input_type -> slipway.releases.v1.WatchOperationRequest
+	18, // 28: slipway.releases.v1.OperationsService.ListSystemAuditEvents:input_type -> slipway.releases.v1.ListSystemAuditEventsRequest
+	11, // 29: slipway.releases.v1.OperationsService.GetOperation:output_type -> slipway.releases.v1.GetOperationResponse
+	13, // 30: slipway.releases.v1.OperationsService.ListOperations:output_type -> slipway.releases.v1.ListOperationsResponse
+	15, // 31: slipway.releases.v1.OperationsService.CancelOperation:output_type -> slipway.releases.v1.CancelOperationResponse
+	17, // 32: slipway.releases.v1.OperationsService.WatchOperation:output_type -> slipway.releases.v1.WatchOperationResponse
+	19, // 33: slipway.releases.v1.OperationsService.ListSystemAuditEvents:output_type -> slipway.releases.v1.ListSystemAuditEventsResponse
+	29, // [29:34] is the sub-list for method output_type
+	24, // [24:29] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_slipway_releases_v1_operations_proto_init() }
@@ -1660,7 +1922,7 @@ func file_slipway_releases_v1_operations_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_slipway_releases_v1_operations_proto_rawDesc), len(file_slipway_releases_v1_operations_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   15,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,10 +19,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	OperationsService_GetOperation_FullMethodName    = "/slipway.releases.v1.OperationsService/GetOperation"
-	OperationsService_ListOperations_FullMethodName  = "/slipway.releases.v1.OperationsService/ListOperations"
-	OperationsService_CancelOperation_FullMethodName = "/slipway.releases.v1.OperationsService/CancelOperation"
-	OperationsService_WatchOperation_FullMethodName  = "/slipway.releases.v1.OperationsService/WatchOperation"
+	OperationsService_GetOperation_FullMethodName          = "/slipway.releases.v1.OperationsService/GetOperation"
+	OperationsService_ListOperations_FullMethodName        = "/slipway.releases.v1.OperationsService/ListOperations"
+	OperationsService_CancelOperation_FullMethodName       = "/slipway.releases.v1.OperationsService/CancelOperation"
+	OperationsService_WatchOperation_FullMethodName        = "/slipway.releases.v1.OperationsService/WatchOperation"
+	OperationsService_ListSystemAuditEvents_FullMethodName = "/slipway.releases.v1.OperationsService/ListSystemAuditEvents"
 )
 
 // OperationsServiceClient is the client API for OperationsService service.
@@ -63,6 +64,11 @@ type OperationsServiceClient interface {
 	// Declared after GetOperation on purpose: the REST mux tries later
 	// routes first, and `{operation}` alone would also match "<id>:watch".
 	WatchOperation(ctx context.Context, in *WatchOperationRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchOperationResponse], error)
+	// ListSystemAuditEvents lists what the releases service did on its own, with
+	// no request behind it (an abandoned release recovered), newest first.
+	// Internal: no REST route; the gateway merges these events into the
+	// organization's audit log. Admins only, like that log.
+	ListSystemAuditEvents(ctx context.Context, in *ListSystemAuditEventsRequest, opts ...grpc.CallOption) (*ListSystemAuditEventsResponse, error)
 }
 
 type operationsServiceClient struct {
@@ -122,6 +128,16 @@ func (c *operationsServiceClient) WatchOperation(ctx context.Context, in *WatchO
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type OperationsService_WatchOperationClient = grpc.ServerStreamingClient[WatchOperationResponse]
 
+func (c *operationsServiceClient) ListSystemAuditEvents(ctx context.Context, in *ListSystemAuditEventsRequest, opts ...grpc.CallOption) (*ListSystemAuditEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSystemAuditEventsResponse)
+	err := c.cc.Invoke(ctx, OperationsService_ListSystemAuditEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // OperationsServiceServer is the server API for OperationsService service.
 // All implementations must embed UnimplementedOperationsServiceServer
 // for forward compatibility.
@@ -160,6 +176,11 @@ type OperationsServiceServer interface {
 	// Declared after GetOperation on purpose: the REST mux tries later
 	// routes first, and `{operation}` alone would also match "<id>:watch".
 	WatchOperation(*WatchOperationRequest, grpc.ServerStreamingServer[WatchOperationResponse]) error
+	// ListSystemAuditEvents lists what the releases service did on its own, with
+	// no request behind it (an abandoned release recovered), newest first.
+	// Internal: no REST route; the gateway merges these events into the
+	// organization's audit log. Admins only, like that log.
+	ListSystemAuditEvents(context.Context, *ListSystemAuditEventsRequest) (*ListSystemAuditEventsResponse, error)
 	mustEmbedUnimplementedOperationsServiceServer()
 }
 
@@ -181,6 +202,9 @@ func (UnimplementedOperationsServiceServer) CancelOperation(context.Context, *Ca
 }
 func (UnimplementedOperationsServiceServer) WatchOperation(*WatchOperationRequest, grpc.ServerStreamingServer[WatchOperationResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchOperation not implemented")
+}
+func (UnimplementedOperationsServiceServer) ListSystemAuditEvents(context.Context, *ListSystemAuditEventsRequest) (*ListSystemAuditEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSystemAuditEvents not implemented")
 }
 func (UnimplementedOperationsServiceServer) mustEmbedUnimplementedOperationsServiceServer() {}
 func (UnimplementedOperationsServiceServer) testEmbeddedByValue()                           {}
@@ -268,6 +292,24 @@ func _OperationsService_WatchOperation_Handler(srv interface{}, stream grpc.Serv
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type OperationsService_WatchOperationServer = grpc.ServerStreamingServer[WatchOperationResponse]
 
+func _OperationsService_ListSystemAuditEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSystemAuditEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperationsServiceServer).ListSystemAuditEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperationsService_ListSystemAuditEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperationsServiceServer).ListSystemAuditEvents(ctx, req.(*ListSystemAuditEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // OperationsService_ServiceDesc is the grpc.ServiceDesc for OperationsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -286,6 +328,10 @@ var OperationsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelOperation",
 			Handler:    _OperationsService_CancelOperation_Handler,
+		},
+		{
+			MethodName: "ListSystemAuditEvents",
+			Handler:    _OperationsService_ListSystemAuditEvents_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -35,6 +35,7 @@ func main() {
 		dsn, clustersAddr, catalogAddr, registryAddr string
 		oc                                           outbound.Config
 		wo                                           releases.WorkerOptions
+		so                                           releases.SweeperOptions
 	)
 	err := server.Service{
 		Name:      "releases",
@@ -49,6 +50,8 @@ func main() {
 			fs.StringVar(&registryAddr, "registry-addr", "", "gRPC `address` of slipway-registry, which holds the images applications deploy (required)")
 			fs.IntVar(&wo.Workers, "workers", 16, "operations run at once by this replica")
 			fs.DurationVar(&wo.Lease, "operation-lease", time.Minute, "how long a replica holds an operation without a heartbeat before another may take it over")
+			fs.DurationVar(&so.Every, "sweep-interval", time.Minute, "how often the clusters are looked at for releases Helm left pending with no writer")
+			fs.DurationVar(&so.StuckAfter, "stuck-after", 5*time.Minute, "how long a revision must have been pending, with no Slipway operation on its release, before it is recovered (Helm's default timeout is 5m)")
 			oc.RegisterFlags(fs)
 		},
 		Setup: func(ctx context.Context, p *server.Process) ([]server.Check, func() error, error) {
@@ -110,6 +113,8 @@ func main() {
 			runCtx, stop := context.WithCancel(ctx)
 			p.Group.Add(func() error { return access.Watch(runCtx) }, func(error) { stop() })
 			p.Group.Add(func() error { return worker.Run(runCtx) }, func(error) { stop() })
+			sweeper := releases.NewSweeper(store, ledger, exec, access, p.Caller, so, worker.Wake, p.Log)
+			p.Group.Add(func() error { return sweeper.Run(runCtx) }, func(error) { stop() })
 
 			svc := releases.NewService(store, ledger, access, releases.NewCatalogApplications(catalogConn), releases.NewRegistryImages(registryConn), p.Caller, worker.Wake, p.Log)
 			srv := releases.NewGRPCServer(svc, p.Log)

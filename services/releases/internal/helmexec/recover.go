@@ -17,9 +17,8 @@ import (
 // A stuck upgrade or rollback is marked failed and rolled back, without
 // waiting, to the newest earlier revision that is deployed (else
 // superseded); with none, it is only marked failed. Recover returns what it
-// did ("rolled back to 3", "marked 1 failed"), or "" when the release was
-// not stuck.
-func (e *Executor) Recover(ctx context.Context, a Access, ns, name string) (string, error) {
+// did, the zero Recovery when the release was not stuck.
+func (e *Executor) Recover(ctx context.Context, a Access, ns, name string) (Recovery, error) {
 	if ns == "" {
 		ns = "default"
 	}
@@ -27,14 +26,34 @@ func (e *Executor) Recover(ctx context.Context, a Access, ns, name string) (stri
 	return did, wrapErr("recover", ns, name, err)
 }
 
-func (e *Executor) recover(ctx context.Context, a Access, ns, name string) (string, error) {
+// Recovery is what Recover did.
+type Recovery struct {
+	Marked       int // the revision marked failed; 0: the release was not stuck
+	Status       string
+	RolledBackTo int // the revision rolled back to; 0: none
+}
+
+// String says it for people: "marked 4 failed (was pending-upgrade),
+// rolled back to 3"; "" for nothing done.
+func (r Recovery) String() string {
+	switch {
+	case r.Marked == 0:
+		return ""
+	case r.RolledBackTo == 0:
+		return fmt.Sprintf("marked %d failed (was %s)", r.Marked, r.Status)
+	}
+	return fmt.Sprintf("marked %d failed (was %s), rolled back to %d", r.Marked, r.Status, r.RolledBackTo)
+}
+
+func (e *Executor) recover(ctx context.Context, a Access, ns, name string) (Recovery, error) {
+	var did Recovery
 	o, err := e.newOp(ctx, "recover", a, ns, name, nil)
 	if err != nil {
-		return "", err
+		return did, err
 	}
 	h, err := o.cfg.Releases.History(name)
 	if err != nil {
-		return "", err
+		return did, err
 	}
 	releaseutil.SortByRevision(h)
 	last := h[len(h)-1]
@@ -47,24 +66,26 @@ func (e *Executor) recover(ctx context.Context, a Access, ns, name string) (stri
 	case release.StatusPendingRollback:
 		what = "Rollback"
 	default:
-		return "", nil
+		return did, nil
 	}
+	status := last.Info.Status.String()
 	last.SetStatus(release.StatusFailed, what+" interrupted: marked failed by Slipway's recovery")
 	if err := o.cfg.Releases.Update(last); err != nil {
-		return "", fmt.Errorf("mark revision %d failed: %w", last.Version, err)
+		return did, fmt.Errorf("mark revision %d failed: %w", last.Version, err)
 	}
-	marked := fmt.Sprintf("marked %d failed", last.Version)
+	did = Recovery{Marked: last.Version, Status: status}
 	if what == "Install" {
-		return marked, nil
+		return did, nil
 	}
 	target := restorable(h[:len(h)-1])
 	if target == nil {
-		return marked, nil
+		return did, nil
 	}
 	if _, err := o.rollback(last, target.Version, false, DefaultTimeout, false, ""); err != nil {
-		return marked, fmt.Errorf("roll back to %d: %w", target.Version, err)
+		return did, fmt.Errorf("roll back to %d: %w", target.Version, err)
 	}
-	return fmt.Sprintf("rolled back to %d", target.Version), nil
+	did.RolledBackTo = target.Version
+	return did, nil
 }
 
 // restorable is the newest deployed revision of h (sorted oldest first),

@@ -2,8 +2,10 @@ package helmexec
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage/driver"
@@ -52,9 +54,12 @@ func TestRecover(t *testing.T) {
 		wantErr(t, err, ErrPending)
 		_, err = e.Rollback(ctx, r, 1)
 		wantErr(t, err, ErrPending)
+		if got := pendingNames(t, e, c.access, ns); got != "cm@2 pending-upgrade" {
+			t.Errorf("ListPending = %q, want cm@2 pending-upgrade", got)
+		}
 
 		did, err := e.Recover(ctx, c.access, ns, "cm")
-		if err != nil || did != "rolled back to 1" {
+		if err != nil || did.String() != "marked 2 failed (was pending-upgrade), rolled back to 1" {
 			t.Fatalf("Recover = %q, %v; want rolled back to 1", did, err)
 		}
 		h, err := e.History(ctx, c.access, ns, "cm", 0)
@@ -64,7 +69,10 @@ func TestRecover(t *testing.T) {
 		if g := greeting(ns); g != "hello" {
 			t.Errorf("greeting after recovery = %q", g)
 		}
-		if did, err := e.Recover(ctx, c.access, ns, "cm"); did != "" || err != nil {
+		if got := pendingNames(t, e, c.access, ns); got != "" {
+			t.Errorf("ListPending after recovery = %q, want none", got)
+		}
+		if did, err := e.Recover(ctx, c.access, ns, "cm"); did.String() != "" || err != nil {
 			t.Errorf("second Recover = %q, %v; want nothing to do", did, err)
 		}
 		if _, err := e.Upgrade(ctx, r); err != nil {
@@ -85,9 +93,12 @@ func TestRecover(t *testing.T) {
 		}
 		_, err = e.Install(ctx, r)
 		wantErr(t, err, ErrPending)
+		if got := pendingNames(t, e, c.access, ns, "default"); got != "cm@1 pending-install" {
+			t.Errorf("ListPending = %q, want cm@1 pending-install", got)
+		}
 
 		did, err := e.Recover(ctx, c.access, ns, "cm")
-		if err != nil || did != "marked 1 failed" {
+		if err != nil || did.String() != "marked 1 failed (was pending-install)" {
 			t.Fatalf("Recover = %q, %v; want marked 1 failed", did, err)
 		}
 		got, err := e.Get(ctx, c.access, ns, "cm", 0)
@@ -108,4 +119,21 @@ func TestRecover(t *testing.T) {
 		_, err := e.Recover(context.Background(), c.access, "default", "no-such-release")
 		wantErr(t, err, ErrReleaseNotFound)
 	})
+}
+
+// pendingNames is ListPending's answer as "name@revision status" lines.
+func pendingNames(t *testing.T, e *Executor, a Access, namespaces ...string) string {
+	t.Helper()
+	ps, err := e.ListPending(context.Background(), a, namespaces)
+	if err != nil {
+		t.Fatalf("ListPending: %v", err)
+	}
+	var out []string
+	for _, p := range ps {
+		if time.Since(p.Since) > time.Minute || p.Since.After(time.Now().Add(time.Second)) {
+			t.Errorf("%s: Since %v is not when it was written", p.Name, p.Since)
+		}
+		out = append(out, fmt.Sprintf("%s@%d %s", p.Name, p.Revision, p.Status))
+	}
+	return strings.Join(out, "\n")
 }

@@ -113,6 +113,9 @@ type job struct {
 	Options     Options        `json:"options"`
 	Revision    int            `json:"revision,omitempty"`
 	KeepHistory bool           `json:"keep_history,omitempty"`
+	// Found is what the automatic sweep found, on the recover operations
+	// it queues: "web/api revision 4 pending-upgrade since ...".
+	Found string `json:"found,omitempty"`
 }
 
 // ClusterAccess finds how to reach an org's cluster (pkg/clusteraccess).
@@ -140,6 +143,9 @@ type Service interface {
 	ListOperations(ctx context.Context, f ops.ListFilter, p PageRequest) ([]ops.Operation, string, error)
 	CancelOperation(ctx context.Context, id string) (ops.Operation, error)
 	WatchOperation(ctx context.Context, id string, send func(ops.Operation) error) error
+
+	// ListAudit lists what the service did on its own (recoveries).
+	ListAudit(ctx context.Context, f AuditFilter, limit int) ([]AuditEvent, error)
 }
 
 // PageRequest asks for one page of a list.

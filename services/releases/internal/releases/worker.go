@@ -230,17 +230,36 @@ func (w *Worker) execute(ctx context.Context, l ops.Lease, log *slog.Logger) ([]
 		if err != nil && !errors.Is(err, helmexec.ErrReleaseNotFound) {
 			return nil, fmt.Errorf("recover release: %w", err)
 		}
-		if did != "" {
-			event("recovering", "release recovered after an interrupted attempt: "+did)
+		if did.Marked != 0 {
+			event("recovering", "release recovered after an interrupted attempt: "+did.String())
+			w.auditRecovery(ctx, l, log, fmt.Sprintf("operation %s was interrupted (attempt %d); %s", l.ID, l.Attempt-1, did))
 		}
 		if l.LastAttempt {
 			// Were this attempt interrupted too, nobody would settle the
 			// release: stop here with it settled.
-			if did == "" {
-				did = "it was not pending"
+			settled := did.String()
+			if settled == "" {
+				settled = "it was not pending"
 			}
-			return nil, fmt.Errorf("%w: interrupted %d times; gave up with the release settled (%s)", errGaveUp, l.Attempt-1, did)
+			return nil, fmt.Errorf("%w: interrupted %d times; gave up with the release settled (%s)", errGaveUp, l.Attempt-1, settled)
 		}
+	}
+	// Helm refuses to act on a release it left pending. Under this
+	// operation's lease no other Slipway writer runs, so the pending
+	// revision was abandoned: settle it and act, rather than answer
+	// Helm's "another operation is in progress".
+	settle := func(act func() (*release.Release, error)) (*release.Release, error) {
+		rel, err := act()
+		if !errors.Is(err, helmexec.ErrPending) {
+			return rel, err
+		}
+		did, rerr := w.exec.Recover(ctx, access, l.Target.Namespace, l.Target.Release)
+		if rerr != nil {
+			return nil, fmt.Errorf("%w (and recovering it failed: %v)", err, rerr)
+		}
+		event("recovering", "the release was left pending by a writer that is gone: "+did.String())
+		w.auditRecovery(ctx, l, log, fmt.Sprintf("found pending before operation %s could run; %s", l.ID, did))
+		return act()
 	}
 	req := helmexec.Request{
 		Access: access, Namespace: l.Target.Namespace, Release: l.Target.Release, Values: j.Values,
@@ -267,7 +286,7 @@ func (w *Worker) execute(ctx context.Context, l ops.Lease, log *slog.Logger) ([]
 		// An application deploy is `helm upgrade --install`; so is a retry
 		// of an install an interrupted attempt may have started.
 		if l.Kind == ops.KindInstall && l.Attempt == 1 {
-			rel, err = w.exec.Install(ctx, req)
+			rel, err = settle(func() (*release.Release, error) { return w.exec.Install(ctx, req) })
 			if errors.Is(err, helmexec.ErrReleaseExists) {
 				// A name uninstalled with its history kept: Helm's install
 				// refuses it, an upgrade installs it anew.
@@ -276,13 +295,13 @@ func (w *Worker) execute(ctx context.Context, l ops.Lease, log *slog.Logger) ([]
 				}
 			}
 		} else {
-			rel, err = w.exec.Upgrade(ctx, req)
+			rel, err = settle(func() (*release.Release, error) { return w.exec.Upgrade(ctx, req) })
 		}
 		if err != nil {
 			return nil, err
 		}
 	case ops.KindRollback, ops.KindRollbackApplication:
-		if rel, err = w.exec.Rollback(ctx, req, j.Revision); err != nil {
+		if rel, err = settle(func() (*release.Release, error) { return w.exec.Rollback(ctx, req, j.Revision) }); err != nil {
 			return nil, err
 		}
 		// The new revision runs what the one rolled back to ran.
@@ -302,7 +321,7 @@ func (w *Worker) execute(ctx context.Context, l ops.Lease, log *slog.Logger) ([]
 		if err != nil {
 			return nil, fmt.Errorf("recover release: %w", err)
 		}
-		if did == "" {
+		if did.Marked == 0 {
 			// Nothing changed: the latest revision stays as it was
 			// recorded, not claimed by this operation.
 			event("recovering", "not pending: nothing to do")
@@ -312,9 +331,18 @@ func (w *Worker) execute(ctx context.Context, l ops.Lease, log *slog.Logger) ([]
 			}
 			return encodeResult(cur)
 		}
-		event("recovering", did)
+		event("recovering", did.String())
+		if j.Found != "" {
+			w.auditRecovery(ctx, l, log, fmt.Sprintf("found %s with no writer; %s (operation %s)", j.Found, did, l.ID))
+		}
 		if rel, err = w.exec.Get(ctx, access, l.Target.Namespace, l.Target.Release, 0); err != nil {
 			return nil, err
+		}
+		if did.RolledBackTo != 0 {
+			// The new revision runs what the one rolled back to ran.
+			if old, err := w.ledger.Get(ctx, ReleaseKey{l.Org, l.Target.Cluster, l.Target.Namespace, l.Target.Release}, did.RolledBackTo); err == nil {
+				j.Images, source, chartDigest = old.Images, old.ChartSource, old.ChartDigest
+			}
 		}
 	default:
 		return nil, fmt.Errorf("%w: operation kind %s", ErrUnsupported, l.Kind)
@@ -328,6 +356,18 @@ func (w *Worker) execute(ctx context.Context, l ops.Lease, log *slog.Logger) ([]
 		return nil, err
 	}
 	return encodeResult(top)
+}
+
+// auditRecovery records a recovery nobody asked for in the org's audit
+// log (the releases service's part of it, which the gateway merges in).
+func (w *Worker) auditRecovery(ctx context.Context, l ops.Lease, log *slog.Logger, detail string) {
+	e := AuditEvent{
+		Org: l.Org, Actor: identity.ServiceSubject(w.caller.Service()), Action: actionRecover,
+		Target: releasePath(l.Org, l.Target.Cluster, l.Target.Namespace, l.Target.Release), Result: 200, Detail: detail,
+	}
+	if err := w.ledger.AppendAudit(context.WithoutCancel(ctx), e); err != nil {
+		log.ErrorContext(ctx, "audit a recovery", "error", err, "detail", detail)
+	}
 }
 
 // resync records the release's revisions as Helm has them, after a failed
