@@ -776,121 +776,166 @@ func TestWaitAtomic(t *testing.T) {
 	}
 }
 
-// TestReleasesCrash kills the releases service (SIGKILL) at a random
-// moment while 20 queued upgrades of one release run, and starts it
-// again: with 5 s leases the interrupted operation is taken over, every
-// operation finishes once (those finished before the crash stay as they
-// were), in order, and the release is left deployed, not pending, in
-// Slipway's ledger and in Helm's own records alike.
+// TestReleasesCrash kills the releases service with SIGKILL at three random
+// moments while 50 operations run on five releases (per release: an
+// install, seven upgrades, a rollback and an upgrade, queued at once),
+// restarting it each time. Every operation reaches a terminal state, once:
+// one finished before a crash is not run again; each release's succeeded
+// operations made one revision each, in order; no Helm record is left
+// pending; the ledger's head is Helm's newest record. An operation fails
+// only when crashes interrupted every attempt it had, saying so.
 func TestReleasesCrash(t *testing.T) {
 	f := newOpsFixture(t, "SLIPWAY_RELEASES_OPERATION_LEASE=5s")
-	const name, n = "crash", 20
-	f.install(t, name, "0.2.0", "message: \"c-0\"\n")
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = f.submit(t, http.MethodPut, f.deployments+"/"+name, map[string]any{"namespace": f.ns, "chart": hello("0.2.0"),
-			"values_yaml": fmt.Sprintf("message: \"c-%d\"\n", i+1), "options": map[string]any{"wait": true, "timeout": "120s"}}, nil).ID
+	const releases, kills = 5, 3
+	type planned struct {
+		release string
+		kind    string
+		id      string
+	}
+	var plan []planned
+	for r := range releases {
+		name := fmt.Sprintf("crash-%d", r)
+		op := f.submit(t, http.MethodPost, f.deployments, map[string]any{"name": name, "namespace": f.ns, "chart": hello("0.2.0"),
+			"values_yaml": "message: \"c-0\"\n", "options": map[string]any{"wait": true, "create_namespace": true, "timeout": "120s"}}, nil)
+		plan = append(plan, planned{name, "OPERATION_KIND_INSTALL", op.ID})
+		for i := 1; i <= 9; i++ {
+			if i == 8 {
+				op = f.submit(t, http.MethodPost, f.deployments+"/"+name+"/rollback", map[string]any{"namespace": f.ns,
+					"options": map[string]any{"wait": true, "timeout": "120s"}}, nil)
+				plan = append(plan, planned{name, "OPERATION_KIND_ROLLBACK", op.ID})
+				continue
+			}
+			op = f.submit(t, http.MethodPut, f.deployments+"/"+name, map[string]any{"namespace": f.ns, "chart": hello("0.2.0"),
+				"values_yaml": fmt.Sprintf("message: \"c-%d\"\n", i), "options": map[string]any{"wait": true, "timeout": "120s"}}, nil)
+			plan = append(plan, planned{name, "OPERATION_KIND_UPGRADE", op.ID})
+		}
+	}
+	if len(plan) != 50 {
+		t.Fatalf("%d operations planned, want 50", len(plan))
 	}
 	list := func() map[string]opJSON {
-		var l struct{ Operations []opJSON }
-		f.expect(f.do(http.MethodGet, f.org+"/operations?page_size=100&release="+name+"&namespace="+f.ns, f.deployer, nil), http.StatusOK, "list operations").decode(t, &l)
 		out := map[string]opJSON{}
-		for _, op := range l.Operations {
-			out[op.ID] = op
+		for r := range releases {
+			var l struct{ Operations []opJSON }
+			f.expect(f.do(http.MethodGet, fmt.Sprintf("%s/operations?page_size=100&release=crash-%d&namespace=%s", f.org, r, f.ns), f.deployer, nil),
+				http.StatusOK, "list operations").decode(t, &l)
+			for _, op := range l.Operations {
+				out[op.ID] = op
+			}
 		}
 		return out
 	}
-	eventually(t, 3*time.Minute, "3 upgrades succeed", func() bool {
-		done := 0
-		for _, op := range list() {
-			if op.State == stateSucceeded && op.Kind == "OPERATION_KIND_UPGRADE" {
-				done++
+	succeeded := func(m map[string]opJSON) int {
+		n := 0
+		for _, op := range m {
+			if op.State == stateSucceeded {
+				n++
 			}
 		}
-		return done >= 3
-	})
-	// A random moment, not a wait: the crash may come in any phase.
-	time.Sleep(rand.N(1500 * time.Millisecond))
-	before := list()
-	if err := f.s.Kill("releases"); err != nil {
-		t.Fatal(err)
+		return n
 	}
-	var running []string
-	for i, id := range ids {
-		if op := before[id]; op.State == stateRunning {
-			running = append(running, fmt.Sprintf("%d (%s, %d events, last %q)", i+1, id, len(op.Events), lastPhase(op)))
+	// Snapshots taken just before each kill: what had finished then must
+	// never change.
+	finishedBefore := map[string]opJSON{}
+	for k := range kills {
+		// Some progress since the last restart, then a random moment: the
+		// crash may come in any phase of any operation.
+		base := succeeded(list())
+		eventually(t, 3*time.Minute, fmt.Sprintf("an operation succeeds before crash %d", k+1), func() bool { return succeeded(list()) > base })
+		time.Sleep(rand.N(2 * time.Second))
+		before := list()
+		var running []string
+		for id, op := range before {
+			if finished(op.State) {
+				if _, ok := finishedBefore[id]; !ok {
+					finishedBefore[id] = op
+				}
+			}
+			if op.State == stateRunning {
+				running = append(running, fmt.Sprintf("%s (%d events, last %q)", id, len(op.Events), lastPhase(op)))
+			}
 		}
-	}
-	t.Logf("killed with %s running", strings.Join(running, ", "))
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := f.s.Restart(ctx, "releases"); err != nil {
-		t.Fatal(err)
-	}
-	// The gateway's connection to the service backs off while it is down:
-	// until it reconnects it answers 503, which clients retry.
-	restarted := time.Now()
-	eventually(t, time.Minute, "the gateway reaches the restarted service", func() bool {
-		a, err := f.send(http.MethodGet, f.org+"/operations/"+ids[0], f.deployer, nil, nil)
-		if err != nil || a.status != http.StatusOK && a.status != http.StatusServiceUnavailable {
-			t.Fatalf("get operation after the restart: %v %d %s", err, a.status, a.body)
+		if err := f.s.Kill("releases"); err != nil {
+			t.Fatal(err)
 		}
-		return a.status == http.StatusOK
-	})
-	t.Logf("the gateway answered again %s after the restart", time.Since(restarted).Round(time.Millisecond))
-
-	var prev opJSON
-	for i, id := range ids {
-		op := f.await(t, id, 3*time.Minute)
-		if op.State != stateSucceeded {
-			t.Errorf("upgrade %d (%s): %s %s: %s", i+1, id, op.State, op.Error.Code, op.Error.Message)
-			continue
+		t.Logf("crash %d: %d of 50 finished, running: %s", k+1, len(finishedBefore), strings.Join(running, ", "))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := f.s.Restart(ctx, "releases")
+		cancel()
+		if err != nil {
+			t.Fatal(err)
 		}
-		if b := before[id]; finished(b.State) && (b.State != op.State || !b.EndTime.Equal(op.EndTime) || b.Result.Release.Revision != op.Result.Release.Revision) {
-			t.Errorf("upgrade %d (%s) finished before the crash as %s at %s (revision %d), and again as %s at %s (revision %d)", i+1, id,
-				b.State, b.EndTime, b.Result.Release.Revision, op.State, op.EndTime, op.Result.Release.Revision)
-		}
-		if prev.ID != "" && op.Result.Release.Revision <= prev.Result.Release.Revision {
-			t.Errorf("upgrade %d made revision %d, after upgrade %d made %d", i+1, op.Result.Release.Revision, i, prev.Result.Release.Revision)
-		}
-		if slices.ContainsFunc(op.Events, func(e struct{ Phase, Message string }) bool { return e.Phase == "recovering" }) {
-			t.Logf("upgrade %d (%s) recovered: %+v", i+1, id, op.Events)
-		}
-		prev = op
+		// The gateway's connection backs off while the service is down:
+		// until it reconnects it answers 503, which clients retry.
+		eventually(t, time.Minute, "the gateway reaches the restarted service", func() bool {
+			a, err := f.send(http.MethodGet, f.org+"/operations/"+plan[0].id, f.deployer, nil, nil)
+			if err != nil || a.status != http.StatusOK && a.status != http.StatusServiceUnavailable {
+				t.Fatalf("get operation after the restart: %v %d %s", err, a.status, a.body)
+			}
+			return a.status == http.StatusOK
+		})
 	}
 
-	rel, active := f.release(t, name)
-	if rel.Status != "RELEASE_STATUS_DEPLOYED" || rel.Operation != ids[n-1] || rel.Revision != prev.Result.Release.Revision || active != "" {
-		t.Errorf("release after the crash = %+v, active %q; want the last upgrade's revision %d deployed", rel, active, prev.Result.Release.Revision)
-	}
-	a, err := f.send(http.MethodHead, f.deployments+"/"+name+"?namespace="+f.ns, f.deployer, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := a.header.Get("Slipway-Release-Status"); a.status != http.StatusOK || got != "RELEASE_STATUS_DEPLOYED" {
-		t.Errorf("HEAD: %d, status %q; want DEPLOYED", a.status, got)
-	}
-	recs := f.helmRecords(t, name)
-	for _, r := range recs {
-		if strings.HasPrefix(r.status, "pending") {
-			t.Errorf("helm's record %d is left %s", r.version, r.status)
+	gaveUp := 0
+	for r := range releases {
+		name := fmt.Sprintf("crash-%d", r)
+		var prev opJSON
+		var last string
+		for _, p := range plan {
+			if p.release != name {
+				continue
+			}
+			op := f.await(t, p.id, 4*time.Minute)
+			if op.Kind != p.kind {
+				t.Errorf("%s %s is a %s", p.kind, p.id, op.Kind)
+			}
+			if b, ok := finishedBefore[p.id]; ok && (b.State != op.State || !b.EndTime.Equal(op.EndTime) || b.Result.Release.Revision != op.Result.Release.Revision) {
+				t.Errorf("%s %s of %s finished before a crash as %s at %s (revision %d), and again as %s at %s (revision %d)", p.kind, p.id, name,
+					b.State, b.EndTime, b.Result.Release.Revision, op.State, op.EndTime, op.Result.Release.Revision)
+			}
+			if op.State != stateSucceeded {
+				if op.State == stateFailed && strings.Contains(op.Error.Message, "interrupted") {
+					gaveUp++
+					t.Logf("%s %s of %s gave up after crashes: %s", p.kind, p.id, name, op.Error.Message)
+					continue
+				}
+				t.Errorf("%s %s of %s: %s %s: %s", p.kind, p.id, name, op.State, op.Error.Code, op.Error.Message)
+				continue
+			}
+			if prev.ID != "" && op.Result.Release.Revision <= prev.Result.Release.Revision {
+				t.Errorf("%s: %s made revision %d after %s made %d", name, p.id, op.Result.Release.Revision, prev.ID, prev.Result.Release.Revision)
+			}
+			if slices.ContainsFunc(op.Events, func(e struct{ Phase, Message string }) bool { return e.Phase == "recovering" }) {
+				t.Logf("%s %s of %s recovered: %+v", p.kind, p.id, name, op.Events)
+			}
+			prev, last = op, p.id
+		}
+		rel, active := f.release(t, name)
+		if rel.Status != "RELEASE_STATUS_DEPLOYED" || rel.Operation != last || rel.Revision != prev.Result.Release.Revision || active != "" {
+			t.Errorf("%s after the crashes = %+v, active %q; want the last succeeded operation's revision %d deployed", name, rel, active, prev.Result.Release.Revision)
+		}
+		recs := f.helmRecords(t, name)
+		for _, rc := range recs {
+			if strings.HasPrefix(rc.status, "pending") {
+				t.Errorf("%s: helm's record %d is left %s", name, rc.version, rc.status)
+			}
+		}
+		if len(recs) == 0 || recs[len(recs)-1] != (helmRecord{rel.Revision, "deployed"}) {
+			t.Errorf("%s: helm's records = %v; want revision %d deployed last", name, recs, rel.Revision)
+		}
+		var hist struct{ Releases []releaseJSON }
+		f.expect(f.do(http.MethodGet, f.deployments+"/"+name+"/history?page_size=100&namespace="+f.ns, f.deployer, nil), http.StatusOK, "history").decode(t, &hist)
+		made := map[string][]int{}
+		for _, h := range hist.Releases {
+			made[h.Operation] = append(made[h.Operation], h.Revision)
+		}
+		for _, p := range plan {
+			if op := f.operation(t, p.id); p.release == name && op.State == stateSucceeded && !slices.Equal(made[p.id], []int{op.Result.Release.Revision}) {
+				t.Errorf("%s %s of %s made revisions %v; its result says %d", p.kind, p.id, name, made[p.id], op.Result.Release.Revision)
+			}
 		}
 	}
-	if len(recs) == 0 || recs[len(recs)-1] != (helmRecord{rel.Revision, "deployed"}) {
-		t.Errorf("helm's records = %v; want revision %d deployed last", recs, rel.Revision)
-	}
-	// Each upgrade made one revision, the one its result names.
-	var hist struct{ Releases []releaseJSON }
-	f.expect(f.do(http.MethodGet, f.deployments+"/"+name+"/history?page_size=100&namespace="+f.ns, f.deployer, nil), http.StatusOK, "history").decode(t, &hist)
-	made := map[string][]int{}
-	for _, r := range hist.Releases {
-		made[r.Operation] = append(made[r.Operation], r.Revision)
-	}
-	for i, id := range ids {
-		if op := f.operation(t, id); !slices.Equal(made[id], []int{op.Result.Release.Revision}) {
-			t.Errorf("upgrade %d (%s) made revisions %v; its result says %d", i+1, id, made[id], op.Result.Release.Revision)
-		}
-	}
+	t.Logf("50 operations, %d crashes: %d gave up after crashes interrupted every attempt", kills, gaveUp)
 }
 
 func lastPhase(op opJSON) string {

@@ -72,6 +72,21 @@ func (s *Stack) process(name string) (*process, error) {
 	return nil, fmt.Errorf("localrun: no process %q", name)
 }
 
+// Pid is the process id of the running process named name ("releases"),
+// for what a benchmark reads of it (its peak RSS in /proc).
+func (s *Stack) Pid(name string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.process(name)
+	if err != nil {
+		return 0, err
+	}
+	if p.cur == nil || p.cur.cmd.Process == nil {
+		return 0, fmt.Errorf("localrun: %s is not running", name)
+	}
+	return p.cur.cmd.Process.Pid, nil
+}
+
 // Kill sends SIGKILL to the process named name ("releases"), as a crash
 // would end it, and returns once it has exited. Its exit is not reported
 // on Exited. Restart starts it again.
