@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/slipwayhq/slipway/pkg/oidctest"
 	"github.com/slipwayhq/slipway/tools/internal/devenv/kube"
 )
 
@@ -28,7 +29,8 @@ type auditJSON struct {
 // operation, recorded in the ledger and in the org's audit log, which
 // another org does not see.
 func TestAbandonedRelease(t *testing.T) {
-	f := newOpsFixture(t, "SLIPWAY_RELEASES_SWEEP_INTERVAL=1s", "SLIPWAY_RELEASES_STUCK_AFTER=3s")
+	iss := oidctest.NewIssuer(t)
+	f := newOpsFixture(t, "SLIPWAY_RELEASES_SWEEP_INTERVAL=1s", "SLIPWAY_RELEASES_STUCK_AFTER=3s", "SLIPWAY_GATEWAY_OIDC_ISSUER="+iss.URL())
 	f.install(t, "stuck-up", "0.1.0", "message: \"good\"\n")
 	secrets := f.helmSecrets(t)
 
@@ -122,13 +124,17 @@ func TestAbandonedRelease(t *testing.T) {
 		t.Errorf("whole log has %d events, %d of the releases service; want both kinds", len(all.Events), sys)
 	}
 
-	// Another org sees none of it.
-	f.expect(f.do(http.MethodPost, "/orgs", f.owner, map[string]any{"name": "acme"}), http.StatusOK, "create acme")
+	// Another org sees none of it, and its owner cannot read this org's.
+	bob := iss.Token(t, "bob-sub", "bob@example.com", "slipway", time.Hour)
+	f.expect(f.do(http.MethodPost, "/orgs", bob, map[string]any{"name": "globex"}), http.StatusOK, "bob creates globex")
 	var other struct{ Events []auditJSON }
-	f.expect(f.do(http.MethodGet, "/orgs/acme/audit?actor=service:releases", f.owner, nil), http.StatusOK, "acme's audit log").decode(t, &other)
-	if len(other.Events) != 0 {
-		t.Errorf("acme's audit log shows %+v", other.Events)
+	f.expect(f.do(http.MethodGet, "/orgs/globex/audit", bob, nil), http.StatusOK, "globex's audit log").decode(t, &other)
+	for _, e := range other.Events {
+		if e.Actor == "service:releases" || strings.Contains(e.Target, "stuck-") {
+			t.Errorf("globex's audit log shows %+v", e)
+		}
 	}
+	f.expect(f.do(http.MethodGet, f.org+"/audit", bob, nil), http.StatusNotFound, "bob reads default's audit log")
 }
 
 // kube is a client of cluster c1.

@@ -26,4 +26,8 @@ Takes the chart's root context.
   value: {{ .Values.operations.workers | int | toString | quote }}
 - name: SLIPWAY_RELEASES_OPERATION_LEASE
   value: {{ .Values.operations.lease | quote }}
+- name: SLIPWAY_RELEASES_SWEEP_INTERVAL
+  value: {{ .Values.operations.sweepInterval | quote }}
+- name: SLIPWAY_RELEASES_STUCK_AFTER
+  value: {{ .Values.operations.stuckAfter | quote }}
 {{- end -}}
