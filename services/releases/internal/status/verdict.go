@@ -61,7 +61,8 @@ func (c Context) inGrace(created time.Time) bool {
 //     this (rule 1); a StatefulSet or DaemonSet, which has none, counts as
 //     rolling out only within the grace period.
 //  4. Ready when available replicas (pods ready for minReadySeconds) reach
-//     the desired count; a Job when Complete; a CronJob unless its latest
+//     the desired count; a Job when Complete (SuccessCriteriaMet alone is
+//     still Progressing); a CronJob unless its latest
 //     Job failed (then Degraded); anything scaled to zero.
 //  5. Progressing while short within the grace period (Context.Grace,
 //     from the later of the release's last change and the workload's
@@ -237,14 +238,16 @@ func assessJob(j *batchv1.Job) Workload {
 		Ready: j.Status.Succeeded, Available: j.Status.Succeeded, Updated: j.Status.Active + j.Status.Succeeded,
 		Generation: j.Generation, ObservedGeneration: j.Generation, // Jobs report no observed generation
 	}
-	complete, suspended := false, false
+	complete, suspended, met := false, false, false
 	for _, cd := range j.Status.Conditions {
 		w.Conditions = append(w.Conditions, Condition{Type: string(cd.Type), Status: string(cd.Status), Reason: cd.Reason, Message: cd.Message,
 			LastTransition: cd.LastTransitionTime.Time, LastUpdate: cd.LastProbeTime.Time})
 		if cd.Status == corev1.ConditionTrue {
 			switch cd.Type {
-			case batchv1.JobComplete, batchv1.JobSuccessCriteriaMet:
+			case batchv1.JobComplete:
 				complete = true
+			case batchv1.JobSuccessCriteriaMet:
+				met = true
 			case batchv1.JobSuspended:
 				suspended = true
 			}
@@ -253,8 +256,12 @@ func assessJob(j *batchv1.Job) Workload {
 	if cd, ok := jobFailed(j); ok {
 		return w.with(Failed, reason(cd.Reason, cd.Message))
 	}
-	if complete || suspended {
+	switch {
+	case complete || suspended:
 		return w.with(Ready, "")
+	case met:
+		// Complete follows once its pods are accounted for.
+		return w.with(Progressing, "completing")
 	}
 	return w.with(Progressing, fmt.Sprintf("running: %d of %d completions, %d active", j.Status.Succeeded, desired, j.Status.Active))
 }

@@ -18,7 +18,7 @@ var (
 
 func ptr[T any](v T) *T { return &v }
 
-func meta(gen int64) metav1.ObjectMeta {
+func objMeta(gen int64) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Namespace: "shop", Name: "web", Generation: gen, CreationTimestamp: metav1.NewTime(t0.Add(-2 * time.Hour))}
 }
 
@@ -35,7 +35,7 @@ func (d deploy) obj() *appsv1.Deployment {
 		d.gen, d.observed = 1, 1
 	}
 	o := &appsv1.Deployment{
-		ObjectMeta: meta(d.gen),
+		ObjectMeta: objMeta(d.gen),
 		Spec:       appsv1.DeploymentSpec{Replicas: ptr(d.desired), Paused: d.paused, ProgressDeadlineSeconds: ptr(int32(600))},
 		Status: appsv1.DeploymentStatus{ObservedGeneration: d.observed, Replicas: d.replicas, ReadyReplicas: d.ready,
 			AvailableReplicas: d.available, UpdatedReplicas: d.updated, Conditions: d.conds},
@@ -95,7 +95,7 @@ func TestAssessDeployment(t *testing.T) {
 
 func TestAssessStatefulSet(t *testing.T) {
 	sts := func(desired, replicas, available, updated int32, cur, upd string) *appsv1.StatefulSet {
-		return &appsv1.StatefulSet{ObjectMeta: meta(1), Spec: appsv1.StatefulSetSpec{Replicas: ptr(desired)},
+		return &appsv1.StatefulSet{ObjectMeta: objMeta(1), Spec: appsv1.StatefulSetSpec{Replicas: ptr(desired)},
 			Status: appsv1.StatefulSetStatus{ObservedGeneration: 1, Replicas: replicas, ReadyReplicas: available, AvailableReplicas: available,
 				UpdatedReplicas: updated, CurrentRevision: cur, UpdateRevision: upd}}
 	}
@@ -122,7 +122,7 @@ func TestAssessStatefulSet(t *testing.T) {
 
 func TestAssessDaemonSet(t *testing.T) {
 	ds := func(desired, available, updated int32, gen, observed int64) *appsv1.DaemonSet {
-		return &appsv1.DaemonSet{ObjectMeta: meta(gen), Status: appsv1.DaemonSetStatus{ObservedGeneration: observed, DesiredNumberScheduled: desired,
+		return &appsv1.DaemonSet{ObjectMeta: objMeta(gen), Status: appsv1.DaemonSetStatus{ObservedGeneration: observed, DesiredNumberScheduled: desired,
 			CurrentNumberScheduled: desired, NumberReady: available, NumberAvailable: available, UpdatedNumberScheduled: updated}}
 	}
 	for _, tc := range []struct {
@@ -146,7 +146,7 @@ func TestAssessDaemonSet(t *testing.T) {
 }
 
 func jobWith(succeeded, active int32, conds ...batchv1.JobCondition) *batchv1.Job {
-	return &batchv1.Job{ObjectMeta: meta(1), Spec: batchv1.JobSpec{Completions: ptr(int32(1))},
+	return &batchv1.Job{ObjectMeta: objMeta(1), Spec: batchv1.JobSpec{Completions: ptr(int32(1))},
 		Status: batchv1.JobStatus{Succeeded: succeeded, Active: active, Conditions: conds}}
 }
 
@@ -163,6 +163,7 @@ func TestAssessJob(t *testing.T) {
 	}{
 		{"running", jobWith(0, 1), Progressing, "running: 0 of 1 completions, 1 active"},
 		{"complete", jobWith(1, 0, jobCond(batchv1.JobComplete, "")), Ready, ""},
+		{"success criteria met, pods not yet counted", jobWith(0, 0, jobCond(batchv1.JobSuccessCriteriaMet, "CompletionsReached")), Progressing, "completing"},
 		{"failed", jobWith(0, 0, jobCond(batchv1.JobFailed, "BackoffLimitExceeded")), Failed, "BackoffLimitExceeded: msg"},
 		{"failure target", jobWith(0, 1, jobCond(batchv1.JobFailureTarget, "DeadlineExceeded")), Failed, "DeadlineExceeded: msg"},
 		{"suspended", jobWith(0, 0, jobCond(batchv1.JobSuspended, "")), Ready, ""},
@@ -180,7 +181,7 @@ func TestAssessJob(t *testing.T) {
 }
 
 func TestAssessCronJob(t *testing.T) {
-	cj := &batchv1.CronJob{ObjectMeta: meta(1)}
+	cj := &batchv1.CronJob{ObjectMeta: objMeta(1)}
 	if w := Assess(cj, longAgo); w.Verdict != Ready {
 		t.Errorf("no jobs yet: %s", w.Verdict)
 	}
