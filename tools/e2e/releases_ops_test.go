@@ -778,14 +778,15 @@ func TestWaitAtomic(t *testing.T) {
 
 // TestReleasesCrash kills the releases service with SIGKILL at three random
 // moments while 50 operations run on five releases (per release: an
-// install, seven upgrades, a rollback and an upgrade, queued at once),
+// install, then seven upgrades, a rollback and an upgrade queued at once),
 // restarting it each time. Every operation reaches a terminal state, once:
 // one finished before a crash is not run again; each release's succeeded
 // operations made one revision each, in order; no Helm record is left
 // pending; the ledger's head is Helm's newest record. An operation fails
 // only when crashes interrupted every attempt it had, saying so.
 func TestReleasesCrash(t *testing.T) {
-	f := newOpsFixture(t, "SLIPWAY_RELEASES_OPERATION_LEASE=5s")
+	// The test polls 50 operations: the gateway's per-caller limit is off.
+	f := newOpsFixture(t, "SLIPWAY_RELEASES_OPERATION_LEASE=5s", "SLIPWAY_GATEWAY_RATE_PER_CALLER=0")
 	const releases, kills = 5, 3
 	type planned struct {
 		release string
@@ -798,6 +799,15 @@ func TestReleasesCrash(t *testing.T) {
 		op := f.submit(t, http.MethodPost, f.deployments, map[string]any{"name": name, "namespace": f.ns, "chart": hello("0.2.0"),
 			"values_yaml": "message: \"c-0\"\n", "options": map[string]any{"wait": true, "create_namespace": true, "timeout": "120s"}}, nil)
 		plan = append(plan, planned{name, "OPERATION_KIND_INSTALL", op.ID})
+	}
+	// An upgrade is accepted once the ledger has the release: the
+	// installs run first (the crashes may still meet their last steps).
+	for _, p := range plan {
+		f.await(t, p.id, 2*time.Minute)
+	}
+	for r := range releases {
+		name := fmt.Sprintf("crash-%d", r)
+		var op opJSON
 		for i := 1; i <= 9; i++ {
 			if i == 8 {
 				op = f.submit(t, http.MethodPost, f.deployments+"/"+name+"/rollback", map[string]any{"namespace": f.ns,
