@@ -114,9 +114,10 @@ type ChartSource_Catalog struct {
 
 type ChartSource_OciReference struct {
 	// An OCI chart reference with a tag or digest
-	// ("oci://ghcr.io/acme/charts/web:1.4.2", "...web@sha256:..."). The
-	// organization's registry or helm-repository credential for that host,
-	// if any, is used.
+	// ("oci://ghcr.io/acme/charts/web:1.4.2", "...web@sha256:..."). It is
+	// fetched with the credential of the organization's oci:// catalog
+	// repository whose URL is the longest prefix of the reference, else
+	// anonymously.
 	OciReference string `protobuf:"bytes,2,opt,name=oci_reference,json=ociReference,proto3,oneof"`
 }
 
