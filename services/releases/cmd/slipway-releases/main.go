@@ -22,6 +22,7 @@ import (
 	"github.com/slipwayhq/slipway/services/releases/internal/helmexec"
 	"github.com/slipwayhq/slipway/services/releases/internal/ops"
 	"github.com/slipwayhq/slipway/services/releases/internal/releases"
+	"github.com/slipwayhq/slipway/services/releases/internal/status"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -117,7 +118,10 @@ func main() {
 			p.Group.Add(func() error { return sweeper.Run(runCtx) }, func(error) { stop() })
 
 			svc := releases.NewService(store, ledger, access, releases.NewCatalogApplications(catalogConn), releases.NewRegistryImages(registryConn), p.Caller, worker.Wake, p.Log)
-			srv := releases.NewGRPCServer(svc, p.Log)
+			// Live status: informers per cluster namespace, on the executor's clients.
+			statusCache := status.New(status.Options{Clients: exec.Clientset, Log: p.Log})
+			p.Group.Add(func() error { return statusCache.Run(runCtx) }, func(error) { stop() })
+			srv := releases.NewGRPCServer(svc, p.Log).ServeStatus(releases.NewStatusService(svc, access, statusCache))
 			releasesv1.RegisterReleasesServiceServer(p.GRPC, srv)
 			releasesv1.RegisterOperationsServiceServer(p.GRPC, srv)
 			return []server.Check{store.Ping, ledger.Ping}, cleanup, nil

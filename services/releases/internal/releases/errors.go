@@ -12,6 +12,7 @@ import (
 	"github.com/slipwayhq/slipway/pkg/grpcerr"
 	"github.com/slipwayhq/slipway/services/releases/internal/helmexec"
 	"github.com/slipwayhq/slipway/services/releases/internal/ops"
+	slipstatus "github.com/slipwayhq/slipway/services/releases/internal/status"
 )
 
 // ErrDependencyUnavailable: a Slipway service this needs did not answer.
@@ -31,6 +32,9 @@ var errorTable = grpcerr.Table{
 	{Err: ops.ErrIdempotencyMismatch, Code: codes.FailedPrecondition, Reason: grpcerr.ReasonUnprocessable},
 	{Err: ops.ErrBusy, Code: codes.Aborted},
 	{Err: ops.ErrFinished, Code: codes.FailedPrecondition},
+	// The status cache's (status.go).
+	{Err: slipstatus.ErrBusy, Code: codes.Unavailable},
+	{Err: helmexec.ErrInvalidAccess, Code: codes.FailedPrecondition},
 }
 
 // clusterError explains why a cluster could not be reached through the

@@ -20,6 +20,8 @@ type GRPCServer struct {
 	releasesv1.UnimplementedOperationsServiceServer
 	svc Service
 	log *slog.Logger
+	// statusSvc serves the status routes (transport_status.go).
+	statusSvc StatusService
 }
 
 var (

@@ -154,8 +154,9 @@ func (s *scope) podHint(k objKey) (string, string) {
 	return name, msg
 }
 
-// rank orders verdicts worst first, an unassessed one below any trouble.
-func rank(v Verdict) int {
+// Severity orders verdicts: Failed, Degraded, Progressing, then
+// Unassessed (below any trouble, above ready), then Ready.
+func (v Verdict) Severity() int {
 	switch v {
 	case Failed:
 		return 5
@@ -183,7 +184,9 @@ func (c *Cache) Status(ctx context.Context, r Release) (Snapshot, error) {
 			snap.Workloads = append(snap.Workloads, scopes[k.ns].workload(k, m.Objects[i], vc))
 		}
 	}
-	sort.SliceStable(snap.Workloads, func(i, j int) bool { return rank(snap.Workloads[i].Verdict) > rank(snap.Workloads[j].Verdict) })
+	sort.SliceStable(snap.Workloads, func(i, j int) bool {
+		return snap.Workloads[i].Verdict.Severity() > snap.Workloads[j].Verdict.Severity()
+	})
 	snap.WorkloadCount = len(snap.Workloads)
 	unready := 0
 	for _, w := range snap.Workloads {

@@ -46,9 +46,6 @@ func (v Verdict) String() string {
 	return "unassessed"
 }
 
-// Worse reports whether v is more severe than w (Unassessed is the least).
-func (v Verdict) Worse(w Verdict) bool { return v > w }
-
 // ErrBusy: the cache watches as many cluster namespaces as it may, each of
 // them watched by someone.
 var ErrBusy = errors.New("too many cluster namespaces watched at once; retry later")
