@@ -139,7 +139,7 @@ type ReleasesServiceClient interface {
 	// as server-sent events.
 	WatchDeploymentStatus(ctx context.Context, in *WatchDeploymentStatusRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchDeploymentStatusResponse], error)
 	// ListDeploymentResources lists the Kubernetes objects of the release's
-	// deployed revision, with their live state.
+	// latest revision, with their live state.
 	ListDeploymentResources(ctx context.Context, in *ListDeploymentResourcesRequest, opts ...grpc.CallOption) (*ListDeploymentResourcesResponse, error)
 	// ListDeploymentEvents lists the Kubernetes events about the release's
 	// objects and their pods, newest first.
@@ -616,7 +616,7 @@ type ReleasesServiceServer interface {
 	// as server-sent events.
 	WatchDeploymentStatus(*WatchDeploymentStatusRequest, grpc.ServerStreamingServer[WatchDeploymentStatusResponse]) error
 	// ListDeploymentResources lists the Kubernetes objects of the release's
-	// deployed revision, with their live state.
+	// latest revision, with their live state.
 	ListDeploymentResources(context.Context, *ListDeploymentResourcesRequest) (*ListDeploymentResourcesResponse, error)
 	// ListDeploymentEvents lists the Kubernetes events about the release's
 	// objects and their pods, newest first.

@@ -530,8 +530,8 @@ type DeploymentResource struct {
 	Object *ObjectReference `protobuf:"bytes,1,opt,name=object,proto3" json:"object,omitempty"`
 	// For pods, the workload they belong to.
 	Owner *ObjectReference `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
-	// Verdict, for the kinds Slipway assesses (workloads, pods, services,
-	// ingresses, persistent volume claims).
+	// Verdict, for the kinds Slipway assesses (workloads, pods, services);
+	// VERDICT_UNSPECIFIED for the others.
 	Verdict Verdict `protobuf:"varint,3,opt,name=verdict,proto3,enum=slipway.releases.v1.Verdict" json:"verdict,omitempty"`
 	// Why, for people, when not ready ("CrashLoopBackOff", "Pending: 0/3
 	// nodes available").
