@@ -128,11 +128,11 @@ const (
 // paint colours a state by what it means.
 func paint(s string) string {
 	switch s {
-	case "deployed", "succeeded", "synced", "reachable", "true":
+	case "deployed", "succeeded", "synced", "reachable", "ready", "true":
 		return green + s + reset
 	case "failed", "unreachable", "unauthorized", "cancelled", "false":
 		return red + s + reset
-	case "queued", "running", "pending", "syncing", "uninstalling", "pending-install", "pending-upgrade", "pending-rollback":
+	case "queued", "running", "pending", "syncing", "progressing", "degraded", "uninstalling", "pending-install", "pending-upgrade", "pending-rollback":
 		return yellow + s + reset
 	case "superseded", "uninstalled", "unknown", "-":
 		return faint + s + reset

@@ -79,6 +79,7 @@ var routes = map[string]string{
 	"ReleasesService_GetDeploymentValues":     "GET /api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}/values",
 	"ReleasesService_GetDeploymentManifest":   "GET /api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}/manifest",
 	"ReleasesService_GetDeploymentNotes":      "GET /api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}/notes",
+	"ReleasesService_GetDeploymentStatus":     "GET /api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}/status",
 	"ReleasesService_DeployApplication":       "POST /api/v1/orgs/{org}/applications/{application}/targets/{target}:deploy",
 	"ReleasesService_RollbackApplication":     "POST /api/v1/orgs/{org}/applications/{application}/targets/{target}:rollback",
 	"ReleasesService_ListApplicationReleases": "GET /api/v1/orgs/{org}/applications/{application}/targets/{target}/releases",
@@ -98,7 +99,6 @@ var notInCLI = map[string]string{
 	"ReleasesService_HeadDeployment":    "release get reads the same and more",
 	"CatalogService_GetChartVersion2":   "the short path of GetChartVersion",
 
-	"ReleasesService_GetDeploymentStatus":     "issue 9: release status",
 	"ReleasesService_WatchDeploymentStatus":   "issue 9: release status --watch",
 	"ReleasesService_ListDeploymentResources": "issue 9: release resources",
 	"ReleasesService_ListDeploymentEvents":    "issue 9: release events",
