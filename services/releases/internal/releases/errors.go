@@ -34,6 +34,7 @@ var errorTable = grpcerr.Table{
 	{Err: ops.ErrFinished, Code: codes.FailedPrecondition},
 	// The status cache's (status.go).
 	{Err: slipstatus.ErrBusy, Code: codes.Unavailable},
+	{Err: slipstatus.ErrUnknown, Code: codes.Unavailable},
 	{Err: helmexec.ErrInvalidAccess, Code: codes.FailedPrecondition},
 }
 

@@ -144,7 +144,7 @@ func (s *statusService) status(ctx context.Context, cluster, namespace, name str
 }
 
 func cacheError(r Revision, err error) error {
-	if errors.Is(err, status.ErrBusy) || errors.Is(err, helmexec.ErrInvalidAccess) {
+	if errors.Is(err, status.ErrBusy) || errors.Is(err, status.ErrUnknown) || errors.Is(err, helmexec.ErrInvalidAccess) {
 		return err
 	}
 	return fmt.Errorf("read the state of %s/%s: %w", r.Namespace, r.Name, err)

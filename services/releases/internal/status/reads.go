@@ -290,7 +290,7 @@ func (c *Cache) Events(ctx context.Context, r Release, f EventFilter) ([]Event, 
 	seen := map[string]bool{}
 	for ns, s := range scopes {
 		if err := s.synced(gkEvent); err != nil {
-			return nil, fmt.Errorf("events of namespace %s: %w", ns, err)
+			return nil, fmt.Errorf("%w: events of namespace %s: %v", ErrUnknown, ns, err)
 		}
 		involved := map[string]bool{}
 		for _, k := range m.keys {

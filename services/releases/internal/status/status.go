@@ -50,6 +50,10 @@ func (v Verdict) String() string {
 // them watched by someone.
 var ErrBusy = errors.New("too many cluster namespaces watched at once; retry later")
 
+// ErrUnknown: the cluster's state cannot be read (yet): its API server
+// does not answer, or the credential may not list what is asked.
+var ErrUnknown = errors.New("cluster state unknown")
+
 // Object names a Kubernetes object.
 type Object struct {
 	APIVersion, Kind, Namespace, Name string
