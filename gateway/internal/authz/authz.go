@@ -115,6 +115,7 @@ var Table = map[string]identity.Role{
 	"ReleasesService_GetDeploymentHealth":     viewer,
 	"ReleasesService_GetDeploymentMetrics":    viewer,
 	"ReleasesService_PlanDeployment":          deployer,
+	"ReleasesService_ApplyDeploymentPlan":     deployer,
 	"ReleasesService_GetDeploymentDrift":      viewer,
 	"ReleasesService_DeployApplication":       deployer,
 	"ReleasesService_RollbackApplication":     deployer,

@@ -86,6 +86,10 @@ func (f *fakeReleases) LaunchInstance(_ context.Context, req *releasesv1.LaunchI
 	}, nil
 }
 
+func (f *fakeReleases) ApplyDeploymentPlan(_ context.Context, req *releasesv1.ApplyDeploymentPlanRequest) (*releasesv1.ApplyDeploymentPlanResponse, error) {
+	return &releasesv1.ApplyDeploymentPlanResponse{Operation: f.start(req, releasesv1.OperationKind_OPERATION_KIND_UPGRADE)}, nil
+}
+
 func (f *fakeReleases) DeleteInstance(_ context.Context, req *releasesv1.DeleteInstanceRequest) (*releasesv1.DeleteInstanceResponse, error) {
 	return &releasesv1.DeleteInstanceResponse{Operation: f.start(req, releasesv1.OperationKind_OPERATION_KIND_DELETE_INSTANCE)}, nil
 }

@@ -106,6 +106,7 @@ var notInCLI = map[string]string{
 	"ReleasesService_GetDeploymentHealth":     "issue 9: release health",
 	"ReleasesService_GetDeploymentMetrics":    "issue 9: release metrics",
 	"ReleasesService_PlanDeployment":          "issue 9: release plan / apply",
+	"ReleasesService_ApplyDeploymentPlan":     "issue 9: release plan / apply",
 	"ReleasesService_GetDeploymentDrift":      "issue 9: release drift",
 	"ReleasesService_LaunchInstance":          "issue 9: instance launch",
 	"ReleasesService_GetInstance":             "issue 9: instance get",

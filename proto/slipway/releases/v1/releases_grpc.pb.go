@@ -39,6 +39,7 @@ const (
 	ReleasesService_GetDeploymentHealth_FullMethodName     = "/slipway.releases.v1.ReleasesService/GetDeploymentHealth"
 	ReleasesService_GetDeploymentMetrics_FullMethodName    = "/slipway.releases.v1.ReleasesService/GetDeploymentMetrics"
 	ReleasesService_PlanDeployment_FullMethodName          = "/slipway.releases.v1.ReleasesService/PlanDeployment"
+	ReleasesService_ApplyDeploymentPlan_FullMethodName     = "/slipway.releases.v1.ReleasesService/ApplyDeploymentPlan"
 	ReleasesService_GetDeploymentDrift_FullMethodName      = "/slipway.releases.v1.ReleasesService/GetDeploymentDrift"
 	ReleasesService_DeployApplication_FullMethodName       = "/slipway.releases.v1.ReleasesService/DeployApplication"
 	ReleasesService_RollbackApplication_FullMethodName     = "/slipway.releases.v1.ReleasesService/RollbackApplication"
@@ -157,11 +158,22 @@ type ReleasesServiceClient interface {
 	// cluster that does not serve it answers FAILED_PRECONDITION.
 	GetDeploymentMetrics(ctx context.Context, in *GetDeploymentMetricsRequest, opts ...grpc.CallOption) (*GetDeploymentMetricsResponse, error)
 	// PlanDeployment shows what an upgrade would change, without changing
-	// anything: the new manifest is applied to the cluster as a server-side
-	// dry run and compared with the live objects, so admission defaults and
-	// mutations show. A name with no release plans an install. It answers
-	// synchronously and takes no lock.
+	// anything: the chart is rendered and checked against the cluster (a
+	// server-side dry run: lookups reach the cluster, objects are validated
+	// against its API schema, values against the chart's schema), and the
+	// planned values and manifest are compared with the current revision's.
+	// The plan is kept for an hour under its plan_id, for
+	// ApplyDeploymentPlan. A name with no release plans an install. It
+	// answers synchronously and takes no lock.
 	PlanDeployment(ctx context.Context, in *PlanDeploymentRequest, opts ...grpc.CallOption) (*PlanDeploymentResponse, error)
+	// ApplyDeploymentPlan starts an upgrade operation deploying exactly what
+	// a plan planned: the same chart (by digest) and values. It answers
+	// FAILED_PRECONDITION (HTTP 409) when the release changed since the plan
+	// (its latest revision is not the one planned against) or the chart now
+	// resolves to another digest, ABORTED (409) while another operation is
+	// queued or running on the release, and NOT_FOUND for an unknown or
+	// expired plan, or one of another release.
+	ApplyDeploymentPlan(ctx context.Context, in *ApplyDeploymentPlanRequest, opts ...grpc.CallOption) (*ApplyDeploymentPlanResponse, error)
 	// GetDeploymentDrift compares the live objects with the manifest of the
 	// deployed revision. Only fields the manifest sets are compared, so
 	// defaults, status and fields other controllers own (replicas under an
@@ -428,6 +440,16 @@ func (c *releasesServiceClient) PlanDeployment(ctx context.Context, in *PlanDepl
 	return out, nil
 }
 
+func (c *releasesServiceClient) ApplyDeploymentPlan(ctx context.Context, in *ApplyDeploymentPlanRequest, opts ...grpc.CallOption) (*ApplyDeploymentPlanResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApplyDeploymentPlanResponse)
+	err := c.cc.Invoke(ctx, ReleasesService_ApplyDeploymentPlan_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *releasesServiceClient) GetDeploymentDrift(ctx context.Context, in *GetDeploymentDriftRequest, opts ...grpc.CallOption) (*GetDeploymentDriftResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetDeploymentDriftResponse)
@@ -634,11 +656,22 @@ type ReleasesServiceServer interface {
 	// cluster that does not serve it answers FAILED_PRECONDITION.
 	GetDeploymentMetrics(context.Context, *GetDeploymentMetricsRequest) (*GetDeploymentMetricsResponse, error)
 	// PlanDeployment shows what an upgrade would change, without changing
-	// anything: the new manifest is applied to the cluster as a server-side
-	// dry run and compared with the live objects, so admission defaults and
-	// mutations show. A name with no release plans an install. It answers
-	// synchronously and takes no lock.
+	// anything: the chart is rendered and checked against the cluster (a
+	// server-side dry run: lookups reach the cluster, objects are validated
+	// against its API schema, values against the chart's schema), and the
+	// planned values and manifest are compared with the current revision's.
+	// The plan is kept for an hour under its plan_id, for
+	// ApplyDeploymentPlan. A name with no release plans an install. It
+	// answers synchronously and takes no lock.
 	PlanDeployment(context.Context, *PlanDeploymentRequest) (*PlanDeploymentResponse, error)
+	// ApplyDeploymentPlan starts an upgrade operation deploying exactly what
+	// a plan planned: the same chart (by digest) and values. It answers
+	// FAILED_PRECONDITION (HTTP 409) when the release changed since the plan
+	// (its latest revision is not the one planned against) or the chart now
+	// resolves to another digest, ABORTED (409) while another operation is
+	// queued or running on the release, and NOT_FOUND for an unknown or
+	// expired plan, or one of another release.
+	ApplyDeploymentPlan(context.Context, *ApplyDeploymentPlanRequest) (*ApplyDeploymentPlanResponse, error)
 	// GetDeploymentDrift compares the live objects with the manifest of the
 	// deployed revision. Only fields the manifest sets are compared, so
 	// defaults, status and fields other controllers own (replicas under an
@@ -746,6 +779,9 @@ func (UnimplementedReleasesServiceServer) GetDeploymentMetrics(context.Context, 
 }
 func (UnimplementedReleasesServiceServer) PlanDeployment(context.Context, *PlanDeploymentRequest) (*PlanDeploymentResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PlanDeployment not implemented")
+}
+func (UnimplementedReleasesServiceServer) ApplyDeploymentPlan(context.Context, *ApplyDeploymentPlanRequest) (*ApplyDeploymentPlanResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApplyDeploymentPlan not implemented")
 }
 func (UnimplementedReleasesServiceServer) GetDeploymentDrift(context.Context, *GetDeploymentDriftRequest) (*GetDeploymentDriftResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetDeploymentDrift not implemented")
@@ -1144,6 +1180,24 @@ func _ReleasesService_PlanDeployment_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ReleasesService_ApplyDeploymentPlan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApplyDeploymentPlanRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReleasesServiceServer).ApplyDeploymentPlan(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReleasesService_ApplyDeploymentPlan_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReleasesServiceServer).ApplyDeploymentPlan(ctx, req.(*ApplyDeploymentPlanRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ReleasesService_GetDeploymentDrift_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetDeploymentDriftRequest)
 	if err := dec(in); err != nil {
@@ -1402,6 +1456,10 @@ var ReleasesService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PlanDeployment",
 			Handler:    _ReleasesService_PlanDeployment_Handler,
+		},
+		{
+			MethodName: "ApplyDeploymentPlan",
+			Handler:    _ReleasesService_ApplyDeploymentPlan_Handler,
 		},
 		{
 			MethodName: "GetDeploymentDrift",

@@ -1015,8 +1015,9 @@ type ResourceChange struct {
 	Object *ObjectReference `protobuf:"bytes,1,opt,name=object,proto3" json:"object,omitempty"`
 	// What would happen to it.
 	Action ChangeAction `protobuf:"varint,2,opt,name=action,proto3,enum=slipway.releases.v1.ChangeAction" json:"action,omitempty"`
-	// Unified diff of the object's YAML, live against planned, Secret data
-	// and stringData values redacted. Empty for deletions.
+	// Unified diff of the object's YAML, current revision's against
+	// planned, Secret data and stringData values redacted (a Secret whose
+	// values alone change shows a comment saying so). Empty for deletions.
 	Diff          string `protobuf:"bytes,3,opt,name=diff,proto3" json:"diff,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2225,15 +2226,19 @@ type PlanDeploymentRequest struct {
 	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	// Namespace of the release; see ReleasesService.
 	Namespace string `protobuf:"bytes,4,opt,name=namespace,proto3" json:"namespace,omitempty"`
-	// Chart to plan with; the current chart and version when unset (required
-	// when planning an install).
+	// Chart to plan with. Required, as for UpdateDeployment.
 	Chart *ChartSource `protobuf:"bytes,5,opt,name=chart,proto3" json:"chart,omitempty"`
 	// Values, as a YAML document, as for UpdateDeployment.
 	ValuesYaml string `protobuf:"bytes,6,opt,name=values_yaml,json=valuesYaml,proto3" json:"values_yaml,omitempty"`
 	// Start from the current revision's values, as for UpdateDeployment.
 	ReuseValues bool `protobuf:"varint,7,opt,name=reuse_values,json=reuseValues,proto3" json:"reuse_values,omitempty"`
 	// Start from the chart's defaults, as for UpdateDeployment.
-	ResetValues   bool `protobuf:"varint,8,opt,name=reset_values,json=resetValues,proto3" json:"reset_values,omitempty"`
+	ResetValues bool `protobuf:"varint,8,opt,name=reset_values,json=resetValues,proto3" json:"reset_values,omitempty"`
+	// Options of the upgrade, as for UpdateDeployment: its reuse_values and
+	// reset_values act as the fields above do; wait, timeout, atomic,
+	// create_namespace and description are kept with the plan and used by
+	// ApplyDeploymentPlan. dry_run is ignored: a plan changes nothing.
+	Options       *DeploymentOptions `protobuf:"bytes,9,opt,name=options,proto3" json:"options,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2324,6 +2329,13 @@ func (x *PlanDeploymentRequest) GetResetValues() bool {
 	return false
 }
 
+func (x *PlanDeploymentRequest) GetOptions() *DeploymentOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
 // PlanDeploymentResponse is the output of ReleasesService.PlanDeployment.
 //
 // Diffs are capped at 2 MiB in all; past that, changes are still listed
@@ -2336,14 +2348,19 @@ type PlanDeploymentResponse struct {
 	CurrentChartVersion string `protobuf:"bytes,2,opt,name=current_chart_version,json=currentChartVersion,proto3" json:"current_chart_version,omitempty"`
 	// Chart version the upgrade would deploy.
 	PlannedChartVersion string `protobuf:"bytes,3,opt,name=planned_chart_version,json=plannedChartVersion,proto3" json:"planned_chart_version,omitempty"`
-	// Unified diff of the computed values, current against planned, in YAML.
+	// Unified diff of the user-supplied values, current against planned, in
+	// YAML. Planned values are final: reuse_values already merged.
 	ValuesDiff string `protobuf:"bytes,4,opt,name=values_diff,json=valuesDiff,proto3" json:"values_diff,omitempty"`
 	// Objects that would change, in manifest order.
 	Changes []*ResourceChange `protobuf:"bytes,5,rep,name=changes,proto3" json:"changes,omitempty"`
 	// Objects that would stay as they are.
 	UnchangedCount int32 `protobuf:"varint,6,opt,name=unchanged_count,json=unchangedCount,proto3" json:"unchanged_count,omitempty"`
 	// Whether some diffs were left out at the size cap.
-	Truncated     bool `protobuf:"varint,7,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	Truncated bool `protobuf:"varint,7,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	// Pass to ApplyDeploymentPlan to deploy exactly this plan.
+	PlanId string `protobuf:"bytes,8,opt,name=plan_id,json=planId,proto3" json:"plan_id,omitempty"`
+	// When the plan is forgotten: an hour after it was made.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2425,6 +2442,20 @@ func (x *PlanDeploymentResponse) GetTruncated() bool {
 		return x.Truncated
 	}
 	return false
+}
+
+func (x *PlanDeploymentResponse) GetPlanId() string {
+	if x != nil {
+		return x.PlanId
+	}
+	return ""
+}
+
+func (x *PlanDeploymentResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
 }
 
 // GetDeploymentDriftRequest is the input of ReleasesService.GetDeploymentDrift.
@@ -2764,7 +2795,7 @@ const file_slipway_releases_v1_status_proto_rawDesc = "" +
 	"\x04pods\x18\x02 \x03(\v2\x1f.slipway.releases.v1.PodMetricsR\x04pods\x121\n" +
 	"\x06window\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x06window\x12=\n" +
 	"\fobserve_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vobserveTime\x12&\n" +
-	"\x0fnext_page_token\x18\x05 \x01(\tR\rnextPageToken\"\x94\x02\n" +
+	"\x0fnext_page_token\x18\x05 \x01(\tR\rnextPageToken\"\xd6\x02\n" +
 	"\x15PlanDeploymentRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
 	"\acluster\x18\x02 \x01(\tR\acluster\x12\x12\n" +
@@ -2774,7 +2805,8 @@ const file_slipway_releases_v1_status_proto_rawDesc = "" +
 	"\vvalues_yaml\x18\x06 \x01(\tR\n" +
 	"valuesYaml\x12!\n" +
 	"\freuse_values\x18\a \x01(\bR\vreuseValues\x12!\n" +
-	"\freset_values\x18\b \x01(\bR\vresetValues\"\xd2\x02\n" +
+	"\freset_values\x18\b \x01(\bR\vresetValues\x12@\n" +
+	"\aoptions\x18\t \x01(\v2&.slipway.releases.v1.DeploymentOptionsR\aoptions\"\xa8\x03\n" +
 	"\x16PlanDeploymentResponse\x12)\n" +
 	"\x10current_revision\x18\x01 \x01(\x05R\x0fcurrentRevision\x122\n" +
 	"\x15current_chart_version\x18\x02 \x01(\tR\x13currentChartVersion\x122\n" +
@@ -2783,7 +2815,10 @@ const file_slipway_releases_v1_status_proto_rawDesc = "" +
 	"valuesDiff\x12=\n" +
 	"\achanges\x18\x05 \x03(\v2#.slipway.releases.v1.ResourceChangeR\achanges\x12'\n" +
 	"\x0funchanged_count\x18\x06 \x01(\x05R\x0eunchangedCount\x12\x1c\n" +
-	"\ttruncated\x18\a \x01(\bR\ttruncated\"\xb5\x01\n" +
+	"\ttruncated\x18\a \x01(\bR\ttruncated\x12\x17\n" +
+	"\aplan_id\x18\b \x01(\tR\x06planId\x12;\n" +
+	"\vexpire_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"\xb5\x01\n" +
 	"\x19GetDeploymentDriftRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
 	"\acluster\x18\x02 \x01(\tR\acluster\x12\x12\n" +
@@ -2870,6 +2905,7 @@ var file_slipway_releases_v1_status_proto_goTypes = []any{
 	(*durationpb.Duration)(nil),             // 35: google.protobuf.Duration
 	(ReleaseStatus)(0),                      // 36: slipway.releases.v1.ReleaseStatus
 	(*ChartSource)(nil),                     // 37: slipway.releases.v1.ChartSource
+	(*DeploymentOptions)(nil),               // 38: slipway.releases.v1.DeploymentOptions
 }
 var file_slipway_releases_v1_status_proto_depIdxs = []int32{
 	32, // 0: slipway.releases.v1.DeploymentStatus.release:type_name -> slipway.releases.v1.Release
@@ -2913,14 +2949,16 @@ var file_slipway_releases_v1_status_proto_depIdxs = []int32{
 	35, // 38: slipway.releases.v1.GetDeploymentMetricsResponse.window:type_name -> google.protobuf.Duration
 	33, // 39: slipway.releases.v1.GetDeploymentMetricsResponse.observe_time:type_name -> google.protobuf.Timestamp
 	37, // 40: slipway.releases.v1.PlanDeploymentRequest.chart:type_name -> slipway.releases.v1.ChartSource
-	12, // 41: slipway.releases.v1.PlanDeploymentResponse.changes:type_name -> slipway.releases.v1.ResourceChange
-	13, // 42: slipway.releases.v1.GetDeploymentDriftResponse.resources:type_name -> slipway.releases.v1.DriftedResource
-	33, // 43: slipway.releases.v1.GetDeploymentDriftResponse.check_time:type_name -> google.protobuf.Timestamp
-	44, // [44:44] is the sub-list for method output_type
-	44, // [44:44] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	38, // 41: slipway.releases.v1.PlanDeploymentRequest.options:type_name -> slipway.releases.v1.DeploymentOptions
+	12, // 42: slipway.releases.v1.PlanDeploymentResponse.changes:type_name -> slipway.releases.v1.ResourceChange
+	33, // 43: slipway.releases.v1.PlanDeploymentResponse.expire_time:type_name -> google.protobuf.Timestamp
+	13, // 44: slipway.releases.v1.GetDeploymentDriftResponse.resources:type_name -> slipway.releases.v1.DriftedResource
+	33, // 45: slipway.releases.v1.GetDeploymentDriftResponse.check_time:type_name -> google.protobuf.Timestamp
+	46, // [46:46] is the sub-list for method output_type
+	46, // [46:46] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_slipway_releases_v1_status_proto_init() }
