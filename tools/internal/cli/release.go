@@ -34,7 +34,7 @@ func (d *deployFlags) add(cmd *cobra.Command, kind string) {
 	if kind != "rollback" {
 		f.BoolVar(&d.atomic, "atomic", false, "on failure roll back (upgrade) or uninstall (install); implies --wait")
 	}
-	if kind == "install" {
+	if kind == "install" || kind == "deploy" {
 		f.BoolVar(&d.createNamespace, "create-namespace", false, "create the namespace if it does not exist")
 	}
 	if kind == "upgrade" {
