@@ -36,6 +36,10 @@ var marker = map[string]string{
 	"kube":      "KUBECONFIG_C1",
 	// A second, independent cluster besides the first (implies "kube").
 	"kube2": "KUBECONFIG_C2",
+	// The first cluster's kwok serves container logs (implies "kube"):
+	// a devstack started before it did lacks the variable, so a new one
+	// starts.
+	"kubelogs": "KUBE_C1_LOGS",
 }
 
 // Env is the environment's variables (the devstack env file).
@@ -74,7 +78,8 @@ func Run(run func() int) int {
 }
 
 // Get returns an environment with at least parts ("postgres", "vault",
-// "registry", "chartrepo", "kube", and "kube2" for two clusters).
+// "registry", "chartrepo", "kube", "kube2" for two clusters, "kubelogs" for
+// container logs).
 func Get(t testing.TB, parts ...string) Env {
 	t.Helper()
 	for _, p := range parts {
@@ -135,6 +140,9 @@ func start(parts []string) *started {
 	for _, p := range parts {
 		if p == "kube2" {
 			args = append(args, "--clusters", "2")
+			p = "kube"
+		}
+		if p == "kubelogs" {
 			p = "kube"
 		}
 		if !slices.Contains(with, p) {

@@ -77,15 +77,15 @@ func (c *Cluster) Name() string { return "kube-" + c.id() }
 
 // ports a cluster listens on, all on 127.0.0.1.
 type ports struct {
-	etcdClient, etcdPeer, apiserver, controllerManager, scheduler int
+	etcdClient, etcdPeer, apiserver, controllerManager, scheduler, kwok int
 }
 
-// freePorts picks five distinct free ports: FreePort closes its listener,
+// freePorts picks six distinct free ports: FreePort closes its listener,
 // so two calls in a row can in principle return the same one.
 func freePorts() (ports, error) {
 	var p ports
 	seen := map[int]bool{}
-	for _, f := range []*int{&p.etcdClient, &p.etcdPeer, &p.apiserver, &p.controllerManager, &p.scheduler} {
+	for _, f := range []*int{&p.etcdClient, &p.etcdPeer, &p.apiserver, &p.controllerManager, &p.scheduler, &p.kwok} {
 		for *f == 0 || seen[*f] {
 			n, err := devenv.FreePort()
 			if err != nil {
@@ -102,7 +102,7 @@ func freePorts() (ports, error) {
 // kubeconfigs under <state>/kube/<id>, starts the control plane and kwok,
 // registers the simulated nodes and returns once they are Ready and the
 // default namespace can run pods. It publishes KUBECONFIG_<ID> (the admin
-// kubeconfig) and KUBE_<ID>_SERVER.
+// kubeconfig), KUBE_<ID>_SERVER and KUBE_<ID>_LOGS (see EnvLogDir).
 func (c *Cluster) Start(ctx context.Context, s *devenv.Stack) error {
 	id := c.id()
 	t0 := time.Now()
@@ -198,6 +198,10 @@ func (c *Cluster) Start(ctx context.Context, s *devenv.Stack) error {
 		// reject; nothing in a simulated pod calls the apiserver anyway.
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
+		// kwok is every node's kubelet, at 127.0.0.1 (the nodes' InternalIP;
+		// their Hostname resolves nowhere) with a self-signed certificate,
+		// which the apiserver accepts without a --kubelet-certificate-authority.
+		"--kubelet-preferred-address-types=InternalIP",
 	)
 	apiProc, err := s.Start(name("apiserver"), apiserver)
 	if err != nil {
@@ -260,7 +264,21 @@ func (c *Cluster) Start(ctx context.Context, s *devenv.Stack) error {
 	if err != nil {
 		return err
 	}
+	logDir, err := s.Dir("kube", id, "logs")
+	if err != nil {
+		return err
+	}
+	kwokConfig := filepath.Join(kwokHome, "kwok.yaml")
+	if err := writeLogs(logDir, kwokConfig, time.Now()); err != nil {
+		return err
+	}
 	kwok := exec.Command(bins.kwok,
+		"--config="+kwokConfig,
+		// The kubelet API (logs), which the node stages advertise in each
+		// node's addresses and daemon endpoint.
+		"--node-ip=127.0.0.1",
+		"--node-port="+strconv.Itoa(p.kwok),
+		"--server-address=127.0.0.1:"+strconv.Itoa(p.kwok),
 		"--kubeconfig="+kubeconfig("admin"),
 		"--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector="+NodeAnnotation+"=fake",
@@ -296,6 +314,7 @@ func (c *Cluster) Start(ctx context.Context, s *devenv.Stack) error {
 
 	s.SetEnv(EnvKubeconfig(id), kubeconfig("admin"))
 	s.SetEnv(EnvServer(id), server)
+	s.SetEnv(EnvLogDir(id), logDir)
 	fmt.Fprintf(s.Out, "kube %s ready at %s in %s (binaries %s, etcd %s, apiserver %s, controllers and %d nodes %s)\n",
 		id, server, round(time.Since(t0)), round(tBins), round(tEtcd), round(tAPI), c.nodes(), round(tRest))
 	return nil
