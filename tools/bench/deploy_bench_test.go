@@ -80,23 +80,7 @@ func BenchmarkDeploy(b *testing.B) {
 		b.Fatal(err)
 	}
 	api := s.GatewayURL() + "/api/v1/orgs/" + localrun.BootstrapOrg
-	for deadline := time.Now().Add(time.Minute); ; {
-		var r struct {
-			Repository struct {
-				Sync struct {
-					ChartCount int `json:"chart_count"`
-				}
-			}
-		}
-		restCall(b, http.MethodGet, api+"/repositories/"+localrun.LocalRepository, token, nil, &r)
-		if r.Repository.Sync.ChartCount > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatal("the local repository did not sync")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	awaitSync(b, api, token)
 	ns := fmt.Sprintf("bench-%d", time.Now().UnixNano()%1e6)
 	chartRef := map[string]any{"catalog": map[string]any{"repository": localrun.LocalRepository, "chart": "configmap-only", "version": "1.0.0"}}
 	await := func(id string) string {

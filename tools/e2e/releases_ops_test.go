@@ -225,17 +225,9 @@ type helmRecord struct {
 // first.
 func (f *opsFixture) helmRecords(t *testing.T, name string) []helmRecord {
 	t.Helper()
-	cfg, err := clientcmd.BuildConfigFromFlags("", f.env[kube.EnvKubeconfig("c1")])
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	list, err := cs.CoreV1().Secrets(f.ns).List(ctx, metav1.ListOptions{LabelSelector: "owner=helm,name=" + name})
+	list, err := f.kube(t).CoreV1().Secrets(f.ns).List(ctx, metav1.ListOptions{LabelSelector: "owner=helm,name=" + name})
 	if err != nil {
 		t.Fatal(err)
 	}
