@@ -121,7 +121,8 @@ func main() {
 			// Live status: informers per cluster namespace, on the executor's clients.
 			statusCache := status.New(status.Options{Clients: exec.Clientset, Log: p.Log})
 			p.Group.Add(func() error { return statusCache.Run(runCtx) }, func(error) { stop() })
-			srv := releases.NewGRPCServer(svc, p.Log).ServeStatus(releases.NewStatusService(svc, access, statusCache))
+			srv := releases.NewGRPCServer(svc, p.Log).ServeStatus(releases.NewStatusService(svc, access, statusCache)).
+				ServePlans(releases.NewPlanner(worker))
 			releasesv1.RegisterReleasesServiceServer(p.GRPC, srv)
 			releasesv1.RegisterOperationsServiceServer(p.GRPC, srv)
 			return []server.Check{store.Ping, ledger.Ping}, cleanup, nil

@@ -36,6 +36,10 @@ var errorTable = grpcerr.Table{
 	{Err: slipstatus.ErrBusy, Code: codes.Unavailable},
 	{Err: slipstatus.ErrUnknown, Code: codes.Unavailable},
 	{Err: helmexec.ErrInvalidAccess, Code: codes.FailedPrecondition},
+	// Plans' (plan.go).
+	{Err: ErrPlanNotFound, Code: codes.NotFound},
+	{Err: ErrPlanStale, Code: codes.FailedPrecondition},
+	{Err: ErrPlanInvalid, Code: codes.InvalidArgument},
 }
 
 // clusterError explains why a cluster could not be reached through the
@@ -55,7 +59,8 @@ func failure(err error) (code, message string) {
 	case errors.Is(err, helmexec.ErrTimeout):
 		return codeName(codes.DeadlineExceeded), err.Error()
 	case errors.Is(err, helmexec.ErrRecordTooLarge), errors.Is(err, helmexec.ErrInvalidRequest), errors.Is(err, helmexec.ErrReleaseExists),
-		errors.Is(err, helmexec.ErrPending), errors.Is(err, helmexec.ErrInvalidAccess), errors.Is(err, ErrClusterNotFound):
+		errors.Is(err, helmexec.ErrPending), errors.Is(err, helmexec.ErrInvalidAccess), errors.Is(err, ErrClusterNotFound),
+		errors.Is(err, ErrPlanStale):
 		return codeName(codes.FailedPrecondition), err.Error()
 	case errors.Is(err, helmexec.ErrReleaseNotFound), errors.Is(err, ErrReleaseNotFound):
 		return codeName(codes.NotFound), err.Error()

@@ -116,6 +116,11 @@ type job struct {
 	// Found is what the automatic sweep found, on the recover operations
 	// it queues: "web/api revision 4 pending-upgrade since ...".
 	Found string `json:"found,omitempty"`
+	// An applied plan (plan.go): the operation runs only while the
+	// release's latest revision and the chart's digest are as planned.
+	Plan       string `json:"plan,omitempty"`
+	PlanBase   int    `json:"plan_base,omitempty"`
+	PlanDigest string `json:"plan_digest,omitempty"`
 }
 
 // ClusterAccess finds how to reach an org's cluster (pkg/clusteraccess).

@@ -283,6 +283,9 @@ func (w *Worker) execute(ctx context.Context, l ops.Lease, log *slog.Logger) ([]
 			return nil, err
 		}
 		req.Chart, source, chartDigest = ch, src, digest
+		if err := w.checkPlanned(ctx, access, l, j, digest); err != nil {
+			return nil, err
+		}
 		// An application deploy is `helm upgrade --install`; so is a retry
 		// of an install an interrupted attempt may have started.
 		if l.Kind == ops.KindInstall && l.Attempt == 1 {
