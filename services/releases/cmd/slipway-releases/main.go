@@ -122,6 +122,7 @@ func main() {
 			statusCache := status.New(status.Options{Clients: exec.Clientset, Log: p.Log})
 			p.Group.Add(func() error { return statusCache.Run(runCtx) }, func(error) { stop() })
 			srv := releases.NewGRPCServer(svc, p.Log).ServeStatus(releases.NewStatusService(svc, access, statusCache)).
+				ServeLogs(releases.NewLogService(svc, access, statusCache, exec.Clientset, releases.LogLimits{}, p.Log)).
 				ServePlans(releases.NewPlanner(worker))
 			releasesv1.RegisterReleasesServiceServer(p.GRPC, srv)
 			releasesv1.RegisterOperationsServiceServer(p.GRPC, srv)

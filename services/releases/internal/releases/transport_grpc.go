@@ -22,6 +22,8 @@ type GRPCServer struct {
 	log *slog.Logger
 	// statusSvc serves the status routes (transport_status.go).
 	statusSvc StatusService
+	// logSvc serves GetDeploymentLogs (transport_logs.go).
+	logSvc LogService
 	// planSvc serves the plan routes (transport_plan.go).
 	planSvc PlanService
 }
