@@ -62,6 +62,12 @@ build: ## build the five binaries into bin/
 	  if [ $$s = gateway ]; then d=gateway; else d=services/$$s; fi; \
 	  (cd $$d && go build -trimpath -o $(CURDIR)/bin/ ./cmd/slipway-$$s); done
 
+CLI_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+.PHONY: cli
+cli: ## build the slipway command-line client into bin/slipway (docs/cli.md)
+	@mkdir -p bin
+	cd tools && go build -trimpath -ldflags "-X main.version=$(CLI_VERSION)" -o $(CURDIR)/bin/slipway ./cmd/slipway
+
 # Images: deploy/docker/<svc>.Dockerfile, tagged $(IMAGE_REPO)/slipway-<svc>:$(IMAGE_TAG).
 # CONTAINER_ENGINE is docker, else podman; BuildKit is needed for the cache
 # mounts (Docker's default builder; Podman's buildah supports them).
