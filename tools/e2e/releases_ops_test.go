@@ -74,10 +74,17 @@ type opsFixture struct {
 
 func newOpsFixture(t *testing.T, processEnv ...string) *opsFixture {
 	t.Helper()
+	return newOpsFixtureWith(t, nil, processEnv...)
+}
+
+// newOpsFixtureWith is newOpsFixture on an environment with parts too
+// (testenv's, such as "kubelogs").
+func newOpsFixtureWith(t *testing.T, parts []string, processEnv ...string) *opsFixture {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("runs the real stack")
 	}
-	env := testenv.Get(t, "vault", "kube", "registry", "chartrepo")
+	env := testenv.Get(t, append([]string{"vault", "kube", "registry", "chartrepo"}, parts...)...)
 	s := startStack(t, env, append([]string{"SLIPWAY_CATALOG_SYNC_POLL=500ms"}, processEnv...)...)
 	f := &opsFixture{stack: s, env: env, org: "/orgs/" + localrun.BootstrapOrg}
 	f.owner = s.owner()

@@ -35,13 +35,19 @@ func (s *GRPCServer) GetDeploymentLogs(req *releasesv1.GetDeploymentLogsRequest,
 		q.Since = req.GetSince().AsDuration()
 	}
 	err := s.logSvc.DeploymentLogs(ctx, req.GetCluster(), req.GetNamespace(), req.GetName(), q, func(lines []podlogs.Line) error {
+		// Following, each line is its own message, so that each
+		// server-sent event at the edge is one line.
+		if q.Follow {
+			for _, l := range lines {
+				if err := stream.Send(&releasesv1.GetDeploymentLogsResponse{Lines: []*releasesv1.LogLine{logLineProto(l)}}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
 		out := &releasesv1.GetDeploymentLogsResponse{Lines: make([]*releasesv1.LogLine, 0, len(lines))}
 		for _, l := range lines {
-			pl := &releasesv1.LogLine{Pod: l.Pod, Container: l.Container, Line: l.Line, Truncated: l.Truncated}
-			if !l.Time.IsZero() {
-				pl.Time = ts(l.Time)
-			}
-			out.Lines = append(out.Lines, pl)
+			out.Lines = append(out.Lines, logLineProto(l))
 		}
 		return stream.Send(out)
 	})
@@ -56,4 +62,12 @@ func (s *GRPCServer) logStatus(ctx context.Context, err error) error {
 		s.log.ErrorContext(ctx, "request failed", "error", err)
 	}
 	return logErrors.ToStatus(err)
+}
+
+func logLineProto(l podlogs.Line) *releasesv1.LogLine {
+	pl := &releasesv1.LogLine{Pod: l.Pod, Container: l.Container, Line: l.Line, Truncated: l.Truncated}
+	if !l.Time.IsZero() {
+		pl.Time = ts(l.Time)
+	}
+	return pl
 }
