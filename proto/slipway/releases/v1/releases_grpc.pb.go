@@ -163,8 +163,8 @@ type ReleasesServiceClient interface {
 	// against its API schema, values against the chart's schema), and the
 	// planned values and manifest are compared with the current revision's.
 	// The plan is kept for an hour under its plan_id, for
-	// ApplyDeploymentPlan. A name with no release plans an install. It
-	// answers synchronously and takes no lock.
+	// ApplyDeploymentPlan. A missing release answers NOT_FOUND, as for
+	// UpdateDeployment. It answers synchronously and takes no lock.
 	PlanDeployment(ctx context.Context, in *PlanDeploymentRequest, opts ...grpc.CallOption) (*PlanDeploymentResponse, error)
 	// ApplyDeploymentPlan starts an upgrade operation deploying exactly what
 	// a plan planned: the same chart (by digest) and values. It answers
@@ -661,8 +661,8 @@ type ReleasesServiceServer interface {
 	// against its API schema, values against the chart's schema), and the
 	// planned values and manifest are compared with the current revision's.
 	// The plan is kept for an hour under its plan_id, for
-	// ApplyDeploymentPlan. A name with no release plans an install. It
-	// answers synchronously and takes no lock.
+	// ApplyDeploymentPlan. A missing release answers NOT_FOUND, as for
+	// UpdateDeployment. It answers synchronously and takes no lock.
 	PlanDeployment(context.Context, *PlanDeploymentRequest) (*PlanDeploymentResponse, error)
 	// ApplyDeploymentPlan starts an upgrade operation deploying exactly what
 	// a plan planned: the same chart (by digest) and values. It answers

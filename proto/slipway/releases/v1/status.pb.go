@@ -2342,7 +2342,7 @@ func (x *PlanDeploymentRequest) GetOptions() *DeploymentOptions {
 // but without their diff, and truncated is set.
 type PlanDeploymentResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Current revision; 0 when planning an install.
+	// Current revision: the one the plan is made against.
 	CurrentRevision int32 `protobuf:"varint,1,opt,name=current_revision,json=currentRevision,proto3" json:"current_revision,omitempty"`
 	// Chart version of the current revision.
 	CurrentChartVersion string `protobuf:"bytes,2,opt,name=current_chart_version,json=currentChartVersion,proto3" json:"current_chart_version,omitempty"`

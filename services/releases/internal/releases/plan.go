@@ -49,7 +49,7 @@ type Plan struct {
 	ID, Org                  string
 	Cluster                  string // the cluster's id
 	Namespace, Name          string
-	Base                     int      // the latest revision when planned; 0: no release
+	Base                     int      // the release's latest revision when planned
 	Chart                    ChartRef // pinned: a catalog chart's exact version
 	ChartDigest, ChartSource string
 	Values                   map[string]any // user-supplied, final
@@ -143,6 +143,10 @@ func (p *Planner) Plan(ctx context.Context, c Change) (PlanResult, error) {
 	if err != nil {
 		return PlanResult{}, err
 	}
+	if base == 0 {
+		// A plan is of an upgrade, which needs the release.
+		return PlanResult{}, fmt.Errorf("%w: %s/%s on cluster %s", ErrReleaseNotFound, c.Namespace, c.Name, c.Cluster)
+	}
 
 	var (
 		ch             *chart.Chart
@@ -168,7 +172,7 @@ func (p *Planner) Plan(ctx context.Context, c Change) (PlanResult, error) {
 	// Reused values are merged here, and the plan deploys them over the
 	// new chart's defaults: the apply then renders exactly what was planned
 	// (Helm's own reuse would take the old chart's defaults instead).
-	if o.ReuseValues && base > 0 {
+	if o.ReuseValues {
 		vals = chartutil.CoalesceTables(vals, head.Values)
 	}
 	o.ReuseValues, o.ResetValues = false, true
@@ -190,15 +194,11 @@ func (p *Planner) Plan(ctx context.Context, c Change) (PlanResult, error) {
 	if rel.Chart != nil && rel.Chart.Metadata != nil {
 		res.PlannedChartVersion = rel.Chart.Metadata.Version
 	}
-	var oldValues map[string]any
-	var oldManifest string
-	if base > 0 {
-		oldValues, oldManifest, res.CurrentChartVersion = head.Values, head.Manifest, head.ChartVersion
-	}
-	if res.ValuesDiff, err = valuesDiff(oldValues, rel.Config); err != nil {
+	res.CurrentChartVersion = head.ChartVersion
+	if res.ValuesDiff, err = valuesDiff(head.Values, rel.Config); err != nil {
 		return PlanResult{}, fmt.Errorf("diff values: %w", err)
 	}
-	res.Changes, res.Unchanged, res.Truncated = diffManifests(oldManifest, rel.Manifest, maxPlanDiff-len(res.ValuesDiff))
+	res.Changes, res.Unchanged, res.Truncated = diffManifests(head.Manifest, rel.Manifest, maxPlanDiff-len(res.ValuesDiff))
 
 	if c.Archive != nil {
 		if err := p.w.ledger.PutUpload(ctx, caller.Org, digest, c.Archive, now); err != nil {

@@ -9,8 +9,7 @@ CREATE TABLE plans (
     cluster       TEXT    NOT NULL,   -- the cluster's id
     namespace     TEXT    NOT NULL,
     name          TEXT    NOT NULL,
-    -- The release's latest revision the plan was made against; 0: none
-    -- (an install).
+    -- The release's latest revision the plan was made against.
     base_revision INTEGER NOT NULL,
     chart_json    TEXT    NOT NULL,   -- the chart, pinned: {repository, chart, version} | {oci} | {upload}
     chart_digest  TEXT    NOT NULL,
