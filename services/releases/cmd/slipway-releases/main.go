@@ -123,7 +123,8 @@ func main() {
 			p.Group.Add(func() error { return statusCache.Run(runCtx) }, func(error) { stop() })
 			srv := releases.NewGRPCServer(svc, p.Log).ServeStatus(releases.NewStatusService(svc, access, statusCache)).
 				ServeLogs(releases.NewLogService(svc, access, statusCache, exec.Clientset, releases.LogLimits{}, p.Log)).
-				ServePlans(releases.NewPlanner(worker))
+				ServePlans(releases.NewPlanner(worker)).
+				ServeDrift(releases.NewDriftService(svc, access, exec))
 			releasesv1.RegisterReleasesServiceServer(p.GRPC, srv)
 			releasesv1.RegisterOperationsServiceServer(p.GRPC, srv)
 			return []server.Check{store.Ping, ledger.Ping}, cleanup, nil

@@ -79,6 +79,17 @@ func (s *service) Manifest(ctx context.Context, cluster, namespace, name string,
 
 // splitManifest cuts a rendered manifest into its documents, in order.
 func splitManifest(manifest string) []ManifestDocument {
+	var out []ManifestDocument
+	for _, text := range manifestTexts(manifest) {
+		if d, ok := document(text); ok {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// manifestTexts is the manifest's documents as written, in order.
+func manifestTexts(manifest string) []string {
 	parts := releaseutil.SplitManifests(manifest)
 	keys := make([]string, 0, len(parts))
 	for k := range parts {
@@ -90,11 +101,9 @@ func splitManifest(manifest string) []ManifestDocument {
 		b, _ := strconv.Atoi(strings.TrimPrefix(keys[j], "manifest-"))
 		return a < b
 	})
-	var out []ManifestDocument
-	for _, k := range keys {
-		if d, ok := document(parts[k]); ok {
-			out = append(out, d)
-		}
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = parts[k]
 	}
 	return out
 }

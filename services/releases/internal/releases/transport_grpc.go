@@ -26,6 +26,8 @@ type GRPCServer struct {
 	logSvc LogService
 	// planSvc serves the plan routes (transport_plan.go).
 	planSvc PlanService
+	// driftSvc serves GetDeploymentDrift (transport_drift.go).
+	driftSvc DriftService
 }
 
 var (
