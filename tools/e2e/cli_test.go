@@ -75,7 +75,13 @@ func newSlipwayCLI(t *testing.T, bin string) *slipwayCLI {
 // run runs slipway with args and returns what it printed and its exit code.
 func (c *slipwayCLI) run(args ...string) cliResult {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	return c.runFor(5*time.Minute, args...)
+}
+
+// runFor is run, failing the test when slipway takes longer than within.
+func (c *slipwayCLI) runFor(within time.Duration, args ...string) cliResult {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, c.bin, args...)
 	cmd.Env = c.env
@@ -87,7 +93,9 @@ func (c *slipwayCLI) run(args ...string) cliResult {
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
-	case errors.As(err, &ee) && ctx.Err() == nil:
+	case ctx.Err() != nil:
+		c.t.Fatalf("slipway %s: not done within %s\n%s", strings.Join(args, " "), within, r)
+	case errors.As(err, &ee):
 		r.code = ee.ExitCode()
 	default:
 		c.t.Fatalf("slipway %s: %v\n%s", strings.Join(args, " "), err, r)
@@ -267,6 +275,12 @@ func TestCLI(t *testing.T) {
 	if repo.Repository.Sync.State != "REPOSITORY_SYNC_STATE_SYNCED" || repo.Repository.Sync.ChartCount == 0 {
 		t.Errorf("repo sync: %+v", repo.Repository)
 	}
+	// A second repository of the same URL shares its source, already
+	// synced: add returns with that sync rather than wait for the next
+	// (the source's interval, 10 minutes).
+	if r := cli.runFor(time.Minute, "repo", "add", "demo", env[chartrepo.URLEnv]); r.code != 0 || !strings.Contains(r.stdout, "synced") {
+		t.Errorf("repo add of a synced URL: %s", r)
+	}
 	if r := cli.ok("chart", "search", "hello"); !strings.Contains(r.stdout, "hello") {
 		t.Errorf("chart search: %s", r)
 	}
@@ -323,6 +337,8 @@ targets:
 	}
 	if r := cli.run("app", "create", "-f", bad); r.code != 1 || !strings.Contains(r.stderr, "  - targets[0].cluster: ") || strings.Contains(r.stderr, "{") {
 		t.Errorf("app create with a missing cluster: %s", r)
+	} else {
+		t.Logf("slipway app create -f bad.yaml:\n%s", r.stderr)
 	}
 	var created struct {
 		Application struct {
@@ -360,6 +376,7 @@ targets:
 		t.Errorf("release status: %+v", status.Status)
 	}
 	r = cli.ok(append([]string{"release", "status", rel}, on...)...)
+	t.Logf("slipway release status:\n%s", r.stdout)
 	if !regexp.MustCompile(`(?m)^Verdict: +ready$`).MatchString(r.stdout) || !regexp.MustCompile(`(?m)^deployment/\S+ +ready +2/2 `).MatchString(r.stdout) {
 		t.Errorf("release status table:\n%s", r.stdout)
 	}
@@ -438,10 +455,22 @@ targets:
 	r = cli.run("release", "install", "web", "local/hello", "--cluster", "nowhere", "-n", ns)
 	if r.code != 1 || !strings.HasPrefix(r.stderr, "Error: Not Found") || !strings.Contains(r.stderr, "code: not_found (HTTP 404)") || strings.Contains(r.stderr, "{") {
 		t.Errorf("install on a missing cluster: %s", r)
+	} else {
+		t.Logf("slipway release install on a missing cluster:\n%s", r.stderr)
 	}
 	if r := cli.run("release", "status", rel); r.code != 2 || !strings.Contains(r.stderr, "--cluster") {
 		t.Errorf("release status without --cluster: %s", r)
 	}
+
+	// The README's quick start: a chart of the catalog installed as a
+	// release of its own, waited for, then its status.
+	r = cli.ok("release", "install", "hello", "demo/hello", "--cluster", "dev", "-n", ns, "--create-namespace", "--wait")
+	checkPlainProgress(t, r, "hello", 1)
+	eventually(t, time.Minute, "release hello ready", func() bool {
+		cli.json(&status, "release", "status", "hello", "--cluster", "dev", "-n", ns)
+		return status.Status.Verdict == "VERDICT_READY"
+	})
+	cli.ok("release", "uninstall", "hello", "--cluster", "dev", "-n", ns)
 
 	// Uninstall: the release is gone from the list and from status.
 	r = cli.ok(append([]string{"release", "uninstall", rel}, on...)...)

@@ -40,7 +40,7 @@ command waits for the first sync unless --async.`,
 			if err != nil {
 				return err
 			}
-			return a.afterSync(cmd.Context(), c, org, resp, addAsync)
+			return a.afterSync(cmd.Context(), c, org, resp, addAsync, true)
 		},
 	}
 	add.Flags().StringVar(&credential, "credential", "", "helm-repository or registry credential (id or name) to fetch with")
@@ -64,7 +64,7 @@ command waits for the first sync unless --async.`,
 			if err != nil {
 				return err
 			}
-			return a.afterSync(cmd.Context(), c, org, resp, syncAsync)
+			return a.afterSync(cmd.Context(), c, org, resp, syncAsync, false)
 		},
 	}
 	sync.Flags().BoolVar(&syncAsync, "async", false, "return at once instead of waiting for the sync")
@@ -165,13 +165,26 @@ command waits for the first sync unless --async.`,
 
 // afterSync prints a repository whose sync was started, after waiting
 // for that sync to end unless async.
-func (a *app) afterSync(ctx context.Context, c *client, org string, resp *response, async bool) error {
+func (a *app) afterSync(ctx context.Context, c *client, org string, resp *response, async, added bool) error {
 	got := &catalogv1.GetRepositoryResponse{}
 	if err := resp.decode(got); err != nil {
 		return err
 	}
 	if async {
 		return a.show(resp.body, func() (*table, error) { return oneRepo(a, resp) })
+	}
+	if s := got.GetRepository().GetSync(); added && s.GetLastSyncTime() != nil && syncEnded(s.GetState()) {
+		// A new repository shares the source of any other with its URL
+		// and login (of any org, when anonymous) and answers with that
+		// source's last sync: the next comes only at the source's
+		// interval, so this one is its first.
+		if err := a.show(resp.body, func() (*table, error) { return oneRepo(a, resp) }); err != nil {
+			return err
+		}
+		if s.GetState() == catalogv1.RepositorySyncState_REPOSITORY_SYNC_STATE_FAILED {
+			return fmt.Errorf("sync of repository %s failed: %s", got.GetRepository().GetName(), s.GetLastError())
+		}
+		return nil
 	}
 	name := got.GetRepository().GetName()
 	before := got.GetRepository().GetSync().GetLastSyncTime().AsTime()
@@ -198,9 +211,7 @@ func (a *app) afterSync(ctx context.Context, c *client, org string, resp *respon
 			return err
 		}
 		s := r.GetRepository().GetSync()
-		switch s.GetState() {
-		case catalogv1.RepositorySyncState_REPOSITORY_SYNC_STATE_SYNCED, catalogv1.RepositorySyncState_REPOSITORY_SYNC_STATE_FAILED:
-		default:
+		if !syncEnded(s.GetState()) {
 			continue
 		}
 		if s.GetLastSyncTime() == nil || !s.GetLastSyncTime().AsTime().After(before) {
@@ -217,6 +228,10 @@ func (a *app) afterSync(ctx context.Context, c *client, org string, resp *respon
 		}
 		return nil
 	}
+}
+
+func syncEnded(s catalogv1.RepositorySyncState) bool {
+	return s == catalogv1.RepositorySyncState_REPOSITORY_SYNC_STATE_SYNCED || s == catalogv1.RepositorySyncState_REPOSITORY_SYNC_STATE_FAILED
 }
 
 func repoTable() *table {
