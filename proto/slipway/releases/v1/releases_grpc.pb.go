@@ -174,10 +174,10 @@ type ReleasesServiceClient interface {
 	// queued or running on the release, and NOT_FOUND for an unknown or
 	// expired plan, or one of another release.
 	ApplyDeploymentPlan(ctx context.Context, in *ApplyDeploymentPlanRequest, opts ...grpc.CallOption) (*ApplyDeploymentPlanResponse, error)
-	// GetDeploymentDrift compares the live objects with the manifest of the
-	// deployed revision. Only fields the manifest sets are compared, so
-	// defaults, status and fields other controllers own (replicas under an
-	// autoscaler) are not drift.
+	// GetDeploymentDrift compares the live objects, read at the call, with
+	// the manifest of the release's latest revision. Only fields the
+	// manifest sets are compared, so defaults, status and fields other
+	// controllers own (replicas under an autoscaler) are not drift.
 	GetDeploymentDrift(ctx context.Context, in *GetDeploymentDriftRequest, opts ...grpc.CallOption) (*GetDeploymentDriftResponse, error)
 	// DeployApplication deploys an application (see catalog.v1.Application)
 	// to one of its targets: the equivalent of `helm upgrade --install
@@ -672,10 +672,10 @@ type ReleasesServiceServer interface {
 	// queued or running on the release, and NOT_FOUND for an unknown or
 	// expired plan, or one of another release.
 	ApplyDeploymentPlan(context.Context, *ApplyDeploymentPlanRequest) (*ApplyDeploymentPlanResponse, error)
-	// GetDeploymentDrift compares the live objects with the manifest of the
-	// deployed revision. Only fields the manifest sets are compared, so
-	// defaults, status and fields other controllers own (replicas under an
-	// autoscaler) are not drift.
+	// GetDeploymentDrift compares the live objects, read at the call, with
+	// the manifest of the release's latest revision. Only fields the
+	// manifest sets are compared, so defaults, status and fields other
+	// controllers own (replicas under an autoscaler) are not drift.
 	GetDeploymentDrift(context.Context, *GetDeploymentDriftRequest) (*GetDeploymentDriftResponse, error)
 	// DeployApplication deploys an application (see catalog.v1.Application)
 	// to one of its targets: the equivalent of `helm upgrade --install
