@@ -305,6 +305,17 @@ func TestApplicationDeploy(t *testing.T) {
 	if !strings.Contains(values.ValuesYaml, "port: 8080") {
 		t.Errorf("values after rollback:\n%s", values.ValuesYaml)
 	}
+	// A rollback through the deployments routes stays the application's.
+	var rb struct{ Operation operationJSON }
+	s.expect(s.do(http.MethodPost, org+"/clusters/c1/deployments/greeter-dev/rollback", owner, map[string]any{"namespace": ns}), http.StatusAccepted, "rollback").decode(t, &rb)
+	op = s.awaitOperation(t, owner, rb.Operation.ID)
+	if !strings.HasSuffix(op.State, "SUCCEEDED") || op.Result.Release.Revision != 4 {
+		t.Fatalf("rollback through the deployments route: %+v", op)
+	}
+	s.expect(s.do(http.MethodGet, org+"/applications/greeter/targets/dev/releases", owner, nil), http.StatusOK, "target releases").decode(t, &rels)
+	if len(rels.Releases) != 4 || rels.Releases[0].Revision != 4 {
+		t.Errorf("target releases after a deployments-route rollback = %+v; want 4 revisions, 4 first", rels.Releases)
+	}
 	var del struct{ Operation operationJSON }
 	a := s.do(http.MethodDelete, org+"/clusters/c1/deployments/greeter-dev?namespace="+ns, owner, nil)
 	if a.status != http.StatusOK && a.status != http.StatusAccepted {

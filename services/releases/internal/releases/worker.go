@@ -448,6 +448,13 @@ func (w *Worker) record(ctx context.Context, l ops.Lease, a helmexec.Access, rel
 	made := toRevision(l.Org, l.Target.Cluster, rel)
 	made.Operation, made.Creator, made.ChartSource, made.ChartDigest = l.ID, l.Creator, source, digest
 	made.Application, made.Target, made.Images = j.Application, j.Target, j.Images
+	if made.Application == "" {
+		// A change through the deployments routes (rollback, upgrade,
+		// uninstall) of an application's release stays the application's.
+		if prev, err := w.ledger.Get(ctx, ReleaseKey{l.Org, l.Target.Cluster, l.Target.Namespace, l.Target.Release}, 0); err == nil {
+			made.Application, made.Target = prev.Application, prev.Target
+		}
+	}
 	if len(hist) == 0 {
 		made.Status = StatusUninstalled
 	}
