@@ -48,21 +48,9 @@ const followContainer = "follow"
 // the MaxLines bound, a container the pod lacks, and a follow that
 // delivers appended lines and ends when its context is cancelled.
 func TestStreamDevstack(t *testing.T) {
-	env := testenv.Get(t, "kube", "kubelogs")
-	a := access(t, env["KUBECONFIG_C1"])
-	exec := helmexec.New(helmexec.Options{})
-	cs, err := exec.Clientset(a)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	ns := namespace(t, cs)
-	manifest := deploy(ctx, t, cs, ns)
-	cache := status.New(status.Options{Clients: exec.Clientset})
-	t.Cleanup(cache.Close)
-	rel := status.Release{Access: a, Namespace: ns, Revision: ns + "/talker/1", Manifest: manifest, Changed: time.Now()}
-	pods := awaitPods(ctx, t, cs, cache, rel, 2)
+	env, cs, ns, pods := setup(ctx, t)
 
 	targets := func(container string) []podlogs.Target {
 		var out []podlogs.Target
@@ -200,7 +188,26 @@ func TestStreamDevstack(t *testing.T) {
 	})
 }
 
-func access(t *testing.T, path string) helmexec.Access {
+// setup deploys talker in a new namespace of the devstack's first cluster
+// and returns its pods, found through the status cache.
+func setup(ctx context.Context, t testing.TB) (testenv.Env, kubernetes.Interface, string, []status.Pod) {
+	t.Helper()
+	env := testenv.Get(t, "kube", "kubelogs")
+	a := access(t, env["KUBECONFIG_C1"])
+	exec := helmexec.New(helmexec.Options{})
+	cs, err := exec.Clientset(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := namespace(t, cs)
+	manifest := deploy(ctx, t, cs, ns)
+	cache := status.New(status.Options{Clients: exec.Clientset})
+	t.Cleanup(cache.Close)
+	rel := status.Release{Access: a, Namespace: ns, Revision: ns + "/talker/1", Manifest: manifest, Changed: time.Now()}
+	return env, cs, ns, awaitPods(ctx, t, cs, cache, rel, 2)
+}
+
+func access(t testing.TB, path string) helmexec.Access {
 	t.Helper()
 	kc, err := clientcmd.LoadFromFile(path)
 	if err != nil {
@@ -212,7 +219,7 @@ func access(t *testing.T, path string) helmexec.Access {
 		ClientCertPEM: user.ClientCertificateData, ClientKeyPEM: user.ClientKeyData, BearerToken: user.Token, CredentialID: "cred-c1", CredentialVersion: 1}
 }
 
-func namespace(t *testing.T, cs kubernetes.Interface) string {
+func namespace(t testing.TB, cs kubernetes.Interface) string {
 	t.Helper()
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
@@ -230,7 +237,7 @@ func namespace(t *testing.T, cs kubernetes.Interface) string {
 
 // deploy creates Deployment talker (two pods, containers app and follow)
 // and returns the manifest a release of it would have.
-func deploy(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns string) string {
+func deploy(ctx context.Context, t testing.TB, cs kubernetes.Interface, ns string) string {
 	t.Helper()
 	labels := map[string]string{"app": "talker"}
 	d := &appsv1.Deployment{
@@ -254,7 +261,7 @@ func deploy(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns strin
 }
 
 // awaitPods waits until the cache finds n pods of rel, all running.
-func awaitPods(ctx context.Context, t *testing.T, cs kubernetes.Interface, cache *status.Cache, rel status.Release, n int) []status.Pod {
+func awaitPods(ctx context.Context, t testing.TB, cs kubernetes.Interface, cache *status.Cache, rel status.Release, n int) []status.Pod {
 	t.Helper()
 	var pods []status.Pod
 	eventually(ctx, t, fmt.Sprintf("%d running pods", n), func() error {
@@ -283,7 +290,7 @@ func awaitPods(ctx context.Context, t *testing.T, cs kubernetes.Interface, cache
 }
 
 // eventually polls check until it passes or ctx ends.
-func eventually(ctx context.Context, t *testing.T, what string, check func() error) {
+func eventually(ctx context.Context, t testing.TB, what string, check func() error) {
 	t.Helper()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
