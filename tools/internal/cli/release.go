@@ -110,11 +110,10 @@ func (a *app) releaseCmd() *cobra.Command {
 	cmd := group("release", "Install, upgrade, roll back and read Helm releases", `  slipway release install web local/hello --cluster prod -n web --create-namespace
   slipway release history web --cluster prod -n web`, []string{"releases", "rel"},
 		a.releaseInstallCmd(), a.releaseUpgradeCmd(), a.releaseRollbackCmd(), a.releaseUninstallCmd(), a.releaseRecoverCmd(),
-		a.releaseListCmd(), a.releaseGetCmd(), a.releaseHistoryCmd(), a.releaseValuesCmd(), a.releaseManifestCmd(), a.releaseNotesCmd(), a.releaseStatusCmd())
-	// TODO(issue 9): status --watch, resources, events, logs [-f],
-	// health, metrics, plan, apply and drift: their routes are in the
-	// OpenAPI document, not all served yet; each is one small
-	// release_<verb>.go with its route added to routes.go.
+		a.releaseListCmd(), a.releaseGetCmd(), a.releaseHistoryCmd(), a.releaseValuesCmd(), a.releaseManifestCmd(), a.releaseNotesCmd(), a.releaseStatusCmd(),
+		a.releaseResourcesCmd(), a.releaseEventsCmd(), a.releaseLogsCmd(), a.releasePlanCmd(), a.releaseApplyCmd(), a.releaseDriftCmd())
+	// TODO(issue 9): health and metrics, when the service serves them:
+	// each one small release_<verb>.go with its route added to routes.go.
 	return cmd
 }
 

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 
@@ -12,19 +14,25 @@ import (
 
 func (a *app) releaseStatusCmd() *cobra.Command {
 	var rf releaseFlags
+	var watch bool
 	cmd := &cobra.Command{
-		Use:   "status NAME --cluster C [-n NS]",
+		Use:   "status NAME --cluster C [-n NS] [--watch]",
 		Short: "Show whether a release is running as intended, with its workloads",
 		Long: `Show a release's status as the cluster has it: its latest revision, a
 verdict (ready, progressing, degraded or failed: the worst of the release's
-and its workloads') with why, and each workload's replicas.`,
+and its workloads') with why, and each workload's replicas. With --watch,
+print it again at each change until Ctrl-C (-o json: one object a line).`,
 		Example: `  slipway release status web -c prod -n web
-  slipway release status web -c prod -n web -o json | jq -r .status.verdict`,
+  slipway release status web -c prod -n web -o json | jq -r .status.verdict
+  slipway release status web -c prod -n web --watch`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, org, cluster, err := a.releaseClient(&rf)
 			if err != nil {
 				return err
+			}
+			if watch {
+				return a.watchStatus(cmd.Context(), c, org, cluster, args[0], rf.namespace)
 			}
 			resp, err := c.do(cmd.Context(), request{op: "ReleasesService_GetDeploymentStatus", params: []string{org, cluster, args[0]}, query: nsQuery(rf.namespace, 0)})
 			if err != nil {
@@ -41,7 +49,55 @@ and its workloads') with why, and each workload's replicas.`,
 		},
 	}
 	rf.add(cmd, a)
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "print the status again at each change until Ctrl-C")
 	return cmd
+}
+
+// watchStatus prints each status the server sends until the stream ends
+// or ctx is done (Ctrl-C), which is not an error.
+func (a *app) watchStatus(ctx context.Context, c *client, org, cluster, name, ns string) error {
+	resp, err := c.openStream(ctx, "ReleasesService_WatchDeploymentStatus", []string{org, cluster, name}, nsQuery(ns, 0), true)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	var cbErr error
+	n := 0
+	err = readEvents(resp.Body, func(event string, data []byte) bool {
+		if event == "error" {
+			cbErr = problemFrom(http.StatusInternalServerError, http.Header{"Content-Type": {"application/problem+json"}}, data)
+			return false
+		}
+		msg := &releasesv1.WatchDeploymentStatusResponse{}
+		if err := unmarshalOpts.Unmarshal(unwrapResult(data), msg); err != nil {
+			cbErr = fmt.Errorf("read the status events: %w", err)
+			return false
+		}
+		if a.structured() {
+			b, err := marshalOpts.Marshal(msg)
+			if err == nil {
+				_, err = fmt.Fprintf(a.env.Stdout, "%s\n", b)
+			}
+			cbErr = err
+			return err == nil
+		}
+		if n > 0 {
+			fmt.Fprintln(a.env.Stdout)
+		}
+		n++
+		cbErr = a.printStatus(msg.GetStatus())
+		return cbErr == nil
+	})
+	if cbErr != nil {
+		return cbErr
+	}
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("read the status events: %w", err)
+	}
+	return nil
 }
 
 // printStatus prints a release's status: the release and its verdict,
