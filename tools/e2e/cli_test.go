@@ -207,7 +207,7 @@ func TestCLI(t *testing.T) {
 		bin, err := buildCLI(binDir)
 		bins <- built{bin, err}
 	}()
-	env := testenv.Get(t, "vault", "kube", "registry", "chartrepo")
+	env := testenv.Get(t, "vault", "kube", "registry", "chartrepo", "kubelogs")
 	s := startStack(t, env, "SLIPWAY_CATALOG_SYNC_POLL=500ms")
 	owner := s.owner()
 	b := <-bins
@@ -382,6 +382,26 @@ targets:
 	}
 	step("status ready")
 
+	// Logs: every container's ten known lines from the devstack's kwok,
+	// each as "pod/container: line"; and no drift from the manifest.
+	var last string
+	eventually(t, time.Minute, "release logs", func() bool {
+		r = cli.run(append([]string{"release", "logs", rel, "--tail", "3"}, on...)...)
+		if got := r.String(); got != last {
+			t.Logf("slipway release logs --tail 3: %s", got)
+			last = got
+		}
+		return r.code == 0 && strings.Contains(r.stdout, "slipway devstack log line 10")
+	})
+	if !regexp.MustCompile(`(?m)^\S+/\S+: slipway devstack log line 8$`).MatchString(r.stdout) || strings.Contains(r.stdout, "log line 7\n") {
+		t.Errorf("release logs --tail 3:\n%s", r)
+	}
+	r = cli.ok(append([]string{"release", "drift", rel}, on...)...)
+	if !strings.Contains(r.stdout, "no drift from revision 1") {
+		t.Errorf("release drift:\n%s", r.stdout)
+	}
+	step("logs and no drift")
+
 	// What was deployed: the application's and the target's values and
 	// the image by digest; a Deployment and a Service.
 	r = cli.ok(append([]string{"release", "values", rel}, on...)...)
@@ -449,6 +469,20 @@ targets:
 		t.Errorf("history table:\n%s", r.stdout)
 	}
 	step("rolled back (revision 3)")
+
+	// Plan a change of values, then apply exactly that plan: revision 4.
+	r = cli.ok(append([]string{"release", "plan", rel, "--reuse-values", "--set", "message=planned"}, on...)...)
+	m := regexp.MustCompile(`(?m)^Plan: +(\S+)$`).FindStringSubmatch(r.stdout)
+	if m == nil || !strings.Contains(r.stdout, "+message: planned") {
+		t.Fatalf("release plan:\n%s", r)
+	}
+	t.Logf("slipway release plan:\n%s", r.stdout)
+	r = cli.ok(append([]string{"release", "apply", rel, "--plan", m[1]}, on...)...)
+	checkPlainProgress(t, r, rel, 4)
+	if r := cli.ok(append([]string{"release", "values", rel}, on...)...); !strings.Contains(r.stdout, "message: planned") {
+		t.Errorf("values of the applied plan:\n%s", r.stdout)
+	}
+	step("planned and applied (revision 4)")
 
 	// Refused commands exit non-zero with the problem told plainly: a
 	// deploy to a cluster the org does not have, a missing flag.

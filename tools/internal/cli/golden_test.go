@@ -77,6 +77,7 @@ func goldenAnswers() map[string]proto.Message {
 				{Object: &releasesv1.ObjectReference{Kind: "Job", Name: "web-migrate"}, Verdict: releasesv1.Verdict_VERDICT_READY,
 					DesiredReplicas: 1, ReadyReplicas: 1, AvailableReplicas: 1, UpdatedReplicas: 1},
 			}}},
+		"/api/v1/orgs/acme/clusters/prod/deployments/web": &releasesv1.GetDeploymentResponse{Release: deployed},
 		"/api/v1/orgs/acme/clusters/prod/deployments/web/resources": &releasesv1.ListDeploymentResourcesResponse{Resources: []*releasesv1.DeploymentResource{
 			{Object: &releasesv1.ObjectReference{ApiVersion: "apps/v1", Kind: "Deployment", Namespace: "shop", Name: "web"}, Verdict: releasesv1.Verdict_VERDICT_DEGRADED,
 				Message: "1 of 2 replicas ready", CreateTime: ago(72 * time.Hour)},

@@ -214,7 +214,8 @@ ones (--reuse-values). Waits for the operation unless --async.`,
 	return cmd
 }
 
-// currentChart returns the catalog chart release name runs, at version.
+// currentChart returns the catalog chart release name runs, at version
+// (its current version when empty).
 func (a *app) currentChart(ctx context.Context, c *client, org, cluster, name, ns, version string) (*releasesv1.ChartSource, error) {
 	resp, err := c.do(ctx, request{op: "ReleasesService_GetDeployment", params: []string{org, cluster, name}, query: nsQuery(ns, 0)})
 	if err != nil {
@@ -224,11 +225,12 @@ func (a *app) currentChart(ctx context.Context, c *client, org, cluster, name, n
 	if err := resp.decode(got); err != nil {
 		return nil, err
 	}
-	src := got.GetRelease().GetChartSource()
+	// The service records a catalog chart as "catalog:REPO/CHART@VERSION".
+	src, _, _ := strings.Cut(strings.TrimPrefix(got.GetRelease().GetChartSource(), "catalog:"), "@")
 	if strings.HasPrefix(src, "oci://") || strings.HasPrefix(src, "upload:") || !strings.Contains(src, "/") {
 		return nil, usagef("release %s runs %s, not a catalog chart: name the chart to upgrade to", name, orDash(src))
 	}
-	return chartSource(src, version)
+	return chartSource(src, first(version, got.GetRelease().GetChartVersion()))
 }
 
 // nsQuery is the namespace (and revision) query of release reads.

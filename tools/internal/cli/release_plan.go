@@ -18,7 +18,8 @@ func (a *app) releasePlanCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "plan NAME [CHART] --cluster C [-n NS] [--version V] [-f values.yaml] [--set k=v]",
 		Short: "Show what an upgrade would change, without changing anything",
-		Long: `Plan an upgrade of release NAME, taking what release upgrade takes: print
+		Long: `Plan an upgrade of release NAME, taking what release upgrade takes (no
+CHART: its current catalog chart, at --version or its version): print
 the values diff, each object it would create, update, replace or delete,
 and the plan's id, which release apply --plan deploys exactly (until the
 plan expires or the release changes).`,
@@ -40,7 +41,9 @@ plan expires or the release changes).`,
 				if body.Chart, err = chartSource(args[1], version); err != nil {
 					return err
 				}
-			case version != "":
+			default:
+				// The service plans a chart, not "the current one": name
+				// the release's, at --version or its current version.
 				if body.Chart, err = a.currentChart(cmd.Context(), c, org, cluster, args[0], rf.namespace, version); err != nil {
 					return err
 				}
