@@ -16,7 +16,6 @@ import (
 
 	"github.com/slipwayhq/slipway/pkg/identity"
 	"github.com/slipwayhq/slipway/pkg/paging"
-	"github.com/slipwayhq/slipway/pkg/validate"
 	"github.com/slipwayhq/slipway/services/releases/internal/drift"
 	"github.com/slipwayhq/slipway/services/releases/internal/helmexec"
 	slipstatus "github.com/slipwayhq/slipway/services/releases/internal/status"
@@ -84,20 +83,10 @@ func (s *driftService) Drift(ctx context.Context, cluster, namespace, name strin
 		return DriftReport{}, fmt.Errorf("%w: %s/%s is uninstalled: nothing runs to compare", ErrReleaseNotFound, r.Namespace, r.Name)
 	}
 	caller, _ := identity.FromContext(ctx) // GetRelease checked it
-	size, err := paging.Size(p.Size)
-	if err != nil {
-		return DriftReport{}, err
-	}
 	fp := paging.Fingerprint(caller.Org, "drift", r.Cluster, r.Namespace, r.Name, strconv.Itoa(r.Revision))
-	tok, err := paging.Decode(p.Token, fp)
+	size, from, err := offsetPage(p, fp)
 	if err != nil {
 		return DriftReport{}, err
-	}
-	from := 0
-	if tok != "" {
-		if from, err = strconv.Atoi(tok); err != nil || from < 0 {
-			return DriftReport{}, validate.Field("page_token", "is not a token this list issued")
-		}
 	}
 	ca, err := s.access.ClusterAccess(ctx, caller.Org, r.Cluster)
 	if err != nil {

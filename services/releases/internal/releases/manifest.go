@@ -50,20 +50,10 @@ func (s *service) Manifest(ctx context.Context, cluster, namespace, name string,
 	if err != nil {
 		return ManifestPage{}, notFound(err, k.Namespace, k.Name)
 	}
-	size, err := paging.Size(p.Size)
-	if err != nil {
-		return ManifestPage{}, err
-	}
 	fp := paging.Fingerprint(caller.Org, "manifest", k.Cluster, k.Namespace, k.Name, strconv.Itoa(r.Revision))
-	tok, err := paging.Decode(p.Token, fp)
+	size, from, err := offsetPage(p, fp)
 	if err != nil {
 		return ManifestPage{}, err
-	}
-	from := 0
-	if tok != "" {
-		if from, err = strconv.Atoi(tok); err != nil || from < 0 {
-			return ManifestPage{}, validate.Field("page_token", "is not a token this list issued")
-		}
 	}
 	docs := splitManifest(r.Manifest)
 	page := ManifestPage{Revision: r.Revision}
@@ -75,6 +65,23 @@ func (s *service) Manifest(ctx context.Context, cluster, namespace, name string,
 		}
 	}
 	return page, nil
+}
+
+// offsetPage reads a page request of a list paged by position (a
+// manifest's documents, a release's objects): the page size and the index
+// to start at, from a token issued under fingerprint fp.
+func offsetPage(p PageRequest, fp string) (size, from int, err error) {
+	if size, err = paging.Size(p.Size); err != nil {
+		return 0, 0, err
+	}
+	tok, err := paging.Decode(p.Token, fp)
+	if err != nil || tok == "" {
+		return size, 0, err
+	}
+	if from, err = strconv.Atoi(tok); err != nil || from < 0 {
+		return 0, 0, validate.Field("page_token", "is not a token this list issued")
+	}
+	return size, from, nil
 }
 
 // splitManifest cuts a rendered manifest into its documents, in order.

@@ -239,21 +239,11 @@ func (s *statusService) DeploymentResources(ctx context.Context, cluster, namesp
 	if err != nil {
 		return ResourcePage{}, err
 	}
-	size, err := paging.Size(p.Size)
-	if err != nil {
-		return ResourcePage{}, err
-	}
 	caller, _ := identity.FromContext(ctx)
 	fp := paging.Fingerprint(caller.Org, "resources", r.Cluster, r.Namespace, r.Name, strconv.Itoa(r.Revision), strconv.FormatBool(pods))
-	tok, err := paging.Decode(p.Token, fp)
+	size, from, err := offsetPage(p, fp)
 	if err != nil {
 		return ResourcePage{}, err
-	}
-	from := 0
-	if tok != "" {
-		if from, err = strconv.Atoi(tok); err != nil || from < 0 {
-			return ResourcePage{}, validate.Field("page_token", "is not a token this list issued")
-		}
 	}
 	if !live {
 		return ResourcePage{}, nil
