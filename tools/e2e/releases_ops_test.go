@@ -785,7 +785,7 @@ func TestWaitAtomic(t *testing.T) {
 // only when crashes interrupted every attempt it had, saying so.
 func TestReleasesCrash(t *testing.T) {
 	// The test polls 50 operations: the gateway's per-caller limit is off.
-	f := newOpsFixture(t, "SLIPWAY_RELEASES_OPERATION_LEASE=5s", "SLIPWAY_GATEWAY_RATE_PER_CALLER=0")
+	f := newOpsFixture(t, "SLIPWAY_RELEASES_OPERATION_LEASE=5s", "SLIPWAY_GATEWAY_RATE_PER_CALLER=0", "SLIPWAY_GATEWAY_RATE_PER_IP=0")
 	const releases, kills = 5, 3
 	type planned struct {
 		release string
