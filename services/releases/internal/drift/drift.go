@@ -87,13 +87,37 @@ func project(m map[string]any, ignore []Path) map[string]any {
 			}
 		case "status", "apiVersion", "kind":
 		default:
-			out[k] = v
+			if v = pruneNil(v); v != nil {
+				out[k] = v
+			}
 		}
 	}
 	for _, p := range ignore {
 		drop(out, p)
 	}
 	return out
+}
+
+// pruneNil drops the null fields of v's maps: a manifest's "key: null"
+// (a template's empty value) leaves the field unset on the server.
+func pruneNil(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			if e = pruneNil(e); e != nil {
+				out[k] = e
+			}
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = pruneNil(e)
+		}
+		return out
+	}
+	return v
 }
 
 func drop(m map[string]any, p Path) {
