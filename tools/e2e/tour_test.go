@@ -95,8 +95,22 @@ func TestTour(t *testing.T) {
 			t.Fatalf("the tour needs %s: %v", tool, err)
 		}
 	}
+	type built struct {
+		bin string
+		err error
+	}
+	bins := make(chan built, 1)
+	binDir := t.TempDir()
+	go func() {
+		bin, err := buildCLI(binDir)
+		bins <- built{bin, err}
+	}()
 	env := testenv.Get(t, "vault", "kube", "registry", "chartrepo", "kubelogs")
 	s := startStack(t, env)
+	b := <-bins
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	// What make run does after starting the processes (tools/devstack run).
@@ -129,7 +143,11 @@ func TestTour(t *testing.T) {
 	defer stop()
 	cmd := exec.CommandContext(runCtx, "bash", "-c", tourScript(blocks))
 	cmd.Dir = t.TempDir()
-	cmd.Env = append(os.Environ(), "STATE="+state, "SERVER="+s.s.GatewayURL(), "DEVSTACK_ENV="+filepath.Join(state, "devstack.env"))
+	// The user's shell: slipway on the PATH, a home of its own (the CLI's
+	// configuration), none of the test's SLIPWAY_* variables.
+	home := t.TempDir()
+	cmd.Env = []string{"HOME=" + home, "PATH=" + binDir + string(os.PathListSeparator) + os.Getenv("PATH"),
+		"STATE=" + state, "SERVER=" + s.s.GatewayURL(), "DEVSTACK_ENV=" + filepath.Join(state, "devstack.env")}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
