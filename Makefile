@@ -51,6 +51,10 @@ devstack-status: ## list the devstack's processes
 test: ## run the tests of every module (real PostgreSQL included)
 	@for m in $(MODULES); do echo "==> go test $$m"; (cd $$m && go test -count=1 $(GO_TEST_FLAGS) ./...) || exit 1; done
 
+.PHONY: e2e
+e2e: ## run only the end-to-end tests (tools/e2e: the seed tour of docs/tour.md and every flow through REST and the CLI)
+	cd tools/e2e && go test -count=1 $(GO_TEST_FLAGS) .
+
 .PHONY: bench
 bench: ## run every benchmark
 	@for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchmem ./...) || exit 1; done
