@@ -40,6 +40,10 @@ var marker = map[string]string{
 	// a devstack started before it did lacks the variable, so a new one
 	// starts.
 	"kubelogs": "KUBE_C1_LOGS",
+	// The first cluster's pods have host-local IPs, so the apiserver's pod
+	// and service proxies reach a server the test runs on 0.0.0.0 (implies
+	// "kube"; an older devstack lacks the variable).
+	"podnet": "KUBE_C1_POD_CIDR",
 }
 
 // Env is the environment's variables (the devstack env file).
@@ -79,7 +83,8 @@ func Run(run func() int) int {
 
 // Get returns an environment with at least parts ("postgres", "vault",
 // "registry", "chartrepo", "kube", "kube2" for two clusters, "kubelogs" for
-// container logs).
+// container logs, "podnet" for pod IPs reachable through the apiserver's
+// proxies).
 func Get(t testing.TB, parts ...string) Env {
 	t.Helper()
 	for _, p := range parts {
@@ -142,7 +147,7 @@ func start(parts []string) *started {
 			args = append(args, "--clusters", "2")
 			p = "kube"
 		}
-		if p == "kubelogs" {
+		if p == "kubelogs" || p == "podnet" {
 			p = "kube"
 		}
 		if !slices.Contains(with, p) {

@@ -33,12 +33,12 @@ type Cluster struct {
 
 var _ devenv.Component = (*Cluster)(nil)
 
-// Networks of every cluster. Clusters never route to each other (their
-// pods are simulated), so they can all use the same ranges.
+// Service network of every cluster: nothing routes to service IPs (the
+// apiserver's service proxy goes to the endpoints), so all clusters can use
+// the same range. Pod addresses are each cluster's own (see PodPool).
 const (
 	serviceCIDR = "10.96.0.0/16"
 	serviceIP   = "10.96.0.1" // the kubernetes Service, first of serviceCIDR
-	podCIDR     = "10.244.0.1/16"
 	issuer      = "https://kubernetes.default.svc.cluster.local"
 )
 
@@ -102,7 +102,8 @@ func freePorts() (ports, error) {
 // kubeconfigs under <state>/kube/<id>, starts the control plane and kwok,
 // registers the simulated nodes and returns once they are Ready and the
 // default namespace can run pods. It publishes KUBECONFIG_<ID> (the admin
-// kubeconfig), KUBE_<ID>_SERVER and KUBE_<ID>_LOGS (see EnvLogDir).
+// kubeconfig), KUBE_<ID>_SERVER, KUBE_<ID>_LOGS (see EnvLogDir) and
+// KUBE_<ID>_POD_CIDR (see PodPool).
 func (c *Cluster) Start(ctx context.Context, s *devenv.Stack) error {
 	id := c.id()
 	t0 := time.Now()
@@ -137,6 +138,12 @@ func (c *Cluster) Start(ctx context.Context, s *devenv.Stack) error {
 	}
 	kubeconfig := func(user string) string { return filepath.Join(dir, user+".kubeconfig") }
 	name := func(proc string) string { return "kube-" + id + "-" + proc }
+
+	// First, as it is what most often cannot be had (no root).
+	podCIDR, err := claimPodCIDR(ctx, s, name("podroute"))
+	if err != nil {
+		return err
+	}
 
 	// etcd
 	t := time.Now()
@@ -285,7 +292,7 @@ func (c *Cluster) Start(ctx context.Context, s *devenv.Stack) error {
 		// With leases the node lifecycle controller sees the nodes alive
 		// between kwok's (slow) status heartbeats.
 		"--node-lease-duration-seconds=40",
-		"--cidr="+podCIDR,
+		"--cidr="+podCIDR.String(),
 	)
 	// kwok also reads ~/.kwok/kwok.yaml: keep a developer's own out.
 	kwok.Env = append(os.Environ(), "HOME="+kwokHome)
@@ -315,8 +322,9 @@ func (c *Cluster) Start(ctx context.Context, s *devenv.Stack) error {
 	s.SetEnv(EnvKubeconfig(id), kubeconfig("admin"))
 	s.SetEnv(EnvServer(id), server)
 	s.SetEnv(EnvLogDir(id), logDir)
-	fmt.Fprintf(s.Out, "kube %s ready at %s in %s (binaries %s, etcd %s, apiserver %s, controllers and %d nodes %s)\n",
-		id, server, round(time.Since(t0)), round(tBins), round(tEtcd), round(tAPI), c.nodes(), round(tRest))
+	s.SetEnv(EnvPodCIDR(id), podCIDR.String())
+	fmt.Fprintf(s.Out, "kube %s ready at %s, pods in %s, in %s (binaries %s, etcd %s, apiserver %s, controllers and %d nodes %s)\n",
+		id, server, podCIDR, round(time.Since(t0)), round(tBins), round(tEtcd), round(tAPI), c.nodes(), round(tRest))
 	return nil
 }
 

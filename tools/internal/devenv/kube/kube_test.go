@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"syscall"
 	"testing"
 	"time"
@@ -130,7 +131,8 @@ func TestTwoClusters(t *testing.T) {
 }
 
 // TestStopLeavesNothingRunning: after Stop, no process the cluster started
-// (etcd, the control plane, kwok), nor any child of one, is left running.
+// (the pod route's holder, etcd, the control plane, kwok), nor any child of
+// one, is left running, and the pod route is gone.
 func TestStopLeavesNothingRunning(t *testing.T) {
 	s := devenvtest.Start(t, &kube.Cluster{ID: "stop", Nodes: 1})
 	procs, err := devenv.Status(s.State)
@@ -138,7 +140,7 @@ func TestStopLeavesNothingRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]bool{}
-	for _, proc := range []string{"etcd", "apiserver", "controller-manager", "scheduler", "kwok"} {
+	for _, proc := range []string{"podroute", "etcd", "apiserver", "controller-manager", "scheduler", "kwok"} {
 		want["kube-stop-"+proc] = true
 	}
 	for _, p := range procs {
@@ -150,7 +152,14 @@ func TestStopLeavesNothingRunning(t *testing.T) {
 	for name := range want {
 		t.Errorf("no pid recorded for %s", name)
 	}
+	cidr := netip.MustParsePrefix(s.Env()[kube.EnvPodCIDR("stop")])
+	if !routed(t, cidr) {
+		t.Errorf("no local route for the pod CIDR %s", cidr)
+	}
 	s.Stop()
+	if routed(t, cidr) {
+		t.Errorf("route local %s left after Stop", cidr)
+	}
 	for _, p := range procs {
 		// Each process leads its own group: ESRCH means it and every child are gone.
 		if err := syscall.Kill(-p.PID, 0); !errors.Is(err, syscall.ESRCH) {
