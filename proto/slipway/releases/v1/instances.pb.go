@@ -102,15 +102,18 @@ type Instance struct {
 	Target string `protobuf:"bytes,4,opt,name=target,proto3" json:"target,omitempty"`
 	// Id of the cluster, from the target. Output only.
 	Cluster string `protobuf:"bytes,5,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	// Namespace, from the target. Output only.
+	// The instance's own namespace, named like its release: created by the
+	// launch, deleted with the instance. Output only.
 	Namespace string `protobuf:"bytes,6,opt,name=namespace,proto3" json:"namespace,omitempty"`
-	// Name of its release, derived from the application name and the id.
-	// Output only.
+	// Name of its release: the application's name (cut to 42 characters)
+	// and the last 10 characters of the id, lower-case. Output only.
 	Release string `protobuf:"bytes,7,opt,name=release,proto3" json:"release,omitempty"`
 	// Where it is. Output only.
 	State InstanceState `protobuf:"varint,8,opt,name=state,proto3,enum=slipway.releases.v1.InstanceState" json:"state,omitempty"`
-	// URL the instance is reached at, once known: the host of its Ingress or
-	// HTTPRoute, or its LoadBalancer Service's address. Empty until then.
+	// URL the instance is reached at, once known: its Ingress's host (or
+	// load-balancer address), else its LoadBalancer Service's address, else
+	// its Service's in-cluster address (http://NAME.NAMESPACE.svc:PORT).
+	// Empty until then, and for a release with neither Ingress nor Service.
 	// Output only.
 	Location string `protobuf:"bytes,9,opt,name=location,proto3" json:"location,omitempty"`
 	// Inactivity after which the instance is culled.
@@ -125,7 +128,12 @@ type Instance struct {
 	// When it was launched. Output only.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// Subject of the caller that launched it. Output only.
-	Creator       string `protobuf:"bytes,15,opt,name=creator,proto3" json:"creator,omitempty"`
+	Creator string `protobuf:"bytes,15,opt,name=creator,proto3" json:"creator,omitempty"`
+	// Id of the operation that deletes it (on request or culled), once
+	// asked. Output only.
+	DeleteOperation string `protobuf:"bytes,16,opt,name=delete_operation,json=deleteOperation,proto3" json:"delete_operation,omitempty"`
+	// When it was deleted. Output only.
+	DeleteTime    *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=delete_time,json=deleteTime,proto3" json:"delete_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -265,6 +273,20 @@ func (x *Instance) GetCreator() string {
 	return ""
 }
 
+func (x *Instance) GetDeleteOperation() string {
+	if x != nil {
+		return x.DeleteOperation
+	}
+	return ""
+}
+
+func (x *Instance) GetDeleteTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeleteTime
+	}
+	return nil
+}
+
 // LaunchInstanceRequest is the input of ReleasesService.LaunchInstance.
 type LaunchInstanceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -277,12 +299,15 @@ type LaunchInstanceRequest struct {
 	// empty.
 	Version string `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`
 	// Inactivity after which the instance is culled: 1 hour when unset,
-	// between 5 minutes and 24 hours.
+	// between 5 minutes (the service's --instance-min-ttl) and 24 hours.
 	Ttl *durationpb.Duration `protobuf:"bytes,5,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	// Makes retries safe: see ReleasesService.
 	IdempotencyKey string `protobuf:"bytes,6,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Values for this instance alone, a YAML mapping of at most 1 MiB,
+	// merged over the application's and the target's.
+	ValuesYaml    string `protobuf:"bytes,7,opt,name=values_yaml,json=valuesYaml,proto3" json:"values_yaml,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LaunchInstanceRequest) Reset() {
@@ -353,6 +378,13 @@ func (x *LaunchInstanceRequest) GetTtl() *durationpb.Duration {
 func (x *LaunchInstanceRequest) GetIdempotencyKey() string {
 	if x != nil {
 		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *LaunchInstanceRequest) GetValuesYaml() string {
+	if x != nil {
+		return x.ValuesYaml
 	}
 	return ""
 }
@@ -858,7 +890,9 @@ func (x *DeleteInstanceRequest) GetIdempotencyKey() string {
 type DeleteInstanceResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The delete operation.
-	Operation     *Operation `protobuf:"bytes,1,opt,name=operation,proto3" json:"operation,omitempty"`
+	Operation *Operation `protobuf:"bytes,1,opt,name=operation,proto3" json:"operation,omitempty"`
+	// The instance, deleting.
+	Instance      *Instance `protobuf:"bytes,2,opt,name=instance,proto3" json:"instance,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -900,11 +934,18 @@ func (x *DeleteInstanceResponse) GetOperation() *Operation {
 	return nil
 }
 
+func (x *DeleteInstanceResponse) GetInstance() *Instance {
+	if x != nil {
+		return x.Instance
+	}
+	return nil
+}
+
 var File_slipway_releases_v1_instances_proto protoreflect.FileDescriptor
 
 const file_slipway_releases_v1_instances_proto_rawDesc = "" +
 	"\n" +
-	"#slipway/releases/v1/instances.proto\x12\x13slipway.releases.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$slipway/releases/v1/operations.proto\"\xc4\x04\n" +
+	"#slipway/releases/v1/instances.proto\x12\x13slipway.releases.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$slipway/releases/v1/operations.proto\"\xac\x05\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03org\x18\x02 \x01(\tR\x03org\x12 \n" +
@@ -923,14 +964,19 @@ const file_slipway_releases_v1_instances_proto_rawDesc = "" +
 	"\x10launch_operation\x18\r \x01(\tR\x0flaunchOperation\x12;\n" +
 	"\vcreate_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12\x18\n" +
-	"\acreator\x18\x0f \x01(\tR\acreator\"\xd3\x01\n" +
+	"\acreator\x18\x0f \x01(\tR\acreator\x12)\n" +
+	"\x10delete_operation\x18\x10 \x01(\tR\x0fdeleteOperation\x12;\n" +
+	"\vdelete_time\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"deleteTime\"\xf4\x01\n" +
 	"\x15LaunchInstanceRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12 \n" +
 	"\vapplication\x18\x02 \x01(\tR\vapplication\x12\x16\n" +
 	"\x06target\x18\x03 \x01(\tR\x06target\x12\x18\n" +
 	"\aversion\x18\x04 \x01(\tR\aversion\x12+\n" +
 	"\x03ttl\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12'\n" +
-	"\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey\"\x91\x01\n" +
+	"\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey\x12\x1f\n" +
+	"\vvalues_yaml\x18\a \x01(\tR\n" +
+	"valuesYaml\"\x91\x01\n" +
 	"\x16LaunchInstanceResponse\x129\n" +
 	"\binstance\x18\x01 \x01(\v2\x1d.slipway.releases.v1.InstanceR\binstance\x12<\n" +
 	"\toperation\x18\x02 \x01(\v2\x1e.slipway.releases.v1.OperationR\toperation\"d\n" +
@@ -962,9 +1008,10 @@ const file_slipway_releases_v1_instances_proto_rawDesc = "" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12 \n" +
 	"\vapplication\x18\x02 \x01(\tR\vapplication\x12\x1a\n" +
 	"\binstance\x18\x03 \x01(\tR\binstance\x12'\n" +
-	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\"V\n" +
+	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\"\x91\x01\n" +
 	"\x16DeleteInstanceResponse\x12<\n" +
-	"\toperation\x18\x01 \x01(\v2\x1e.slipway.releases.v1.OperationR\toperation*\xbd\x01\n" +
+	"\toperation\x18\x01 \x01(\v2\x1e.slipway.releases.v1.OperationR\toperation\x129\n" +
+	"\binstance\x18\x02 \x01(\v2\x1d.slipway.releases.v1.InstanceR\binstance*\xbd\x01\n" +
 	"\rInstanceState\x12\x1e\n" +
 	"\x1aINSTANCE_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18INSTANCE_STATE_LAUNCHING\x10\x01\x12\x1a\n" +
@@ -1010,20 +1057,22 @@ var file_slipway_releases_v1_instances_proto_depIdxs = []int32{
 	13, // 2: slipway.releases.v1.Instance.last_activity_time:type_name -> google.protobuf.Timestamp
 	13, // 3: slipway.releases.v1.Instance.expire_time:type_name -> google.protobuf.Timestamp
 	13, // 4: slipway.releases.v1.Instance.create_time:type_name -> google.protobuf.Timestamp
-	12, // 5: slipway.releases.v1.LaunchInstanceRequest.ttl:type_name -> google.protobuf.Duration
-	1,  // 6: slipway.releases.v1.LaunchInstanceResponse.instance:type_name -> slipway.releases.v1.Instance
-	14, // 7: slipway.releases.v1.LaunchInstanceResponse.operation:type_name -> slipway.releases.v1.Operation
-	1,  // 8: slipway.releases.v1.GetInstanceResponse.instance:type_name -> slipway.releases.v1.Instance
-	0,  // 9: slipway.releases.v1.ListInstancesRequest.state:type_name -> slipway.releases.v1.InstanceState
-	1,  // 10: slipway.releases.v1.ListInstancesResponse.instances:type_name -> slipway.releases.v1.Instance
-	12, // 11: slipway.releases.v1.KeepAliveInstanceRequest.ttl:type_name -> google.protobuf.Duration
-	1,  // 12: slipway.releases.v1.KeepAliveInstanceResponse.instance:type_name -> slipway.releases.v1.Instance
-	14, // 13: slipway.releases.v1.DeleteInstanceResponse.operation:type_name -> slipway.releases.v1.Operation
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	13, // 5: slipway.releases.v1.Instance.delete_time:type_name -> google.protobuf.Timestamp
+	12, // 6: slipway.releases.v1.LaunchInstanceRequest.ttl:type_name -> google.protobuf.Duration
+	1,  // 7: slipway.releases.v1.LaunchInstanceResponse.instance:type_name -> slipway.releases.v1.Instance
+	14, // 8: slipway.releases.v1.LaunchInstanceResponse.operation:type_name -> slipway.releases.v1.Operation
+	1,  // 9: slipway.releases.v1.GetInstanceResponse.instance:type_name -> slipway.releases.v1.Instance
+	0,  // 10: slipway.releases.v1.ListInstancesRequest.state:type_name -> slipway.releases.v1.InstanceState
+	1,  // 11: slipway.releases.v1.ListInstancesResponse.instances:type_name -> slipway.releases.v1.Instance
+	12, // 12: slipway.releases.v1.KeepAliveInstanceRequest.ttl:type_name -> google.protobuf.Duration
+	1,  // 13: slipway.releases.v1.KeepAliveInstanceResponse.instance:type_name -> slipway.releases.v1.Instance
+	14, // 14: slipway.releases.v1.DeleteInstanceResponse.operation:type_name -> slipway.releases.v1.Operation
+	1,  // 15: slipway.releases.v1.DeleteInstanceResponse.instance:type_name -> slipway.releases.v1.Instance
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_slipway_releases_v1_instances_proto_init() }

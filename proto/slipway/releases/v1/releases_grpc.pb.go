@@ -192,9 +192,12 @@ type ReleasesServiceClient interface {
 	// on a target, newest first.
 	ListApplicationReleases(ctx context.Context, in *ListApplicationReleasesRequest, opts ...grpc.CallOption) (*ListApplicationReleasesResponse, error)
 	// LaunchInstance installs a new, short-lived instance of an application
-	// on one of its targets, as its own release. It answers with the instance
-	// at once; its location appears once the instance is reachable. An
-	// instance not kept alive for its TTL is culled (deleted by Slipway).
+	// on one of its targets' cluster, as its own release in its own
+	// namespace. It answers with the instance at once; its location appears
+	// once the instance is reachable. An instance not kept alive for its TTL
+	// is culled (deleted by Slipway). An organization with as many instances
+	// not yet deleted as the service allows (20 by default) answers
+	// RESOURCE_EXHAUSTED.
 	LaunchInstance(ctx context.Context, in *LaunchInstanceRequest, opts ...grpc.CallOption) (*LaunchInstanceResponse, error)
 	// GetInstance returns one instance with its state and location.
 	GetInstance(ctx context.Context, in *GetInstanceRequest, opts ...grpc.CallOption) (*GetInstanceResponse, error)
@@ -205,7 +208,9 @@ type ReleasesServiceClient interface {
 	// back by its TTL. A deleting or deleted instance answers
 	// FAILED_PRECONDITION.
 	KeepAliveInstance(ctx context.Context, in *KeepAliveInstanceRequest, opts ...grpc.CallOption) (*KeepAliveInstanceResponse, error)
-	// DeleteInstance uninstalls an instance now.
+	// DeleteInstance uninstalls an instance now and deletes its namespace.
+	// An instance already deleting or deleted answers with the operation
+	// that deletes it.
 	DeleteInstance(ctx context.Context, in *DeleteInstanceRequest, opts ...grpc.CallOption) (*DeleteInstanceResponse, error)
 	// ListDigestReleases lists the releases whose deployed revision runs an
 	// image with one of the digests: where an image runs, and what keeps it
@@ -690,9 +695,12 @@ type ReleasesServiceServer interface {
 	// on a target, newest first.
 	ListApplicationReleases(context.Context, *ListApplicationReleasesRequest) (*ListApplicationReleasesResponse, error)
 	// LaunchInstance installs a new, short-lived instance of an application
-	// on one of its targets, as its own release. It answers with the instance
-	// at once; its location appears once the instance is reachable. An
-	// instance not kept alive for its TTL is culled (deleted by Slipway).
+	// on one of its targets' cluster, as its own release in its own
+	// namespace. It answers with the instance at once; its location appears
+	// once the instance is reachable. An instance not kept alive for its TTL
+	// is culled (deleted by Slipway). An organization with as many instances
+	// not yet deleted as the service allows (20 by default) answers
+	// RESOURCE_EXHAUSTED.
 	LaunchInstance(context.Context, *LaunchInstanceRequest) (*LaunchInstanceResponse, error)
 	// GetInstance returns one instance with its state and location.
 	GetInstance(context.Context, *GetInstanceRequest) (*GetInstanceResponse, error)
@@ -703,7 +711,9 @@ type ReleasesServiceServer interface {
 	// back by its TTL. A deleting or deleted instance answers
 	// FAILED_PRECONDITION.
 	KeepAliveInstance(context.Context, *KeepAliveInstanceRequest) (*KeepAliveInstanceResponse, error)
-	// DeleteInstance uninstalls an instance now.
+	// DeleteInstance uninstalls an instance now and deletes its namespace.
+	// An instance already deleting or deleted answers with the operation
+	// that deletes it.
 	DeleteInstance(context.Context, *DeleteInstanceRequest) (*DeleteInstanceResponse, error)
 	// ListDigestReleases lists the releases whose deployed revision runs an
 	// image with one of the digests: where an image runs, and what keeps it

@@ -37,6 +37,7 @@ func main() {
 		oc                                           outbound.Config
 		wo                                           releases.WorkerOptions
 		so                                           releases.SweeperOptions
+		instOpts                                     releases.InstanceOptions
 	)
 	err := server.Service{
 		Name:      "releases",
@@ -53,6 +54,9 @@ func main() {
 			fs.DurationVar(&wo.Lease, "operation-lease", time.Minute, "how long a replica holds an operation without a heartbeat before another may take it over")
 			fs.DurationVar(&so.Every, "sweep-interval", time.Minute, "how often the clusters are looked at for releases Helm left pending with no writer")
 			fs.DurationVar(&so.StuckAfter, "stuck-after", 5*time.Minute, "how long a revision must have been pending, with no Slipway operation on its release, before it is recovered (Helm's default timeout is 5m)")
+			fs.DurationVar(&instOpts.MinTTL, "instance-min-ttl", releases.DefaultInstanceMinTTL, "the shortest TTL an instance may be launched or kept alive with (at most 1h)")
+			fs.IntVar(&instOpts.PerOrg, "instances-per-org", releases.DefaultInstancesOrg, "how many instances not yet deleted an organization may have")
+			fs.DurationVar(&instOpts.CullEvery, "instance-cull-interval", time.Minute, "how often expired instances are looked for and deleted")
 			oc.RegisterFlags(fs)
 		},
 		Setup: func(ctx context.Context, p *server.Process) ([]server.Check, func() error, error) {
@@ -118,6 +122,11 @@ func main() {
 			p.Group.Add(func() error { return sweeper.Run(runCtx) }, func(error) { stop() })
 
 			svc := releases.NewService(store, ledger, access, releases.NewCatalogApplications(catalogConn), releases.NewRegistryImages(registryConn), p.Caller, worker.Wake, p.Log)
+			instances, err := releases.NewInstances(worker, releases.NewCatalogApplications(catalogConn), releases.NewRegistryImages(registryConn), instOpts, worker.Wake, p.Log)
+			if err != nil {
+				return nil, nil, errors.Join(err, cleanup())
+			}
+			p.Group.Add(func() error { return instances.Run(runCtx) }, func(error) { stop() })
 			// Live status: informers per cluster namespace, on the executor's clients.
 			statusCache := status.New(status.Options{Clients: exec.Clientset, Log: p.Log})
 			p.Group.Add(func() error { return statusCache.Run(runCtx) }, func(error) { stop() })
@@ -125,6 +134,7 @@ func main() {
 				ServeLogs(releases.NewLogService(svc, access, statusCache, exec.Clientset, releases.LogLimits{}, p.Log)).
 				ServePlans(releases.NewPlanner(worker)).
 				ServeDrift(releases.NewDriftService(svc, access, exec))
+			srv.ServeInstances(instances)
 			releasesv1.RegisterReleasesServiceServer(p.GRPC, srv)
 			releasesv1.RegisterOperationsServiceServer(p.GRPC, srv)
 			return []server.Check{store.Ping, ledger.Ping}, cleanup, nil

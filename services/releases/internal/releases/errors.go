@@ -40,6 +40,10 @@ var errorTable = grpcerr.Table{
 	{Err: ErrPlanNotFound, Code: codes.NotFound},
 	{Err: ErrPlanStale, Code: codes.FailedPrecondition},
 	{Err: ErrPlanInvalid, Code: codes.InvalidArgument},
+	// Instances' (instances.go).
+	{Err: ErrInstanceNotFound, Code: codes.NotFound},
+	{Err: ErrInstanceLimit, Code: codes.ResourceExhausted},
+	{Err: ErrInstanceDeleted, Code: codes.FailedPrecondition},
 }
 
 // clusterError explains why a cluster could not be reached through the

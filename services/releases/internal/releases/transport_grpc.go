@@ -28,6 +28,8 @@ type GRPCServer struct {
 	planSvc PlanService
 	// driftSvc serves GetDeploymentDrift (transport_drift.go).
 	driftSvc DriftService
+	// instSvc serves the instance RPCs (transport_instances.go).
+	instSvc InstanceService
 }
 
 var (

@@ -169,6 +169,9 @@ func (w *Worker) run(parent context.Context, l ops.Lease) {
 	if err != nil {
 		log.ErrorContext(wctx, "finish operation", "error", err)
 	}
+	if l.Target.Instance != "" {
+		w.instanceFinished(wctx, l, log) // instances_worker.go
+	}
 }
 
 var (
@@ -273,9 +276,15 @@ func (w *Worker) execute(ctx context.Context, l ops.Lease, log *slog.Logger) ([]
 		chartDigest string
 	)
 	switch l.Kind {
-	case ops.KindInstall, ops.KindUpgrade, ops.KindDeployApplication:
+	case ops.KindInstall, ops.KindUpgrade, ops.KindDeployApplication, ops.KindLaunchInstance:
 		if j.Chart == nil {
 			return nil, fmt.Errorf("%w: operation names no chart", helmexec.ErrInvalidRequest)
+		}
+		if l.Kind == ops.KindLaunchInstance {
+			// Its own namespace, labelled as the instance's (instances_worker.go).
+			if err := w.prepareInstance(ctx, l, access, event); err != nil {
+				return nil, err
+			}
 		}
 		event("resolving", "chart "+j.Chart.String())
 		ch, src, digest, err := w.chart(svc, l.Org, *j.Chart)
@@ -319,6 +328,9 @@ func (w *Worker) execute(ctx context.Context, l ops.Lease, log *slog.Logger) ([]
 		if rel, err = w.exec.Uninstall(ctx, req, j.KeepHistory); err != nil {
 			return nil, err
 		}
+	case ops.KindDeleteInstance:
+		// Uninstall, recorded, and the namespace deleted (instances_worker.go).
+		return w.deleteInstance(ctx, l, j, req, access, event)
 	case kindRecover:
 		did, err := w.exec.Recover(ctx, access, l.Target.Namespace, l.Target.Release)
 		if err != nil {
