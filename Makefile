@@ -55,6 +55,10 @@ test: ## run the tests of every module (real PostgreSQL included)
 e2e: ## run only the end-to-end tests (tools/e2e: the seed tour of docs/tour.md and every flow through REST and the CLI)
 	cd tools/e2e && go test -count=1 $(GO_TEST_FLAGS) .
 
+.PHONY: e2e-load
+e2e-load: ## 200 concurrent clients of a mixed load for 5 minutes through the gateway (SLIPWAY_LOAD_DURATION=30s shortens it)
+	cd tools/bench && go test -run '^$$' -bench 'BenchmarkMixedLoad$$' -benchtime 1x -count=1 -timeout 60m .
+
 .PHONY: bench
 bench: ## run every benchmark
 	@for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchmem ./...) || exit 1; done
