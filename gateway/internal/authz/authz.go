@@ -117,6 +117,7 @@ var Table = map[string]identity.Role{
 	"ReleasesService_PlanDeployment":          deployer,
 	"ReleasesService_ApplyDeploymentPlan":     deployer,
 	"ReleasesService_GetDeploymentDrift":      viewer,
+	"ReleasesService_CorrectDeploymentDrift":  deployer,
 	"ReleasesService_DeployApplication":       deployer,
 	"ReleasesService_RollbackApplication":     deployer,
 	"ReleasesService_ListApplicationReleases": viewer,

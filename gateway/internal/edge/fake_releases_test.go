@@ -67,6 +67,10 @@ func (f *fakeReleases) RecoverDeployment(_ context.Context, req *releasesv1.Reco
 	return &releasesv1.RecoverDeploymentResponse{Operation: f.start(req, releasesv1.OperationKind_OPERATION_KIND_RECOVER)}, nil
 }
 
+func (f *fakeReleases) CorrectDeploymentDrift(_ context.Context, req *releasesv1.CorrectDeploymentDriftRequest) (*releasesv1.CorrectDeploymentDriftResponse, error) {
+	return &releasesv1.CorrectDeploymentDriftResponse{Operation: f.start(req, releasesv1.OperationKind_OPERATION_KIND_CORRECT_DRIFT)}, nil
+}
+
 func (f *fakeReleases) RollbackDeployment(_ context.Context, req *releasesv1.RollbackDeploymentRequest) (*releasesv1.RollbackDeploymentResponse, error) {
 	return &releasesv1.RollbackDeploymentResponse{Operation: f.start(req, releasesv1.OperationKind_OPERATION_KIND_ROLLBACK)}, nil
 }

@@ -19,6 +19,7 @@ var startingCalls = []struct {
 	{"RollbackDeployment", http.MethodPost, deploymentPath + "/rollback", `{"revision":2}`},
 	{"RecoverDeployment", http.MethodPost, deploymentPath + "/recover", `{}`},
 	{"ApplyDeploymentPlan", http.MethodPost, deploymentPath + ":apply", `{"plan_id":"p1"}`},
+	{"CorrectDeploymentDrift", http.MethodPost, deploymentPath + "/drift:correct", `{}`},
 	{"DeployApplication", http.MethodPost, "/api/v1/orgs/acme/applications/web/targets/staging:deploy", `{}`},
 	{"RollbackApplication", http.MethodPost, "/api/v1/orgs/acme/applications/web/targets/staging:rollback", `{}`},
 	{"LaunchInstance", http.MethodPost, "/api/v1/orgs/acme/applications/web/instances", `{"target":"staging"}`},

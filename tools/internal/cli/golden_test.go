@@ -96,6 +96,7 @@ func goldenAnswers() map[string]proto.Message {
 			{Pod: "web-7d9f-fghij", Container: "app", Time: ago(30 * time.Second), Line: "panic: no config"},
 		}},
 		"/api/v1/orgs/acme/clusters/prod/deployments/web/drift": &releasesv1.GetDeploymentDriftResponse{Revision: 3, DriftedCount: 2, CheckTime: ago(0),
+			LastCheck: &releasesv1.DriftCheck{Revision: 3, DriftedCount: 1, CheckTime: ago(4 * time.Minute), DriftedSince: ago(14 * time.Minute)},
 			Resources: []*releasesv1.DriftedResource{
 				{Object: &releasesv1.ObjectReference{Kind: "Deployment", Namespace: "shop", Name: "web"}, State: releasesv1.DriftState_DRIFT_STATE_MODIFIED,
 					Diff: "@@ spec.template.spec.containers[0].image @@\n-nginx:1.27\n+nginx:1.28\n"},

@@ -91,20 +91,33 @@ func (a *app) releaseEventsCmd() *cobra.Command {
 
 func (a *app) releaseDriftCmd() *cobra.Command {
 	var rf releaseFlags
-	var diff bool
+	var of opFlags
+	var diff, correct bool
 	cmd := &cobra.Command{
-		Use:   "drift NAME --cluster C [-n NS] [--diff]",
-		Short: "Show the objects of a release that differ from its manifest",
+		Use:   "drift NAME --cluster C [-n NS] [--diff | --correct]",
+		Short: "Show the objects of a release that differ from its manifest, or put them back",
 		Long: `Compare the release's objects in the cluster with its latest revision's
 manifest and list those that differ or are missing; --diff prints each
-one's diff. Prints "no drift" when there is none.`,
+one's diff. Prints "no drift" when there is none, and when the service's
+periodic check last ran, what it found.
+
+--correct (deployers) starts an operation that puts the drifted objects
+back to the manifest, without a new revision: the drifted fields are
+patched to the manifest's values (replicas an autoscaler scales stay) and
+missing objects are created again. It waits for the operation unless
+--async.`,
 		Example: `  slipway release drift web -c prod -n web
-  slipway release drift web -c prod -n web --diff`,
+  slipway release drift web -c prod -n web --diff
+  slipway release drift web -c prod -n web --correct`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, org, cluster, err := a.releaseClient(&rf)
 			if err != nil {
 				return err
+			}
+			if correct {
+				body := &releasesv1.CorrectDeploymentDriftRequest{Namespace: rf.namespace}
+				return a.submit(cmd.Context(), c, request{op: "ReleasesService_CorrectDeploymentDrift", params: []string{org, cluster, args[0]}, body: body}, &of)
 			}
 			resp, err := c.do(cmd.Context(), request{op: "ReleasesService_GetDeploymentDrift", params: []string{org, cluster, args[0]}, query: nsQuery(rf.namespace, 0)})
 			if err != nil {
@@ -121,15 +134,20 @@ one's diff. Prints "no drift" when there is none.`,
 		},
 	}
 	rf.add(cmd, a)
+	of.add(cmd)
 	cmd.Flags().BoolVar(&diff, "diff", false, "print each drifted object's diff")
+	cmd.Flags().BoolVar(&correct, "correct", false, "put the drifted objects back to the manifest (an operation; no new revision)")
+	cmd.MarkFlagsMutuallyExclusive("diff", "correct")
 	return cmd
 }
 
 func (a *app) printDrift(d *releasesv1.GetDeploymentDriftResponse, diff bool) error {
 	if len(d.GetResources()) == 0 {
 		_, err := fmt.Fprintf(a.env.Stdout, "no drift from revision %d\n", d.GetRevision())
+		a.printLastCheck(d.GetLastCheck())
 		return err
 	}
+	defer a.printLastCheck(d.GetLastCheck())
 	t := newTable("OBJECT", "NAMESPACE", "STATE")
 	for _, r := range d.GetResources() {
 		t.row(objectName(r.GetObject()), orDash(r.GetObject().GetNamespace()), enum(r.GetState()))
@@ -147,4 +165,20 @@ func (a *app) printDrift(d *releasesv1.GetDeploymentDriftResponse, diff bool) er
 		fmt.Fprintf(a.env.Stdout, "\n--- %s\n%s", objectName(r.GetObject()), withNewline(r.GetDiff()))
 	}
 	return nil
+}
+
+// printLastCheck says what the service's periodic drift check last found,
+// under the live answer.
+func (a *app) printLastCheck(c *releasesv1.DriftCheck) {
+	if c == nil {
+		return
+	}
+	found := "in sync"
+	if n := c.GetDriftedCount(); n > 0 {
+		found = fmt.Sprintf("%d drifted since %s ago", n, a.age(c.GetDriftedSince()))
+	}
+	if e := c.GetError(); e != "" {
+		found += "; the last check failed: " + e
+	}
+	fmt.Fprintf(a.env.Stdout, "Last periodic check %s ago (revision %d): %s\n", a.age(c.GetCheckTime()), c.GetRevision(), found)
 }

@@ -87,6 +87,7 @@ var routes = map[string]string{
 	"ReleasesService_PlanDeployment":          "POST /api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}:plan",
 	"ReleasesService_ApplyDeploymentPlan":     "POST /api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}:apply",
 	"ReleasesService_GetDeploymentDrift":      "GET /api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}/drift",
+	"ReleasesService_CorrectDeploymentDrift":  "POST /api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}/drift:correct",
 	"ReleasesService_DeployApplication":       "POST /api/v1/orgs/{org}/applications/{application}/targets/{target}:deploy",
 	"ReleasesService_RollbackApplication":     "POST /api/v1/orgs/{org}/applications/{application}/targets/{target}:rollback",
 	"ReleasesService_ListApplicationReleases": "GET /api/v1/orgs/{org}/applications/{application}/targets/{target}/releases",

@@ -49,21 +49,26 @@ const (
 	// Settle a release left pending (RecoverDeployment, or Slipway's own
 	// sweep of releases an operation gave up on).
 	OperationKind_OPERATION_KIND_RECOVER OperationKind = 9
+	// Put a release's drifted objects back to its latest revision's
+	// manifest (CorrectDeploymentDrift, or the periodic drift check with
+	// correction on). It makes no new revision.
+	OperationKind_OPERATION_KIND_CORRECT_DRIFT OperationKind = 10
 )
 
 // Enum value maps for OperationKind.
 var (
 	OperationKind_name = map[int32]string{
-		0: "OPERATION_KIND_UNSPECIFIED",
-		1: "OPERATION_KIND_INSTALL",
-		2: "OPERATION_KIND_UPGRADE",
-		3: "OPERATION_KIND_ROLLBACK",
-		4: "OPERATION_KIND_UNINSTALL",
-		5: "OPERATION_KIND_DEPLOY_APPLICATION",
-		6: "OPERATION_KIND_ROLLBACK_APPLICATION",
-		7: "OPERATION_KIND_LAUNCH_INSTANCE",
-		8: "OPERATION_KIND_DELETE_INSTANCE",
-		9: "OPERATION_KIND_RECOVER",
+		0:  "OPERATION_KIND_UNSPECIFIED",
+		1:  "OPERATION_KIND_INSTALL",
+		2:  "OPERATION_KIND_UPGRADE",
+		3:  "OPERATION_KIND_ROLLBACK",
+		4:  "OPERATION_KIND_UNINSTALL",
+		5:  "OPERATION_KIND_DEPLOY_APPLICATION",
+		6:  "OPERATION_KIND_ROLLBACK_APPLICATION",
+		7:  "OPERATION_KIND_LAUNCH_INSTANCE",
+		8:  "OPERATION_KIND_DELETE_INSTANCE",
+		9:  "OPERATION_KIND_RECOVER",
+		10: "OPERATION_KIND_CORRECT_DRIFT",
 	}
 	OperationKind_value = map[string]int32{
 		"OPERATION_KIND_UNSPECIFIED":          0,
@@ -76,6 +81,7 @@ var (
 		"OPERATION_KIND_LAUNCH_INSTANCE":      7,
 		"OPERATION_KIND_DELETE_INSTANCE":      8,
 		"OPERATION_KIND_RECOVER":              9,
+		"OPERATION_KIND_CORRECT_DRIFT":        10,
 	}
 )
 
@@ -1794,7 +1800,7 @@ const file_slipway_releases_v1_operations_proto_rawDesc = "" +
 	"\x06action\x18\x04 \x01(\tR\x06action\x12\x16\n" +
 	"\x06target\x18\x05 \x01(\tR\x06target\x12\x16\n" +
 	"\x06result\x18\x06 \x01(\x05R\x06result\x12\x16\n" +
-	"\x06detail\x18\a \x01(\tR\x06detail*\xd6\x02\n" +
+	"\x06detail\x18\a \x01(\tR\x06detail*\xf8\x02\n" +
 	"\rOperationKind\x12\x1e\n" +
 	"\x1aOPERATION_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16OPERATION_KIND_INSTALL\x10\x01\x12\x1a\n" +
@@ -1805,7 +1811,9 @@ const file_slipway_releases_v1_operations_proto_rawDesc = "" +
 	"#OPERATION_KIND_ROLLBACK_APPLICATION\x10\x06\x12\"\n" +
 	"\x1eOPERATION_KIND_LAUNCH_INSTANCE\x10\a\x12\"\n" +
 	"\x1eOPERATION_KIND_DELETE_INSTANCE\x10\b\x12\x1a\n" +
-	"\x16OPERATION_KIND_RECOVER\x10\t*\xc4\x01\n" +
+	"\x16OPERATION_KIND_RECOVER\x10\t\x12 \n" +
+	"\x1cOPERATION_KIND_CORRECT_DRIFT\x10\n" +
+	"*\xc4\x01\n" +
 	"\x0eOperationState\x12\x1f\n" +
 	"\x1bOPERATION_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16OPERATION_STATE_QUEUED\x10\x01\x12\x1b\n" +

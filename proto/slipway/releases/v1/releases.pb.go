@@ -234,7 +234,7 @@ var File_slipway_releases_v1_releases_proto protoreflect.FileDescriptor
 
 const file_slipway_releases_v1_releases_proto_rawDesc = "" +
 	"\n" +
-	"\"slipway/releases/v1/releases.proto\x12\x13slipway.releases.v1\x1a\x1cgoogle/api/annotations.proto\x1a%slipway/releases/v1/deployments.proto\x1a#slipway/releases/v1/instances.proto\x1a\x1eslipway/releases/v1/plan.proto\x1a slipway/releases/v1/status.proto\"\x83\x01\n" +
+	"\"slipway/releases/v1/releases.proto\x12\x13slipway.releases.v1\x1a\x1cgoogle/api/annotations.proto\x1a%slipway/releases/v1/deployments.proto\x1a\x1fslipway/releases/v1/drift.proto\x1a#slipway/releases/v1/instances.proto\x1a\x1eslipway/releases/v1/plan.proto\x1a slipway/releases/v1/status.proto\"\x83\x01\n" +
 	"\x19ListDigestReleasesRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
 	"\adigests\x18\x02 \x03(\tR\adigests\x12\x1b\n" +
@@ -249,7 +249,7 @@ const file_slipway_releases_v1_releases_proto_rawDesc = "" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1a\n" +
 	"\brevision\x18\x04 \x01(\x05R\brevision\x12\x16\n" +
-	"\x06digest\x18\x05 \x01(\tR\x06digest2\x81.\n" +
+	"\x06digest\x18\x05 \x01(\tR\x06digest2\xd8/\n" +
 	"\x0fReleasesService\x12\xad\x01\n" +
 	"\x10CreateDeployment\x12,.slipway.releases.v1.CreateDeploymentRequest\x1a-.slipway.releases.v1.CreateDeploymentResponse\"<\x82\xd3\xe4\x93\x026:\x01*\"1/api/v1/orgs/{org}/clusters/{cluster}/deployments\x12\xa7\x01\n" +
 	"\x0fListDeployments\x12+.slipway.releases.v1.ListDeploymentsRequest\x1a,.slipway.releases.v1.ListDeploymentsResponse\"9\x82\xd3\xe4\x93\x023\x121/api/v1/orgs/{org}/clusters/{cluster}/deployments\x12\xa8\x01\n" +
@@ -273,7 +273,8 @@ const file_slipway_releases_v1_releases_proto_rawDesc = "" +
 	"\x14GetDeploymentMetrics\x120.slipway.releases.v1.GetDeploymentMetricsRequest\x1a1.slipway.releases.v1.GetDeploymentMetricsResponse\"H\x82\xd3\xe4\x93\x02B\x12@/api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}/metrics\x12\xb3\x01\n" +
 	"\x0ePlanDeployment\x12*.slipway.releases.v1.PlanDeploymentRequest\x1a+.slipway.releases.v1.PlanDeploymentResponse\"H\x82\xd3\xe4\x93\x02B:\x01*\"=/api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}:plan\x12\xc3\x01\n" +
 	"\x13ApplyDeploymentPlan\x12/.slipway.releases.v1.ApplyDeploymentPlanRequest\x1a0.slipway.releases.v1.ApplyDeploymentPlanResponse\"I\x82\xd3\xe4\x93\x02C:\x01*\">/api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}:apply\x12\xbd\x01\n" +
-	"\x12GetDeploymentDrift\x12..slipway.releases.v1.GetDeploymentDriftRequest\x1a/.slipway.releases.v1.GetDeploymentDriftResponse\"F\x82\xd3\xe4\x93\x02@\x12>/api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}/drift\x12\xc4\x01\n" +
+	"\x12GetDeploymentDrift\x12..slipway.releases.v1.GetDeploymentDriftRequest\x1a/.slipway.releases.v1.GetDeploymentDriftResponse\"F\x82\xd3\xe4\x93\x02@\x12>/api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}/drift\x12\xd4\x01\n" +
+	"\x16CorrectDeploymentDrift\x122.slipway.releases.v1.CorrectDeploymentDriftRequest\x1a3.slipway.releases.v1.CorrectDeploymentDriftResponse\"Q\x82\xd3\xe4\x93\x02K:\x01*\"F/api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}/drift:correct\x12\xc4\x01\n" +
 	"\x11DeployApplication\x12-.slipway.releases.v1.DeployApplicationRequest\x1a..slipway.releases.v1.DeployApplicationResponse\"P\x82\xd3\xe4\x93\x02J:\x01*\"E/api/v1/orgs/{org}/applications/{application}/targets/{target}:deploy\x12\xcc\x01\n" +
 	"\x13RollbackApplication\x12/.slipway.releases.v1.RollbackApplicationRequest\x1a0.slipway.releases.v1.RollbackApplicationResponse\"R\x82\xd3\xe4\x93\x02L:\x01*\"G/api/v1/orgs/{org}/applications/{application}/targets/{target}:rollback\x12\xd5\x01\n" +
 	"\x17ListApplicationReleases\x123.slipway.releases.v1.ListApplicationReleasesRequest\x1a4.slipway.releases.v1.ListApplicationReleasesResponse\"O\x82\xd3\xe4\x93\x02I\x12G/api/v1/orgs/{org}/applications/{application}/targets/{target}/releases\x12\xad\x01\n" +
@@ -323,44 +324,46 @@ var file_slipway_releases_v1_releases_proto_goTypes = []any{
 	(*PlanDeploymentRequest)(nil),           // 22: slipway.releases.v1.PlanDeploymentRequest
 	(*ApplyDeploymentPlanRequest)(nil),      // 23: slipway.releases.v1.ApplyDeploymentPlanRequest
 	(*GetDeploymentDriftRequest)(nil),       // 24: slipway.releases.v1.GetDeploymentDriftRequest
-	(*DeployApplicationRequest)(nil),        // 25: slipway.releases.v1.DeployApplicationRequest
-	(*RollbackApplicationRequest)(nil),      // 26: slipway.releases.v1.RollbackApplicationRequest
-	(*ListApplicationReleasesRequest)(nil),  // 27: slipway.releases.v1.ListApplicationReleasesRequest
-	(*LaunchInstanceRequest)(nil),           // 28: slipway.releases.v1.LaunchInstanceRequest
-	(*GetInstanceRequest)(nil),              // 29: slipway.releases.v1.GetInstanceRequest
-	(*ListInstancesRequest)(nil),            // 30: slipway.releases.v1.ListInstancesRequest
-	(*KeepAliveInstanceRequest)(nil),        // 31: slipway.releases.v1.KeepAliveInstanceRequest
-	(*DeleteInstanceRequest)(nil),           // 32: slipway.releases.v1.DeleteInstanceRequest
-	(*CreateDeploymentResponse)(nil),        // 33: slipway.releases.v1.CreateDeploymentResponse
-	(*ListDeploymentsResponse)(nil),         // 34: slipway.releases.v1.ListDeploymentsResponse
-	(*GetDeploymentResponse)(nil),           // 35: slipway.releases.v1.GetDeploymentResponse
-	(*HeadDeploymentResponse)(nil),          // 36: slipway.releases.v1.HeadDeploymentResponse
-	(*UpdateDeploymentResponse)(nil),        // 37: slipway.releases.v1.UpdateDeploymentResponse
-	(*DeleteDeploymentResponse)(nil),        // 38: slipway.releases.v1.DeleteDeploymentResponse
-	(*RollbackDeploymentResponse)(nil),      // 39: slipway.releases.v1.RollbackDeploymentResponse
-	(*RecoverDeploymentResponse)(nil),       // 40: slipway.releases.v1.RecoverDeploymentResponse
-	(*GetDeploymentHistoryResponse)(nil),    // 41: slipway.releases.v1.GetDeploymentHistoryResponse
-	(*GetDeploymentValuesResponse)(nil),     // 42: slipway.releases.v1.GetDeploymentValuesResponse
-	(*GetDeploymentManifestResponse)(nil),   // 43: slipway.releases.v1.GetDeploymentManifestResponse
-	(*GetDeploymentNotesResponse)(nil),      // 44: slipway.releases.v1.GetDeploymentNotesResponse
-	(*GetDeploymentStatusResponse)(nil),     // 45: slipway.releases.v1.GetDeploymentStatusResponse
-	(*WatchDeploymentStatusResponse)(nil),   // 46: slipway.releases.v1.WatchDeploymentStatusResponse
-	(*ListDeploymentResourcesResponse)(nil), // 47: slipway.releases.v1.ListDeploymentResourcesResponse
-	(*ListDeploymentEventsResponse)(nil),    // 48: slipway.releases.v1.ListDeploymentEventsResponse
-	(*GetDeploymentLogsResponse)(nil),       // 49: slipway.releases.v1.GetDeploymentLogsResponse
-	(*GetDeploymentHealthResponse)(nil),     // 50: slipway.releases.v1.GetDeploymentHealthResponse
-	(*GetDeploymentMetricsResponse)(nil),    // 51: slipway.releases.v1.GetDeploymentMetricsResponse
-	(*PlanDeploymentResponse)(nil),          // 52: slipway.releases.v1.PlanDeploymentResponse
-	(*ApplyDeploymentPlanResponse)(nil),     // 53: slipway.releases.v1.ApplyDeploymentPlanResponse
-	(*GetDeploymentDriftResponse)(nil),      // 54: slipway.releases.v1.GetDeploymentDriftResponse
-	(*DeployApplicationResponse)(nil),       // 55: slipway.releases.v1.DeployApplicationResponse
-	(*RollbackApplicationResponse)(nil),     // 56: slipway.releases.v1.RollbackApplicationResponse
-	(*ListApplicationReleasesResponse)(nil), // 57: slipway.releases.v1.ListApplicationReleasesResponse
-	(*LaunchInstanceResponse)(nil),          // 58: slipway.releases.v1.LaunchInstanceResponse
-	(*GetInstanceResponse)(nil),             // 59: slipway.releases.v1.GetInstanceResponse
-	(*ListInstancesResponse)(nil),           // 60: slipway.releases.v1.ListInstancesResponse
-	(*KeepAliveInstanceResponse)(nil),       // 61: slipway.releases.v1.KeepAliveInstanceResponse
-	(*DeleteInstanceResponse)(nil),          // 62: slipway.releases.v1.DeleteInstanceResponse
+	(*CorrectDeploymentDriftRequest)(nil),   // 25: slipway.releases.v1.CorrectDeploymentDriftRequest
+	(*DeployApplicationRequest)(nil),        // 26: slipway.releases.v1.DeployApplicationRequest
+	(*RollbackApplicationRequest)(nil),      // 27: slipway.releases.v1.RollbackApplicationRequest
+	(*ListApplicationReleasesRequest)(nil),  // 28: slipway.releases.v1.ListApplicationReleasesRequest
+	(*LaunchInstanceRequest)(nil),           // 29: slipway.releases.v1.LaunchInstanceRequest
+	(*GetInstanceRequest)(nil),              // 30: slipway.releases.v1.GetInstanceRequest
+	(*ListInstancesRequest)(nil),            // 31: slipway.releases.v1.ListInstancesRequest
+	(*KeepAliveInstanceRequest)(nil),        // 32: slipway.releases.v1.KeepAliveInstanceRequest
+	(*DeleteInstanceRequest)(nil),           // 33: slipway.releases.v1.DeleteInstanceRequest
+	(*CreateDeploymentResponse)(nil),        // 34: slipway.releases.v1.CreateDeploymentResponse
+	(*ListDeploymentsResponse)(nil),         // 35: slipway.releases.v1.ListDeploymentsResponse
+	(*GetDeploymentResponse)(nil),           // 36: slipway.releases.v1.GetDeploymentResponse
+	(*HeadDeploymentResponse)(nil),          // 37: slipway.releases.v1.HeadDeploymentResponse
+	(*UpdateDeploymentResponse)(nil),        // 38: slipway.releases.v1.UpdateDeploymentResponse
+	(*DeleteDeploymentResponse)(nil),        // 39: slipway.releases.v1.DeleteDeploymentResponse
+	(*RollbackDeploymentResponse)(nil),      // 40: slipway.releases.v1.RollbackDeploymentResponse
+	(*RecoverDeploymentResponse)(nil),       // 41: slipway.releases.v1.RecoverDeploymentResponse
+	(*GetDeploymentHistoryResponse)(nil),    // 42: slipway.releases.v1.GetDeploymentHistoryResponse
+	(*GetDeploymentValuesResponse)(nil),     // 43: slipway.releases.v1.GetDeploymentValuesResponse
+	(*GetDeploymentManifestResponse)(nil),   // 44: slipway.releases.v1.GetDeploymentManifestResponse
+	(*GetDeploymentNotesResponse)(nil),      // 45: slipway.releases.v1.GetDeploymentNotesResponse
+	(*GetDeploymentStatusResponse)(nil),     // 46: slipway.releases.v1.GetDeploymentStatusResponse
+	(*WatchDeploymentStatusResponse)(nil),   // 47: slipway.releases.v1.WatchDeploymentStatusResponse
+	(*ListDeploymentResourcesResponse)(nil), // 48: slipway.releases.v1.ListDeploymentResourcesResponse
+	(*ListDeploymentEventsResponse)(nil),    // 49: slipway.releases.v1.ListDeploymentEventsResponse
+	(*GetDeploymentLogsResponse)(nil),       // 50: slipway.releases.v1.GetDeploymentLogsResponse
+	(*GetDeploymentHealthResponse)(nil),     // 51: slipway.releases.v1.GetDeploymentHealthResponse
+	(*GetDeploymentMetricsResponse)(nil),    // 52: slipway.releases.v1.GetDeploymentMetricsResponse
+	(*PlanDeploymentResponse)(nil),          // 53: slipway.releases.v1.PlanDeploymentResponse
+	(*ApplyDeploymentPlanResponse)(nil),     // 54: slipway.releases.v1.ApplyDeploymentPlanResponse
+	(*GetDeploymentDriftResponse)(nil),      // 55: slipway.releases.v1.GetDeploymentDriftResponse
+	(*CorrectDeploymentDriftResponse)(nil),  // 56: slipway.releases.v1.CorrectDeploymentDriftResponse
+	(*DeployApplicationResponse)(nil),       // 57: slipway.releases.v1.DeployApplicationResponse
+	(*RollbackApplicationResponse)(nil),     // 58: slipway.releases.v1.RollbackApplicationResponse
+	(*ListApplicationReleasesResponse)(nil), // 59: slipway.releases.v1.ListApplicationReleasesResponse
+	(*LaunchInstanceResponse)(nil),          // 60: slipway.releases.v1.LaunchInstanceResponse
+	(*GetInstanceResponse)(nil),             // 61: slipway.releases.v1.GetInstanceResponse
+	(*ListInstancesResponse)(nil),           // 62: slipway.releases.v1.ListInstancesResponse
+	(*KeepAliveInstanceResponse)(nil),       // 63: slipway.releases.v1.KeepAliveInstanceResponse
+	(*DeleteInstanceResponse)(nil),          // 64: slipway.releases.v1.DeleteInstanceResponse
 }
 var file_slipway_releases_v1_releases_proto_depIdxs = []int32{
 	2,  // 0: slipway.releases.v1.ListDigestReleasesResponse.releases:type_name -> slipway.releases.v1.DigestRelease
@@ -386,48 +389,50 @@ var file_slipway_releases_v1_releases_proto_depIdxs = []int32{
 	22, // 20: slipway.releases.v1.ReleasesService.PlanDeployment:input_type -> slipway.releases.v1.PlanDeploymentRequest
 	23, // 21: slipway.releases.v1.ReleasesService.ApplyDeploymentPlan:input_type -> slipway.releases.v1.ApplyDeploymentPlanRequest
 	24, // 22: slipway.releases.v1.ReleasesService.GetDeploymentDrift:input_type -> slipway.releases.v1.GetDeploymentDriftRequest
-	25, // 23: slipway.releases.v1.ReleasesService.DeployApplication:input_type -> slipway.releases.v1.DeployApplicationRequest
-	26, // 24: slipway.releases.v1.ReleasesService.RollbackApplication:input_type -> slipway.releases.v1.RollbackApplicationRequest
-	27, // 25: slipway.releases.v1.ReleasesService.ListApplicationReleases:input_type -> slipway.releases.v1.ListApplicationReleasesRequest
-	28, // 26: slipway.releases.v1.ReleasesService.LaunchInstance:input_type -> slipway.releases.v1.LaunchInstanceRequest
-	29, // 27: slipway.releases.v1.ReleasesService.GetInstance:input_type -> slipway.releases.v1.GetInstanceRequest
-	30, // 28: slipway.releases.v1.ReleasesService.ListInstances:input_type -> slipway.releases.v1.ListInstancesRequest
-	31, // 29: slipway.releases.v1.ReleasesService.KeepAliveInstance:input_type -> slipway.releases.v1.KeepAliveInstanceRequest
-	32, // 30: slipway.releases.v1.ReleasesService.DeleteInstance:input_type -> slipway.releases.v1.DeleteInstanceRequest
-	0,  // 31: slipway.releases.v1.ReleasesService.ListDigestReleases:input_type -> slipway.releases.v1.ListDigestReleasesRequest
-	33, // 32: slipway.releases.v1.ReleasesService.CreateDeployment:output_type -> slipway.releases.v1.CreateDeploymentResponse
-	34, // 33: slipway.releases.v1.ReleasesService.ListDeployments:output_type -> slipway.releases.v1.ListDeploymentsResponse
-	35, // 34: slipway.releases.v1.ReleasesService.GetDeployment:output_type -> slipway.releases.v1.GetDeploymentResponse
-	36, // 35: slipway.releases.v1.ReleasesService.HeadDeployment:output_type -> slipway.releases.v1.HeadDeploymentResponse
-	37, // 36: slipway.releases.v1.ReleasesService.UpdateDeployment:output_type -> slipway.releases.v1.UpdateDeploymentResponse
-	38, // 37: slipway.releases.v1.ReleasesService.DeleteDeployment:output_type -> slipway.releases.v1.DeleteDeploymentResponse
-	39, // 38: slipway.releases.v1.ReleasesService.RollbackDeployment:output_type -> slipway.releases.v1.RollbackDeploymentResponse
-	40, // 39: slipway.releases.v1.ReleasesService.RecoverDeployment:output_type -> slipway.releases.v1.RecoverDeploymentResponse
-	41, // 40: slipway.releases.v1.ReleasesService.GetDeploymentHistory:output_type -> slipway.releases.v1.GetDeploymentHistoryResponse
-	42, // 41: slipway.releases.v1.ReleasesService.GetDeploymentValues:output_type -> slipway.releases.v1.GetDeploymentValuesResponse
-	43, // 42: slipway.releases.v1.ReleasesService.GetDeploymentManifest:output_type -> slipway.releases.v1.GetDeploymentManifestResponse
-	44, // 43: slipway.releases.v1.ReleasesService.GetDeploymentNotes:output_type -> slipway.releases.v1.GetDeploymentNotesResponse
-	45, // 44: slipway.releases.v1.ReleasesService.GetDeploymentStatus:output_type -> slipway.releases.v1.GetDeploymentStatusResponse
-	46, // 45: slipway.releases.v1.ReleasesService.WatchDeploymentStatus:output_type -> slipway.releases.v1.WatchDeploymentStatusResponse
-	47, // 46: slipway.releases.v1.ReleasesService.ListDeploymentResources:output_type -> slipway.releases.v1.ListDeploymentResourcesResponse
-	48, // 47: slipway.releases.v1.ReleasesService.ListDeploymentEvents:output_type -> slipway.releases.v1.ListDeploymentEventsResponse
-	49, // 48: slipway.releases.v1.ReleasesService.GetDeploymentLogs:output_type -> slipway.releases.v1.GetDeploymentLogsResponse
-	50, // 49: slipway.releases.v1.ReleasesService.GetDeploymentHealth:output_type -> slipway.releases.v1.GetDeploymentHealthResponse
-	51, // 50: slipway.releases.v1.ReleasesService.GetDeploymentMetrics:output_type -> slipway.releases.v1.GetDeploymentMetricsResponse
-	52, // 51: slipway.releases.v1.ReleasesService.PlanDeployment:output_type -> slipway.releases.v1.PlanDeploymentResponse
-	53, // 52: slipway.releases.v1.ReleasesService.ApplyDeploymentPlan:output_type -> slipway.releases.v1.ApplyDeploymentPlanResponse
-	54, // 53: slipway.releases.v1.ReleasesService.GetDeploymentDrift:output_type -> slipway.releases.v1.GetDeploymentDriftResponse
-	55, // 54: slipway.releases.v1.ReleasesService.DeployApplication:output_type -> slipway.releases.v1.DeployApplicationResponse
-	56, // 55: slipway.releases.v1.ReleasesService.RollbackApplication:output_type -> slipway.releases.v1.RollbackApplicationResponse
-	57, // 56: slipway.releases.v1.ReleasesService.ListApplicationReleases:output_type -> slipway.releases.v1.ListApplicationReleasesResponse
-	58, // 57: slipway.releases.v1.ReleasesService.LaunchInstance:output_type -> slipway.releases.v1.LaunchInstanceResponse
-	59, // 58: slipway.releases.v1.ReleasesService.GetInstance:output_type -> slipway.releases.v1.GetInstanceResponse
-	60, // 59: slipway.releases.v1.ReleasesService.ListInstances:output_type -> slipway.releases.v1.ListInstancesResponse
-	61, // 60: slipway.releases.v1.ReleasesService.KeepAliveInstance:output_type -> slipway.releases.v1.KeepAliveInstanceResponse
-	62, // 61: slipway.releases.v1.ReleasesService.DeleteInstance:output_type -> slipway.releases.v1.DeleteInstanceResponse
-	1,  // 62: slipway.releases.v1.ReleasesService.ListDigestReleases:output_type -> slipway.releases.v1.ListDigestReleasesResponse
-	32, // [32:63] is the sub-list for method output_type
-	1,  // [1:32] is the sub-list for method input_type
+	25, // 23: slipway.releases.v1.ReleasesService.CorrectDeploymentDrift:input_type -> slipway.releases.v1.CorrectDeploymentDriftRequest
+	26, // 24: slipway.releases.v1.ReleasesService.DeployApplication:input_type -> slipway.releases.v1.DeployApplicationRequest
+	27, // 25: slipway.releases.v1.ReleasesService.RollbackApplication:input_type -> slipway.releases.v1.RollbackApplicationRequest
+	28, // 26: slipway.releases.v1.ReleasesService.ListApplicationReleases:input_type -> slipway.releases.v1.ListApplicationReleasesRequest
+	29, // 27: slipway.releases.v1.ReleasesService.LaunchInstance:input_type -> slipway.releases.v1.LaunchInstanceRequest
+	30, // 28: slipway.releases.v1.ReleasesService.GetInstance:input_type -> slipway.releases.v1.GetInstanceRequest
+	31, // 29: slipway.releases.v1.ReleasesService.ListInstances:input_type -> slipway.releases.v1.ListInstancesRequest
+	32, // 30: slipway.releases.v1.ReleasesService.KeepAliveInstance:input_type -> slipway.releases.v1.KeepAliveInstanceRequest
+	33, // 31: slipway.releases.v1.ReleasesService.DeleteInstance:input_type -> slipway.releases.v1.DeleteInstanceRequest
+	0,  // 32: slipway.releases.v1.ReleasesService.ListDigestReleases:input_type -> slipway.releases.v1.ListDigestReleasesRequest
+	34, // 33: slipway.releases.v1.ReleasesService.CreateDeployment:output_type -> slipway.releases.v1.CreateDeploymentResponse
+	35, // 34: slipway.releases.v1.ReleasesService.ListDeployments:output_type -> slipway.releases.v1.ListDeploymentsResponse
+	36, // 35: slipway.releases.v1.ReleasesService.GetDeployment:output_type -> slipway.releases.v1.GetDeploymentResponse
+	37, // 36: slipway.releases.v1.ReleasesService.HeadDeployment:output_type -> slipway.releases.v1.HeadDeploymentResponse
+	38, // 37: slipway.releases.v1.ReleasesService.UpdateDeployment:output_type -> slipway.releases.v1.UpdateDeploymentResponse
+	39, // 38: slipway.releases.v1.ReleasesService.DeleteDeployment:output_type -> slipway.releases.v1.DeleteDeploymentResponse
+	40, // 39: slipway.releases.v1.ReleasesService.RollbackDeployment:output_type -> slipway.releases.v1.RollbackDeploymentResponse
+	41, // 40: slipway.releases.v1.ReleasesService.RecoverDeployment:output_type -> slipway.releases.v1.RecoverDeploymentResponse
+	42, // 41: slipway.releases.v1.ReleasesService.GetDeploymentHistory:output_type -> slipway.releases.v1.GetDeploymentHistoryResponse
+	43, // 42: slipway.releases.v1.ReleasesService.GetDeploymentValues:output_type -> slipway.releases.v1.GetDeploymentValuesResponse
+	44, // 43: slipway.releases.v1.ReleasesService.GetDeploymentManifest:output_type -> slipway.releases.v1.GetDeploymentManifestResponse
+	45, // 44: slipway.releases.v1.ReleasesService.GetDeploymentNotes:output_type -> slipway.releases.v1.GetDeploymentNotesResponse
+	46, // 45: slipway.releases.v1.ReleasesService.GetDeploymentStatus:output_type -> slipway.releases.v1.GetDeploymentStatusResponse
+	47, // 46: slipway.releases.v1.ReleasesService.WatchDeploymentStatus:output_type -> slipway.releases.v1.WatchDeploymentStatusResponse
+	48, // 47: slipway.releases.v1.ReleasesService.ListDeploymentResources:output_type -> slipway.releases.v1.ListDeploymentResourcesResponse
+	49, // 48: slipway.releases.v1.ReleasesService.ListDeploymentEvents:output_type -> slipway.releases.v1.ListDeploymentEventsResponse
+	50, // 49: slipway.releases.v1.ReleasesService.GetDeploymentLogs:output_type -> slipway.releases.v1.GetDeploymentLogsResponse
+	51, // 50: slipway.releases.v1.ReleasesService.GetDeploymentHealth:output_type -> slipway.releases.v1.GetDeploymentHealthResponse
+	52, // 51: slipway.releases.v1.ReleasesService.GetDeploymentMetrics:output_type -> slipway.releases.v1.GetDeploymentMetricsResponse
+	53, // 52: slipway.releases.v1.ReleasesService.PlanDeployment:output_type -> slipway.releases.v1.PlanDeploymentResponse
+	54, // 53: slipway.releases.v1.ReleasesService.ApplyDeploymentPlan:output_type -> slipway.releases.v1.ApplyDeploymentPlanResponse
+	55, // 54: slipway.releases.v1.ReleasesService.GetDeploymentDrift:output_type -> slipway.releases.v1.GetDeploymentDriftResponse
+	56, // 55: slipway.releases.v1.ReleasesService.CorrectDeploymentDrift:output_type -> slipway.releases.v1.CorrectDeploymentDriftResponse
+	57, // 56: slipway.releases.v1.ReleasesService.DeployApplication:output_type -> slipway.releases.v1.DeployApplicationResponse
+	58, // 57: slipway.releases.v1.ReleasesService.RollbackApplication:output_type -> slipway.releases.v1.RollbackApplicationResponse
+	59, // 58: slipway.releases.v1.ReleasesService.ListApplicationReleases:output_type -> slipway.releases.v1.ListApplicationReleasesResponse
+	60, // 59: slipway.releases.v1.ReleasesService.LaunchInstance:output_type -> slipway.releases.v1.LaunchInstanceResponse
+	61, // 60: slipway.releases.v1.ReleasesService.GetInstance:output_type -> slipway.releases.v1.GetInstanceResponse
+	62, // 61: slipway.releases.v1.ReleasesService.ListInstances:output_type -> slipway.releases.v1.ListInstancesResponse
+	63, // 62: slipway.releases.v1.ReleasesService.KeepAliveInstance:output_type -> slipway.releases.v1.KeepAliveInstanceResponse
+	64, // 63: slipway.releases.v1.ReleasesService.DeleteInstance:output_type -> slipway.releases.v1.DeleteInstanceResponse
+	1,  // 64: slipway.releases.v1.ReleasesService.ListDigestReleases:output_type -> slipway.releases.v1.ListDigestReleasesResponse
+	33, // [33:65] is the sub-list for method output_type
+	1,  // [1:33] is the sub-list for method input_type
 	1,  // [1:1] is the sub-list for extension type_name
 	1,  // [1:1] is the sub-list for extension extendee
 	0,  // [0:1] is the sub-list for field type_name
@@ -439,6 +444,7 @@ func file_slipway_releases_v1_releases_proto_init() {
 		return
 	}
 	file_slipway_releases_v1_deployments_proto_init()
+	file_slipway_releases_v1_drift_proto_init()
 	file_slipway_releases_v1_instances_proto_init()
 	file_slipway_releases_v1_plan_proto_init()
 	file_slipway_releases_v1_status_proto_init()

@@ -41,6 +41,7 @@ const (
 	ReleasesService_PlanDeployment_FullMethodName          = "/slipway.releases.v1.ReleasesService/PlanDeployment"
 	ReleasesService_ApplyDeploymentPlan_FullMethodName     = "/slipway.releases.v1.ReleasesService/ApplyDeploymentPlan"
 	ReleasesService_GetDeploymentDrift_FullMethodName      = "/slipway.releases.v1.ReleasesService/GetDeploymentDrift"
+	ReleasesService_CorrectDeploymentDrift_FullMethodName  = "/slipway.releases.v1.ReleasesService/CorrectDeploymentDrift"
 	ReleasesService_DeployApplication_FullMethodName       = "/slipway.releases.v1.ReleasesService/DeployApplication"
 	ReleasesService_RollbackApplication_FullMethodName     = "/slipway.releases.v1.ReleasesService/RollbackApplication"
 	ReleasesService_ListApplicationReleases_FullMethodName = "/slipway.releases.v1.ReleasesService/ListApplicationReleases"
@@ -179,6 +180,14 @@ type ReleasesServiceClient interface {
 	// manifest sets are compared, so defaults, status and fields other
 	// controllers own (replicas under an autoscaler) are not drift.
 	GetDeploymentDrift(ctx context.Context, in *GetDeploymentDriftRequest, opts ...grpc.CallOption) (*GetDeploymentDriftResponse, error)
+	// CorrectDeploymentDrift starts an operation that puts the release's
+	// drifted objects back to its latest revision's manifest, under the
+	// release's lock: the fields GetDeploymentDrift reports are patched to
+	// the manifest's values (fields it does not set, and replicas under an
+	// autoscaler, stay as they are) and missing objects are created again.
+	// It makes no new Helm revision. A release whose latest revision is not
+	// deployed answers FAILED_PRECONDITION.
+	CorrectDeploymentDrift(ctx context.Context, in *CorrectDeploymentDriftRequest, opts ...grpc.CallOption) (*CorrectDeploymentDriftResponse, error)
 	// DeployApplication deploys an application (see catalog.v1.Application)
 	// to one of its targets: the equivalent of `helm upgrade --install
 	// --reset-values` of release "<application>-<target>" with the
@@ -465,6 +474,16 @@ func (c *releasesServiceClient) GetDeploymentDrift(ctx context.Context, in *GetD
 	return out, nil
 }
 
+func (c *releasesServiceClient) CorrectDeploymentDrift(ctx context.Context, in *CorrectDeploymentDriftRequest, opts ...grpc.CallOption) (*CorrectDeploymentDriftResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CorrectDeploymentDriftResponse)
+	err := c.cc.Invoke(ctx, ReleasesService_CorrectDeploymentDrift_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *releasesServiceClient) DeployApplication(ctx context.Context, in *DeployApplicationRequest, opts ...grpc.CallOption) (*DeployApplicationResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DeployApplicationResponse)
@@ -682,6 +701,14 @@ type ReleasesServiceServer interface {
 	// manifest sets are compared, so defaults, status and fields other
 	// controllers own (replicas under an autoscaler) are not drift.
 	GetDeploymentDrift(context.Context, *GetDeploymentDriftRequest) (*GetDeploymentDriftResponse, error)
+	// CorrectDeploymentDrift starts an operation that puts the release's
+	// drifted objects back to its latest revision's manifest, under the
+	// release's lock: the fields GetDeploymentDrift reports are patched to
+	// the manifest's values (fields it does not set, and replicas under an
+	// autoscaler, stay as they are) and missing objects are created again.
+	// It makes no new Helm revision. A release whose latest revision is not
+	// deployed answers FAILED_PRECONDITION.
+	CorrectDeploymentDrift(context.Context, *CorrectDeploymentDriftRequest) (*CorrectDeploymentDriftResponse, error)
 	// DeployApplication deploys an application (see catalog.v1.Application)
 	// to one of its targets: the equivalent of `helm upgrade --install
 	// --reset-values` of release "<application>-<target>" with the
@@ -795,6 +822,9 @@ func (UnimplementedReleasesServiceServer) ApplyDeploymentPlan(context.Context, *
 }
 func (UnimplementedReleasesServiceServer) GetDeploymentDrift(context.Context, *GetDeploymentDriftRequest) (*GetDeploymentDriftResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetDeploymentDrift not implemented")
+}
+func (UnimplementedReleasesServiceServer) CorrectDeploymentDrift(context.Context, *CorrectDeploymentDriftRequest) (*CorrectDeploymentDriftResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CorrectDeploymentDrift not implemented")
 }
 func (UnimplementedReleasesServiceServer) DeployApplication(context.Context, *DeployApplicationRequest) (*DeployApplicationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeployApplication not implemented")
@@ -1226,6 +1256,24 @@ func _ReleasesService_GetDeploymentDrift_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ReleasesService_CorrectDeploymentDrift_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CorrectDeploymentDriftRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReleasesServiceServer).CorrectDeploymentDrift(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReleasesService_CorrectDeploymentDrift_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReleasesServiceServer).CorrectDeploymentDrift(ctx, req.(*CorrectDeploymentDriftRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ReleasesService_DeployApplication_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DeployApplicationRequest)
 	if err := dec(in); err != nil {
@@ -1474,6 +1522,10 @@ var ReleasesService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetDeploymentDrift",
 			Handler:    _ReleasesService_GetDeploymentDrift_Handler,
+		},
+		{
+			MethodName: "CorrectDeploymentDrift",
+			Handler:    _ReleasesService_CorrectDeploymentDrift_Handler,
 		},
 		{
 			MethodName: "DeployApplication",

@@ -2563,6 +2563,9 @@ type GetDeploymentDriftResponse struct {
 	CheckTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=check_time,json=checkTime,proto3" json:"check_time,omitempty"`
 	// Pass as page_token for the next page; empty on the last page.
 	NextPageToken string `protobuf:"bytes,5,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// The last background check of the release (or correction), unset
+	// when none ran yet; this answer itself is read live.
+	LastCheck     *DriftCheck `protobuf:"bytes,6,opt,name=last_check,json=lastCheck,proto3" json:"last_check,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2632,11 +2635,18 @@ func (x *GetDeploymentDriftResponse) GetNextPageToken() string {
 	return ""
 }
 
+func (x *GetDeploymentDriftResponse) GetLastCheck() *DriftCheck {
+	if x != nil {
+		return x.LastCheck
+	}
+	return nil
+}
+
 var File_slipway_releases_v1_status_proto protoreflect.FileDescriptor
 
 const file_slipway_releases_v1_status_proto_rawDesc = "" +
 	"\n" +
-	" slipway/releases/v1/status.proto\x12\x13slipway.releases.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a%slipway/releases/v1/deployments.proto\x1a$slipway/releases/v1/operations.proto\"\xea\x02\n" +
+	" slipway/releases/v1/status.proto\x12\x13slipway.releases.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a%slipway/releases/v1/deployments.proto\x1a\x1fslipway/releases/v1/drift.proto\x1a$slipway/releases/v1/operations.proto\"\xea\x02\n" +
 	"\x10DeploymentStatus\x126\n" +
 	"\arelease\x18\x01 \x01(\v2\x1c.slipway.releases.v1.ReleaseR\arelease\x126\n" +
 	"\averdict\x18\x02 \x01(\x0e2\x1c.slipway.releases.v1.VerdictR\averdict\x12\x18\n" +
@@ -2826,14 +2836,16 @@ const file_slipway_releases_v1_status_proto_rawDesc = "" +
 	"\tnamespace\x18\x04 \x01(\tR\tnamespace\x12\x1b\n" +
 	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x06 \x01(\tR\tpageToken\"\x84\x02\n" +
+	"page_token\x18\x06 \x01(\tR\tpageToken\"\xc4\x02\n" +
 	"\x1aGetDeploymentDriftResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x05R\brevision\x12#\n" +
 	"\rdrifted_count\x18\x02 \x01(\x05R\fdriftedCount\x12B\n" +
 	"\tresources\x18\x03 \x03(\v2$.slipway.releases.v1.DriftedResourceR\tresources\x129\n" +
 	"\n" +
 	"check_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcheckTime\x12&\n" +
-	"\x0fnext_page_token\x18\x05 \x01(\tR\rnextPageToken*x\n" +
+	"\x0fnext_page_token\x18\x05 \x01(\tR\rnextPageToken\x12>\n" +
+	"\n" +
+	"last_check\x18\x06 \x01(\v2\x1f.slipway.releases.v1.DriftCheckR\tlastCheck*x\n" +
 	"\aVerdict\x12\x17\n" +
 	"\x13VERDICT_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rVERDICT_READY\x10\x01\x12\x17\n" +
@@ -2906,6 +2918,7 @@ var file_slipway_releases_v1_status_proto_goTypes = []any{
 	(ReleaseStatus)(0),                      // 36: slipway.releases.v1.ReleaseStatus
 	(*ChartSource)(nil),                     // 37: slipway.releases.v1.ChartSource
 	(*DeploymentOptions)(nil),               // 38: slipway.releases.v1.DeploymentOptions
+	(*DriftCheck)(nil),                      // 39: slipway.releases.v1.DriftCheck
 }
 var file_slipway_releases_v1_status_proto_depIdxs = []int32{
 	32, // 0: slipway.releases.v1.DeploymentStatus.release:type_name -> slipway.releases.v1.Release
@@ -2954,11 +2967,12 @@ var file_slipway_releases_v1_status_proto_depIdxs = []int32{
 	33, // 43: slipway.releases.v1.PlanDeploymentResponse.expire_time:type_name -> google.protobuf.Timestamp
 	13, // 44: slipway.releases.v1.GetDeploymentDriftResponse.resources:type_name -> slipway.releases.v1.DriftedResource
 	33, // 45: slipway.releases.v1.GetDeploymentDriftResponse.check_time:type_name -> google.protobuf.Timestamp
-	46, // [46:46] is the sub-list for method output_type
-	46, // [46:46] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	39, // 46: slipway.releases.v1.GetDeploymentDriftResponse.last_check:type_name -> slipway.releases.v1.DriftCheck
+	47, // [47:47] is the sub-list for method output_type
+	47, // [47:47] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_slipway_releases_v1_status_proto_init() }
@@ -2967,6 +2981,7 @@ func file_slipway_releases_v1_status_proto_init() {
 		return
 	}
 	file_slipway_releases_v1_deployments_proto_init()
+	file_slipway_releases_v1_drift_proto_init()
 	file_slipway_releases_v1_operations_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{

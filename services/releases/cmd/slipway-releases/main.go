@@ -37,6 +37,7 @@ func main() {
 		oc                                           outbound.Config
 		wo                                           releases.WorkerOptions
 		so                                           releases.SweeperOptions
+		do                                           releases.DriftCheckOptions
 		instOpts                                     releases.InstanceOptions
 	)
 	err := server.Service{
@@ -54,6 +55,8 @@ func main() {
 			fs.DurationVar(&wo.Lease, "operation-lease", time.Minute, "how long a replica holds an operation without a heartbeat before another may take it over")
 			fs.DurationVar(&so.Every, "sweep-interval", time.Minute, "how often the clusters are looked at for releases Helm left pending with no writer")
 			fs.DurationVar(&so.StuckAfter, "stuck-after", 5*time.Minute, "how long a revision must have been pending, with no Slipway operation on its release, before it is recovered (Helm's default timeout is 5m)")
+			fs.DurationVar(&do.Every, "drift-interval", 10*time.Minute, "how often every deployed release is compared with its cluster for drift; 0 turns the periodic check off")
+			fs.BoolVar(&do.Correct, "drift-correct", false, "queue a correct-drift operation for each release the periodic check finds drifted")
 			fs.DurationVar(&instOpts.MinTTL, "instance-min-ttl", releases.DefaultInstanceMinTTL, "the shortest TTL an instance may be launched or kept alive with (at most 1h)")
 			fs.IntVar(&instOpts.PerOrg, "instances-per-org", releases.DefaultInstancesOrg, "how many instances not yet deleted an organization may have")
 			fs.DurationVar(&instOpts.CullEvery, "instance-cull-interval", time.Minute, "how often expired instances are looked for and deleted")
@@ -120,6 +123,10 @@ func main() {
 			p.Group.Add(func() error { return worker.Run(runCtx) }, func(error) { stop() })
 			sweeper := releases.NewSweeper(store, ledger, exec, access, p.Caller, so, worker.Wake, p.Log)
 			p.Group.Add(func() error { return sweeper.Run(runCtx) }, func(error) { stop() })
+			if do.Every > 0 {
+				checker := releases.NewDriftChecker(store, ledger, exec, access, p.Caller, do, worker.Wake, p.Log)
+				p.Group.Add(func() error { return checker.Run(runCtx) }, func(error) { stop() })
+			}
 
 			svc := releases.NewService(store, ledger, access, releases.NewCatalogApplications(catalogConn), releases.NewRegistryImages(registryConn), p.Caller, worker.Wake, p.Log)
 			instances, err := releases.NewInstances(worker, releases.NewCatalogApplications(catalogConn), releases.NewRegistryImages(registryConn), instOpts, worker.Wake, p.Log)
@@ -133,7 +140,7 @@ func main() {
 			srv := releases.NewGRPCServer(svc, p.Log).ServeStatus(releases.NewStatusService(svc, access, statusCache)).
 				ServeLogs(releases.NewLogService(svc, access, statusCache, exec.Clientset, releases.LogLimits{}, p.Log)).
 				ServePlans(releases.NewPlanner(worker)).
-				ServeDrift(releases.NewDriftService(svc, access, exec))
+				ServeDrift(releases.NewDriftService(svc, ledger, access, exec))
 			srv.ServeInstances(instances)
 			releasesv1.RegisterReleasesServiceServer(p.GRPC, srv)
 			releasesv1.RegisterOperationsServiceServer(p.GRPC, srv)

@@ -2,6 +2,7 @@ package releases
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -44,6 +45,9 @@ type DriftReport struct {
 	Objects       []DriftedObject
 	Checked       time.Time
 	NextPageToken string
+	// LastCheck is the release's last background check (or correction),
+	// nil when none ran.
+	LastCheck *DriftCheck
 }
 
 // DriftService compares releases' live objects with their manifests.
@@ -59,15 +63,17 @@ type Clients interface {
 
 type driftService struct {
 	svc     Service
+	ledger  *Ledger
 	access  ClusterAccess
 	clients Clients
 	now     func() time.Time
 }
 
 // NewDriftService reads releases through svc (which checks the caller and
-// scopes the release to its org) and their live objects through clients.
-func NewDriftService(svc Service, access ClusterAccess, clients Clients) DriftService {
-	return &driftService{svc: svc, access: access, clients: clients, now: time.Now}
+// scopes the release to its org), their live objects through clients, and
+// their last background check from ledger.
+func NewDriftService(svc Service, ledger *Ledger, access ClusterAccess, clients Clients) DriftService {
+	return &driftService{svc: svc, ledger: ledger, access: access, clients: clients, now: time.Now}
 }
 
 // Drift compares every object of the release's latest revision's manifest
@@ -92,36 +98,25 @@ func (s *driftService) Drift(ctx context.Context, cluster, namespace, name strin
 	if err != nil {
 		return DriftReport{}, clusterError(cluster, err)
 	}
-	a := helmexec.AccessFromProto(ca)
-	dyn, mapper, err := s.clients.Dynamic(a)
+	kc, err := kubeClientsOf(s.clients, helmexec.AccessFromProto(ca))
 	if err != nil {
 		return DriftReport{}, err
 	}
-	cs, err := s.clients.Clientset(a)
+	found, err := releaseDrift(ctx, kc, r.Namespace, r.Manifest)
 	if err != nil {
 		return DriftReport{}, err
 	}
-	scaled, err := autoscaled(ctx, cs, r.Namespace)
-	if err != nil {
-		return DriftReport{}, err
+	rep := DriftReport{Revision: r.Revision, Drifted: len(found), Checked: s.now().UTC()}
+	for _, d := range found[min(from, len(found)):] {
+		if len(rep.Objects) == size {
+			break
+		}
+		rep.Objects = append(rep.Objects, d.DriftedObject)
 	}
-	rep := DriftReport{Revision: r.Revision, Checked: s.now().UTC()}
-	for _, text := range manifestTexts(r.Manifest) {
-		var obj map[string]any
-		if err := yaml.Unmarshal([]byte(text), &obj); err != nil || len(obj) == 0 {
-			continue
-		}
-		d, err := s.compare(ctx, dyn, mapper, r.Namespace, obj, scaled)
-		if err != nil {
-			return DriftReport{}, err
-		}
-		if d == nil {
-			continue
-		}
-		if rep.Drifted >= from && len(rep.Objects) < size {
-			rep.Objects = append(rep.Objects, *d)
-		}
-		rep.Drifted++
+	if last, err := s.ledger.DriftCheck(ctx, r.Key()); err == nil {
+		rep.LastCheck = &last
+	} else if !errors.Is(err, errNoDriftCheck) {
+		return DriftReport{}, err
 	}
 	if end := from + len(rep.Objects); end < rep.Drifted {
 		rep.NextPageToken = paging.Encode(strconv.Itoa(end), fp)
@@ -129,8 +124,70 @@ func (s *driftService) Drift(ctx context.Context, cluster, namespace, name strin
 	return rep, nil
 }
 
-// compare reads obj's live counterpart; nil when in sync.
-func (s *driftService) compare(ctx context.Context, dyn dynamic.Interface, mapper meta.RESTMapper, ns string, obj map[string]any, scaled map[string]bool) (*DriftedObject, error) {
+// kubeClients are one cluster's clients for reading and correcting drift.
+type kubeClients struct {
+	dyn    dynamic.Interface
+	mapper meta.RESTMapper
+	cs     kubernetes.Interface
+}
+
+func kubeClientsOf(c Clients, a helmexec.Access) (kubeClients, error) {
+	dyn, mapper, err := c.Dynamic(a)
+	if err != nil {
+		return kubeClients{}, err
+	}
+	cs, err := c.Clientset(a)
+	if err != nil {
+		return kubeClients{}, err
+	}
+	return kubeClients{dyn: dyn, mapper: mapper, cs: cs}, nil
+}
+
+// objectDrift is a drifted object with what correcting it takes.
+type objectDrift struct {
+	DriftedObject
+	manifest map[string]any
+	live     map[string]any // nil when missing
+	resource dynamic.NamespaceableResourceInterface
+	ignore   []drift.Path
+}
+
+// client is the object's resource client, in its namespace if it has one.
+func (d objectDrift) client() dynamic.ResourceInterface {
+	if d.Namespace != "" {
+		return d.resource.Namespace(d.Namespace)
+	}
+	return d.resource
+}
+
+// releaseDrift compares every object of a release's manifest (its
+// namespace ns) with the cluster, and returns those that differ, in
+// manifest order: only the fields the manifest sets, and not spec.replicas
+// of a workload a HorizontalPodAutoscaler of ns scales.
+func releaseDrift(ctx context.Context, kc kubeClients, ns, manifest string) ([]objectDrift, error) {
+	scaled, err := autoscaled(ctx, kc.cs, ns)
+	if err != nil {
+		return nil, err
+	}
+	var out []objectDrift
+	for _, text := range manifestTexts(manifest) {
+		var obj map[string]any
+		if err := yaml.Unmarshal([]byte(text), &obj); err != nil || len(obj) == 0 {
+			continue
+		}
+		d, err := compareObject(ctx, kc, ns, obj, scaled)
+		if err != nil {
+			return nil, err
+		}
+		if d != nil {
+			out = append(out, *d)
+		}
+	}
+	return out, nil
+}
+
+// compareObject reads obj's live counterpart; nil when in sync.
+func compareObject(ctx context.Context, kc kubeClients, ns string, obj map[string]any, scaled map[string]bool) (*objectDrift, error) {
 	apiVersion, _ := obj["apiVersion"].(string)
 	kind, _ := obj["kind"].(string)
 	md, _ := obj["metadata"].(map[string]any)
@@ -142,21 +199,15 @@ func (s *driftService) compare(ctx context.Context, dyn dynamic.Interface, mappe
 	if err != nil || kind == "" || name == "" {
 		return nil, nil // not an object Helm could have applied
 	}
-	m, err := mapper.RESTMapping(gv.WithKind(kind).GroupKind(), gv.Version)
+	m, err := kc.mapper.RESTMapping(gv.WithKind(kind).GroupKind(), gv.Version)
 	if err != nil {
 		return nil, fmt.Errorf("%w: find the resource of %s %s: %v", slipstatus.ErrUnknown, apiVersion, kind, err)
 	}
-	d := &DriftedObject{APIVersion: apiVersion, Kind: kind, Name: name}
-	ri := dyn.Resource(m.Resource)
-	var live interface {
-		UnstructuredContent() map[string]any
-	}
+	d := &objectDrift{DriftedObject: DriftedObject{APIVersion: apiVersion, Kind: kind, Name: name}, manifest: obj, resource: kc.dyn.Resource(m.Resource)}
 	if m.Scope.Name() == meta.RESTScopeNameNamespace {
 		d.Namespace = ns
-		live, err = ri.Namespace(ns).Get(ctx, name, metav1.GetOptions{})
-	} else {
-		live, err = ri.Get(ctx, name, metav1.GetOptions{})
 	}
+	live, err := d.client().Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 		d.State = DriftMissing
@@ -164,18 +215,17 @@ func (s *driftService) compare(ctx context.Context, dyn dynamic.Interface, mappe
 	case err != nil:
 		return nil, fmt.Errorf("%w: read %s %s/%s: %v", slipstatus.ErrUnknown, kind, ns, name, err)
 	}
-	var ignore []drift.Path
 	if scaled[kind+"/"+name] {
-		ignore = append(ignore, drift.Path{"spec", "replicas"})
+		d.ignore = append(d.ignore, drift.Path{"spec", "replicas"})
 	}
-	res, err := drift.Compare(obj, live.UnstructuredContent(), ignore)
+	res, err := drift.Compare(obj, live.UnstructuredContent(), d.ignore)
 	if err != nil {
 		return nil, fmt.Errorf("compare %s %s/%s: %w", kind, ns, name, err)
 	}
 	if !res.Drifted {
 		return nil, nil
 	}
-	d.State, d.Diff = DriftModified, res.Diff
+	d.State, d.Diff, d.live = DriftModified, res.Diff, live.UnstructuredContent()
 	return d, nil
 }
 

@@ -40,6 +40,8 @@ var errorTable = grpcerr.Table{
 	{Err: ErrPlanNotFound, Code: codes.NotFound},
 	{Err: ErrPlanStale, Code: codes.FailedPrecondition},
 	{Err: ErrPlanInvalid, Code: codes.InvalidArgument},
+	// Drift's (drift_correct.go).
+	{Err: ErrNotDeployed, Code: codes.FailedPrecondition},
 	// Instances' (instances.go).
 	{Err: ErrInstanceNotFound, Code: codes.NotFound},
 	{Err: ErrInstanceLimit, Code: codes.ResourceExhausted},
@@ -64,7 +66,7 @@ func failure(err error) (code, message string) {
 		return codeName(codes.DeadlineExceeded), err.Error()
 	case errors.Is(err, helmexec.ErrRecordTooLarge), errors.Is(err, helmexec.ErrInvalidRequest), errors.Is(err, helmexec.ErrReleaseExists),
 		errors.Is(err, helmexec.ErrPending), errors.Is(err, helmexec.ErrInvalidAccess), errors.Is(err, ErrClusterNotFound),
-		errors.Is(err, ErrPlanStale):
+		errors.Is(err, ErrPlanStale), errors.Is(err, ErrNotDeployed), errors.Is(err, errNotCorrected):
 		return codeName(codes.FailedPrecondition), err.Error()
 	case errors.Is(err, helmexec.ErrReleaseNotFound), errors.Is(err, ErrReleaseNotFound):
 		return codeName(codes.NotFound), err.Error()

@@ -251,6 +251,8 @@ func (s *service) Submit(ctx context.Context, kind ops.Kind, c Change) (ops.Oper
 		// (A release to recover may be one Helm left pending outside
 		// Slipway, unknown to the ledger: the worker asks Helm.)
 		return ops.Operation{}, fmt.Errorf("%w: %s/%s on cluster %s", ErrReleaseNotFound, c.Namespace, c.Name, c.Cluster)
+	case kind == kindCorrectDrift && head.Status != StatusDeployed:
+		return ops.Operation{}, fmt.Errorf("%w: revision %d of %s/%s is %s: only a deployed revision is put back", ErrNotDeployed, head.Revision, c.Namespace, c.Name, statusName(head.Status))
 	}
 	if c.Archive != nil {
 		// Stored only once the request is sure to queue, not for one refused.

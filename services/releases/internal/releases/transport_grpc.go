@@ -300,6 +300,7 @@ var kinds = map[ops.Kind]releasesv1.OperationKind{
 	ops.KindLaunchInstance:      releasesv1.OperationKind_OPERATION_KIND_LAUNCH_INSTANCE,
 	ops.KindDeleteInstance:      releasesv1.OperationKind_OPERATION_KIND_DELETE_INSTANCE,
 	kindRecover:                 releasesv1.OperationKind_OPERATION_KIND_RECOVER,
+	kindCorrectDrift:            releasesv1.OperationKind_OPERATION_KIND_CORRECT_DRIFT,
 }
 
 func kindOf(k releasesv1.OperationKind) ops.Kind {

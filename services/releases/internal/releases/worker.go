@@ -331,6 +331,9 @@ func (w *Worker) execute(ctx context.Context, l ops.Lease, log *slog.Logger) ([]
 	case ops.KindDeleteInstance:
 		// Uninstall, recorded, and the namespace deleted (instances_worker.go).
 		return w.deleteInstance(ctx, l, j, req, access, event)
+	case kindCorrectDrift:
+		// No Helm action and no new revision (drift_correct.go).
+		return w.correctDrift(ctx, l, access, j, event, log)
 	case kindRecover:
 		did, err := w.exec.Recover(ctx, access, l.Target.Namespace, l.Target.Release)
 		if err != nil {
