@@ -44,6 +44,9 @@ var marker = map[string]string{
 	// and service proxies reach a server the test runs on 0.0.0.0 (implies
 	// "kube"; an older devstack lacks the variable).
 	"podnet": "KUBE_C1_POD_CIDR",
+	// The first cluster serves metrics.k8s.io through metrics-server
+	// (implies "kube"; a second cluster, "kube2", never does).
+	"kubemetrics": "KUBE_C1_METRICS_SERVER",
 }
 
 // Env is the environment's variables (the devstack env file).
@@ -84,7 +87,7 @@ func Run(run func() int) int {
 // Get returns an environment with at least parts ("postgres", "vault",
 // "registry", "chartrepo", "kube", "kube2" for two clusters, "kubelogs" for
 // container logs, "podnet" for pod IPs reachable through the apiserver's
-// proxies).
+// proxies, "kubemetrics" for metrics.k8s.io on the first cluster).
 func Get(t testing.TB, parts ...string) Env {
 	t.Helper()
 	for _, p := range parts {
@@ -147,7 +150,7 @@ func start(parts []string) *started {
 			args = append(args, "--clusters", "2")
 			p = "kube"
 		}
-		if p == "kubelogs" || p == "podnet" {
+		if p == "kubelogs" || p == "podnet" || p == "kubemetrics" {
 			p = "kube"
 		}
 		if !slices.Contains(with, p) {

@@ -40,7 +40,7 @@ func TestUpDetachedThenDown(t *testing.T) {
 	for _, p := range procs {
 		names[p.Name] = p.Running
 	}
-	for _, want := range []string{"postgres", "vault", "registry", "chartrepo", "kube-c1-apiserver", "kube-c2-apiserver", "kube-c2-kwok", "kube-c1-podroute", "kube-c2-podroute"} {
+	for _, want := range []string{"postgres", "vault", "registry", "chartrepo", "kube-c1-apiserver", "kube-c2-apiserver", "kube-c2-kwok", "kube-c1-podroute", "kube-c2-podroute", "kube-c1-metrics-server"} {
 		if !names[want] {
 			t.Errorf("%s not running after up; status %+v", want, procs)
 		}
@@ -49,10 +49,13 @@ func TestUpDetachedThenDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"KUBECONFIG_C1=", "KUBECONFIG_C2=", "KUBE_C1_POD_CIDR=", "KUBE_C2_POD_CIDR=", "VAULT_ADDR=", "VAULT_ROLE_ID_CLUSTERS=", "POSTGRES_DSN_REGISTRY=", "OCI_REGISTRY=", "CHART_REPO_URL="} {
+	for _, key := range []string{"KUBECONFIG_C1=", "KUBECONFIG_C2=", "KUBE_C1_POD_CIDR=", "KUBE_C2_POD_CIDR=", "KUBE_C1_METRICS_SERVER=", "VAULT_ADDR=", "VAULT_ROLE_ID_CLUSTERS=", "POSTGRES_DSN_REGISTRY=", "OCI_REGISTRY=", "CHART_REPO_URL="} {
 		if !strings.Contains(env, key) {
 			t.Errorf("env lacks %s", key)
 		}
+	}
+	if names["kube-c2-metrics-server"] || strings.Contains(env, "KUBE_C2_METRICS_SERVER=") {
+		t.Error("c2 runs a metrics-server: only c1 serves metrics.k8s.io")
 	}
 	if strings.Contains(env, "ROOT_TOKEN") {
 		t.Error("env publishes Vault's root token")

@@ -40,7 +40,9 @@ func components(parts []string, clusters, nodes int, notify string, repoAuth boo
 			out = append(out, chartrepo.Repo{BasicAuth: repoAuth})
 		case "kube":
 			for i := 1; i <= clusters; i++ {
-				out = append(out, &kube.Cluster{ID: fmt.Sprintf("c%d", i), Nodes: nodes})
+				// Only the first serves metrics.k8s.io: the others show
+				// clients a cluster without it.
+				out = append(out, &kube.Cluster{ID: fmt.Sprintf("c%d", i), Nodes: nodes, Metrics: i == 1})
 			}
 		default:
 			return nil, fmt.Errorf("unknown part %q (want some of %s)", p, strings.Join(allParts, ","))
@@ -114,7 +116,7 @@ func buildCmd(args []string) error {
 		name  string
 		build func(context.Context) error
 	}{
-		{"kubernetes " + kube.KubernetesVersion + " + kwok " + kube.KwokVersion, kube.Build},
+		{"kubernetes " + kube.KubernetesVersion + " + kwok " + kube.KwokVersion + " + metrics-server " + kube.MetricsServerVersion, kube.Build},
 		{"vault " + vault.Version, func(ctx context.Context) error { _, err := vault.Binary(ctx, os.Stderr); return err }},
 		{"oci registry", func(ctx context.Context) error { _, err := ociregistry.Binary(ctx); return err }},
 	}

@@ -28,10 +28,13 @@ type binaries struct {
 	etcd, apiserver, controllerManager, scheduler, kwok string
 }
 
-// Build builds (once, into the cache) every program a cluster runs and
-// checks that etcd is installed.
+// Build builds (once, into the cache) every program a cluster runs,
+// metrics-server included, and checks that etcd is installed.
 func Build(ctx context.Context) error {
-	_, err := findBinaries(ctx)
+	if _, err := findBinaries(ctx); err != nil {
+		return err
+	}
+	_, err := metricsServerBinary(ctx)
 	return err
 }
 

@@ -21,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -29,6 +30,9 @@ import (
 type Cluster struct {
 	ID    string // "c1", "c2": names its state folder, processes and env vars; default "c1"
 	Nodes int    // simulated nodes; default 3
+	// Metrics serves metrics.k8s.io: metrics-server scraping the resource
+	// metrics kwok emulates (see MetricsServerVersion).
+	Metrics bool
 }
 
 var _ devenv.Component = (*Cluster)(nil)
@@ -77,15 +81,15 @@ func (c *Cluster) Name() string { return "kube-" + c.id() }
 
 // ports a cluster listens on, all on 127.0.0.1.
 type ports struct {
-	etcdClient, etcdPeer, apiserver, controllerManager, scheduler, kwok int
+	etcdClient, etcdPeer, apiserver, controllerManager, scheduler, kwok, metricsServer int
 }
 
-// freePorts picks six distinct free ports: FreePort closes its listener,
+// freePorts picks distinct free ports: FreePort closes its listener,
 // so two calls in a row can in principle return the same one.
 func freePorts() (ports, error) {
 	var p ports
 	seen := map[int]bool{}
-	for _, f := range []*int{&p.etcdClient, &p.etcdPeer, &p.apiserver, &p.controllerManager, &p.scheduler, &p.kwok} {
+	for _, f := range []*int{&p.etcdClient, &p.etcdPeer, &p.apiserver, &p.controllerManager, &p.scheduler, &p.kwok, &p.metricsServer} {
 		for *f == 0 || seen[*f] {
 			n, err := devenv.FreePort()
 			if err != nil {
@@ -103,13 +107,20 @@ func freePorts() (ports, error) {
 // registers the simulated nodes and returns once they are Ready and the
 // default namespace can run pods. It publishes KUBECONFIG_<ID> (the admin
 // kubeconfig), KUBE_<ID>_SERVER, KUBE_<ID>_LOGS (see EnvLogDir) and
-// KUBE_<ID>_POD_CIDR (see PodPool).
+// KUBE_<ID>_POD_CIDR (see PodPool); with Metrics, once metrics.k8s.io is
+// available, KUBE_<ID>_METRICS_SERVER.
 func (c *Cluster) Start(ctx context.Context, s *devenv.Stack) error {
 	id := c.id()
 	t0 := time.Now()
 	bins, err := findBinaries(ctx)
 	if err != nil {
 		return err
+	}
+	var metricsServer string
+	if c.Metrics {
+		if metricsServer, err = metricsServerBinary(ctx); err != nil {
+			return err
+		}
 	}
 	tBins := time.Since(t0)
 	// Every start is a new cluster: ports and keys change, so an old etcd
@@ -130,7 +141,7 @@ func (c *Cluster) Start(ctx context.Context, s *devenv.Stack) error {
 		return err
 	}
 	server := "https://127.0.0.1:" + strconv.Itoa(p.apiserver)
-	kubeconfigs := map[string]keyPair{"admin": pk.admin, "controller-manager": pk.ctrlMgr, "scheduler": pk.sched}
+	kubeconfigs := map[string]keyPair{"admin": pk.admin, "controller-manager": pk.ctrlMgr, "scheduler": pk.sched, "metrics-server": pk.metrics}
 	for user, kp := range kubeconfigs {
 		if err := writeKubeconfig(filepath.Join(dir, user+".kubeconfig"), id, server, pk.caPEM, user, kp); err != nil {
 			return err
@@ -276,8 +287,16 @@ func (c *Cluster) Start(ctx context.Context, s *devenv.Stack) error {
 		return err
 	}
 	kwokConfig := filepath.Join(kwokHome, "kwok.yaml")
-	if err := writeLogs(logDir, kwokConfig, time.Now()); err != nil {
+	logsConfig, err := writeLogs(logDir, time.Now())
+	if err != nil {
 		return err
+	}
+	configs := []string{logsConfig}
+	if c.Metrics {
+		configs = append(configs, kwokMetricsConfig())
+	}
+	if err := os.WriteFile(kwokConfig, []byte(strings.Join(configs, "---\n")), 0o644); err != nil {
+		return fmt.Errorf("write kwok config: %w", err)
 	}
 	kwok := exec.Command(bins.kwok,
 		"--config="+kwokConfig,
@@ -319,12 +338,26 @@ func (c *Cluster) Start(ctx context.Context, s *devenv.Stack) error {
 	}
 	tRest := time.Since(t)
 
+	var tMetrics time.Duration
+	if c.Metrics {
+		t = time.Now()
+		dyn, err := dynamic.NewForConfig(cfg)
+		if err != nil {
+			return err
+		}
+		if err := startMetricsServer(ctx, s, name("metrics-server"), metricsServer, dir, kubeconfig("metrics-server"), pk, p.metricsServer, cs, dyn); err != nil {
+			return err
+		}
+		tMetrics = time.Since(t)
+		s.SetEnv(EnvMetricsServer(id), "https://127.0.0.1:"+strconv.Itoa(p.metricsServer))
+	}
+
 	s.SetEnv(EnvKubeconfig(id), kubeconfig("admin"))
 	s.SetEnv(EnvServer(id), server)
 	s.SetEnv(EnvLogDir(id), logDir)
 	s.SetEnv(EnvPodCIDR(id), podCIDR.String())
-	fmt.Fprintf(s.Out, "kube %s ready at %s, pods in %s, in %s (binaries %s, etcd %s, apiserver %s, controllers and %d nodes %s)\n",
-		id, server, podCIDR, round(time.Since(t0)), round(tBins), round(tEtcd), round(tAPI), c.nodes(), round(tRest))
+	fmt.Fprintf(s.Out, "kube %s ready at %s, pods in %s, in %s (binaries %s, etcd %s, apiserver %s, controllers and %d nodes %s, metrics-server %s)\n",
+		id, server, podCIDR, round(time.Since(t0)), round(tBins), round(tEtcd), round(tAPI), c.nodes(), round(tRest), round(tMetrics))
 	return nil
 }
 
@@ -336,8 +369,13 @@ func createNodes(ctx context.Context, cs kubernetes.Interface, n int) error {
 		name := "kwok-node-" + strconv.Itoa(i)
 		node := &corev1.Node{
 			ObjectMeta: metav1.ObjectMeta{
-				Name:        name,
-				Annotations: map[string]string{NodeAnnotation: "fake", "node.alpha.kubernetes.io/ttl": "0"},
+				Name: name,
+				Annotations: map[string]string{
+					NodeAnnotation:                 "fake",
+					"node.alpha.kubernetes.io/ttl": "0",
+					// kwok serves every node's kubelet API on one port.
+					metricsPathAnnotation: nodeMetricsPath(name),
+				},
 				Labels: map[string]string{
 					NodeLabel:                       nodeLabelValue,
 					"kubernetes.io/hostname":        name,

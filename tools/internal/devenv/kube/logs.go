@@ -38,22 +38,22 @@ func CRILogLine(t time.Time, line string) string {
 	return t.UTC().Format(time.RFC3339Nano) + " stdout F " + line + "\n"
 }
 
-// writeLogs writes the log files into dir and kwok's configuration, which
-// serves them, to config.
-func writeLogs(dir, config string, now time.Time) error {
+// writeLogs writes the log files into dir and returns kwok's configuration
+// that serves them.
+func writeLogs(dir string, now time.Time) (string, error) {
 	var app strings.Builder
 	for i, l := range LogLines() {
 		app.WriteString(CRILogLine(now.Add(time.Duration(i)*time.Millisecond), l))
 	}
 	if err := os.WriteFile(filepath.Join(dir, AppLogFile), []byte(app.String()), 0o644); err != nil {
-		return fmt.Errorf("write container logs: %w", err)
+		return "", fmt.Errorf("write container logs: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, FollowLogFile), nil, 0o644); err != nil {
-		return fmt.Errorf("write container logs: %w", err)
+		return "", fmt.Errorf("write container logs: %w", err)
 	}
 	// No selector: every pod. kwok picks the entry naming the container,
 	// else the one naming none.
-	cfg := fmt.Sprintf(`apiVersion: kwok.x-k8s.io/v1alpha1
+	return fmt.Sprintf(`apiVersion: kwok.x-k8s.io/v1alpha1
 kind: ClusterLogs
 metadata:
   name: slipway-devstack
@@ -64,9 +64,5 @@ spec:
     follow: true
   - logsFile: %q
     follow: true
-`, FollowContainer, filepath.Join(dir, FollowLogFile), filepath.Join(dir, AppLogFile))
-	if err := os.WriteFile(config, []byte(cfg), 0o644); err != nil {
-		return fmt.Errorf("write kwok config: %w", err)
-	}
-	return nil
+`, FollowContainer, filepath.Join(dir, FollowLogFile), filepath.Join(dir, AppLogFile)), nil
 }

@@ -27,6 +27,7 @@ type pki struct {
 	admin   keyPair // O=system:masters
 	ctrlMgr keyPair // CN=system:kube-controller-manager, bound by bootstrap RBAC
 	sched   keyPair // CN=system:kube-scheduler, bound by bootstrap RBAC
+	metrics keyPair // CN=system:metrics-server, bound by metricsRBAC
 }
 
 // keyPair is a PEM certificate and its key.
@@ -34,18 +35,20 @@ type keyPair struct{ cert, key []byte }
 
 // Files of the pki folder that the control-plane flags name.
 const (
-	caCertFile       = "ca.crt"
-	caKeyFile        = "ca.key"
-	servingCert      = "apiserver.crt"
-	servingKey       = "apiserver.key"
-	saKeyFile        = "sa.key"
-	saPubFile        = "sa.pub"
-	frontProxyCACert = "front-proxy-ca.crt"
-	frontProxyCert   = "front-proxy-client.crt"
-	frontProxyKey    = "front-proxy-client.key"
-	frontProxyClient = "front-proxy-client"
-	certValidity     = 365 * 24 * time.Hour
-	clockSkewSlop    = time.Hour
+	caCertFile         = "ca.crt"
+	caKeyFile          = "ca.key"
+	servingCert        = "apiserver.crt"
+	servingKey         = "apiserver.key"
+	saKeyFile          = "sa.key"
+	saPubFile          = "sa.pub"
+	frontProxyCACert   = "front-proxy-ca.crt"
+	frontProxyCert     = "front-proxy-client.crt"
+	frontProxyKey      = "front-proxy-client.key"
+	frontProxyClient   = "front-proxy-client"
+	metricsServingCert = "metrics-server.crt"
+	metricsServingKey  = "metrics-server.key"
+	certValidity       = 365 * 24 * time.Hour
+	clockSkewSlop      = time.Hour
 )
 
 // newPKI writes a CA, the apiserver's serving certificate, the
@@ -84,6 +87,18 @@ func newPKI(dir string) (*pki, error) {
 		return nil, err
 	}
 	if p.sched, err = client("scheduler", "system:kube-scheduler"); err != nil {
+		return nil, err
+	}
+	if p.metrics, err = client("metrics-server-client", metricsServerUser); err != nil {
+		return nil, err
+	}
+	// The aggregator verifies an APIService's server as <service>.<namespace>.svc.
+	if _, err := p.issue("metrics-server", &x509.Certificate{
+		Subject:     pkix.Name{CommonName: metricsServiceName},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:    []string{metricsServiceName, "localhost"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+	}); err != nil {
 		return nil, err
 	}
 
