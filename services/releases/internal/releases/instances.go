@@ -119,7 +119,7 @@ func NewInstances(w *Worker, apps Applications, images Images, o InstanceOptions
 	if wake == nil {
 		wake = func() {}
 	}
-	return &Instances{w: w, apps: apps, images: images, opts: o, wake: wake, log: log, now: time.Now,
+	return &Instances{w: w, apps: apps, images: images, opts: o, wake: wake, log: log, now: storedNow,
 		entropy: &ulid.LockedMonotonicReader{MonotonicReader: ulid.Monotonic(rand.Reader, 0)}}, nil
 }
 

@@ -119,6 +119,10 @@ func (l *Ledger) PutInstance(ctx context.Context, i Instance, max int) error {
 	})
 }
 
+// storedNow is the time now as the instances table keeps it (to the
+// microsecond, UTC), so an answer shows what a later read will.
+func storedNow() time.Time { return sqldb.FromMicros(time.Now().UnixMicro()) }
+
 // micros is sqldb.Micros with the zero time as 0 (unset).
 func micros(t time.Time) int64 {
 	if t.IsZero() {

@@ -50,7 +50,7 @@ func (w *Worker) deleteInstanceOp(ctx context.Context, i Instance, creator strin
 		if err != nil {
 			return Instance{}, ops.Operation{}, err
 		}
-		now := time.Now()
+		now := storedNow()
 		live, err := w.ledger.InstanceDeleting(ctx, i.Org, i.ID, op.ID, now)
 		if err != nil {
 			return Instance{}, ops.Operation{}, err
@@ -215,8 +215,8 @@ func (w *Worker) settleWith(ctx context.Context, i Instance, op ops.Operation) I
 	var err error
 	switch {
 	case op.Kind == ops.KindLaunchInstance && i.State == InstanceLaunching && op.State == ops.StateSucceeded:
-		if err = w.ledger.InstanceLaunched(ctx, i.Org, i.ID, "", false, time.Now()); err == nil {
-			i.Launched = time.Now()
+		if err = w.ledger.InstanceLaunched(ctx, i.Org, i.ID, "", false, storedNow()); err == nil {
+			i.Launched = storedNow()
 			return w.locateLaunched(ctx, i)
 		}
 	case op.Kind == ops.KindLaunchInstance && i.State == InstanceLaunching:
@@ -224,20 +224,20 @@ func (w *Worker) settleWith(ctx context.Context, i Instance, op ops.Operation) I
 			i.State = InstanceFailed
 		}
 	case op.Kind == ops.KindDeleteInstance && i.State == InstanceDeleting && op.ID == i.DeleteOp && op.State == ops.StateSucceeded:
-		now := time.Now()
+		now := storedNow()
 		if err = w.ledger.InstanceDeleted(ctx, i.Org, i.ID, op.ID, now); err == nil {
 			i.State, i.Deleted, i.Location = InstanceDeleted, now, ""
 		}
 	case op.Kind == ops.KindDeleteInstance && i.State == InstanceDeleting && op.ID == i.DeleteOp:
 		if w.clusterGone(ctx, i) {
 			// Its cluster is gone, and the instance with it.
-			now := time.Now()
+			now := storedNow()
 			if err = w.ledger.InstanceDeleted(ctx, i.Org, i.ID, op.ID, now); err == nil {
 				i.State, i.Deleted, i.Location = InstanceDeleted, now, ""
 			}
 			break
 		}
-		retry := time.Now().Add(instanceDeleteRetry)
+		retry := storedNow().Add(instanceDeleteRetry)
 		if err = w.ledger.InstanceDeleteFailed(ctx, i.Org, i.ID, op.ID, retry); err == nil {
 			i.State, i.Expires = InstanceFailed, retry
 			log.InfoContext(ctx, "instance delete failed; culled again later", "retry", retry, "code", op.ErrorCode)
@@ -270,7 +270,7 @@ func (w *Worker) locateLaunched(ctx context.Context, i Instance) Instance {
 	if !found {
 		return i
 	}
-	if err := w.ledger.InstanceLaunched(ctx, i.Org, i.ID, loc, true, time.Now()); err != nil {
+	if err := w.ledger.InstanceLaunched(ctx, i.Org, i.ID, loc, true, storedNow()); err != nil {
 		w.log.WarnContext(ctx, "record the location of an instance", "org", i.Org, "instance", i.ID, "error", err)
 		return i
 	}
