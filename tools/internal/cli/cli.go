@@ -168,7 +168,7 @@ for its operation and show its progress; --async returns at once.`,
 	add("org", a.orgCmd(), a.memberCmd(), a.tokenCmd(), a.auditCmd())
 	add("infra", a.clusterCmd(), a.credentialCmd(), a.imageCmd())
 	add("catalog", a.repoCmd(), a.chartCmd(), a.appCmd())
-	add("deploy", a.releaseCmd(), a.opCmd())
+	add("deploy", a.releaseCmd(), a.instanceCmd(), a.opCmd())
 	root.SetHelpCommandGroupID("setup")
 	root.SetCompletionCommandGroupID("setup")
 	withUsageErrors(root)

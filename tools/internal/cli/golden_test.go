@@ -8,10 +8,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	catalogv1 "github.com/slipwayhq/slipway/proto/slipway/catalog/v1"
@@ -31,6 +33,22 @@ func goldenRelease(rev int32, status releasesv1.ReleaseStatus, version, desc str
 	return &releasesv1.Release{Name: "web", Namespace: "shop", Cluster: "cl_01prod", Revision: rev, Status: status, Chart: "hello",
 		ChartVersion: version, AppVersion: "1.27", ChartSource: "local/hello", Description: desc, Operation: "op_01web",
 		Creator: "user:ana", CreateTime: ago(72 * time.Hour), UpdateTime: ago(updated)}
+}
+
+// goldenInstance is an instance of application web launched age ago,
+// kept alive 5 minutes ago with a TTL of 1 hour.
+func goldenInstance(id string, state releasesv1.InstanceState, location string, age time.Duration) *releasesv1.Instance {
+	name := "web-" + strings.ToLower(id[len(id)-10:])
+	i := &releasesv1.Instance{Id: id, Org: "acme", Application: "web", Target: "preview", Cluster: "cl_01prod", Namespace: name, Release: name,
+		State: state, Location: location, Ttl: durationpb.New(time.Hour), LastActivityTime: ago(5 * time.Minute), ExpireTime: ago(5*time.Minute - time.Hour),
+		LaunchOperation: "op_01launch", CreateTime: ago(age), Creator: "token:ci"}
+	if age > time.Hour {
+		i.LastActivityTime, i.ExpireTime = ago(age), ago(age-time.Hour)
+	}
+	if state == releasesv1.InstanceState_INSTANCE_STATE_DELETED {
+		i.DeleteOperation, i.DeleteTime = "op_01cull", ago(age-time.Hour-time.Minute)
+	}
+	return i
 }
 
 // goldenAnswers are the server's answers the golden commands read, by
@@ -111,6 +129,13 @@ func goldenAnswers() map[string]proto.Message {
 			}},
 		"/api/v1/orgs/acme/operations/op_01web": &releasesv1.GetOperationResponse{Operation: op},
 		"/api/v1/orgs/acme/operations":          &releasesv1.ListOperationsResponse{Operations: []*releasesv1.Operation{op}},
+		"/api/v1/orgs/acme/applications/web/instances": &releasesv1.ListInstancesResponse{Instances: []*releasesv1.Instance{
+			goldenInstance("inst_01JF3Q8ZK2X5N7R4T6V8W0Y2C6", releasesv1.InstanceState_INSTANCE_STATE_LAUNCHING, "", time.Minute),
+			goldenInstance("inst_01JF3Q8ZK2X5N7R4T6V8W0Y2A4", releasesv1.InstanceState_INSTANCE_STATE_RUNNING, "http://web-t6v8w0y2a4.preview.example.com", 20*time.Minute),
+			goldenInstance("inst_01JF3Q8ZK2X5N7R4T6V8W0Y1Z9", releasesv1.InstanceState_INSTANCE_STATE_DELETED, "", 3*time.Hour),
+		}},
+		"/api/v1/orgs/acme/applications/web/instances/inst_01JF3Q8ZK2X5N7R4T6V8W0Y2A4": &releasesv1.GetInstanceResponse{
+			Instance: goldenInstance("inst_01JF3Q8ZK2X5N7R4T6V8W0Y2A4", releasesv1.InstanceState_INSTANCE_STATE_RUNNING, "http://web-t6v8w0y2a4.preview.example.com", 20*time.Minute)},
 	}
 }
 
@@ -155,6 +180,8 @@ func TestGoldenTables(t *testing.T) {
 		{"release_drift_diff", []string{"release", "drift", "web", "-c", "prod", "-n", "shop", "--diff"}},
 		{"release_plan", []string{"release", "plan", "web", "-c", "prod", "-n", "shop", "--set", "replicaCount=2"}},
 		{"op_get", []string{"op", "get", "op_01web"}},
+		{"instance_list", []string{"instance", "list", "web"}},
+		{"instance_get", []string{"instance", "get", "web", "inst_01JF3Q8ZK2X5N7R4T6V8W0Y2A4"}},
 		{"op_list", []string{"op", "list"}},
 	}
 	for _, tc := range tests {

@@ -91,6 +91,11 @@ var routes = map[string]string{
 	"ReleasesService_DeployApplication":       "POST /api/v1/orgs/{org}/applications/{application}/targets/{target}:deploy",
 	"ReleasesService_RollbackApplication":     "POST /api/v1/orgs/{org}/applications/{application}/targets/{target}:rollback",
 	"ReleasesService_ListApplicationReleases": "GET /api/v1/orgs/{org}/applications/{application}/targets/{target}/releases",
+	"ReleasesService_LaunchInstance":          "POST /api/v1/orgs/{org}/applications/{application}/instances",
+	"ReleasesService_GetInstance":             "GET /api/v1/orgs/{org}/applications/{application}/instances/{instance}",
+	"ReleasesService_ListInstances":           "GET /api/v1/orgs/{org}/applications/{application}/instances",
+	"ReleasesService_KeepAliveInstance":       "POST /api/v1/orgs/{org}/applications/{application}/instances/{instance}:keepalive",
+	"ReleasesService_DeleteInstance":          "DELETE /api/v1/orgs/{org}/applications/{application}/instances/{instance}",
 
 	"OperationsService_ListOperations":  "GET /api/v1/orgs/{org}/operations",
 	"OperationsService_GetOperation":    "GET /api/v1/orgs/{org}/operations/{operation}",
@@ -109,11 +114,6 @@ var notInCLI = map[string]string{
 
 	"ReleasesService_GetDeploymentHealth":  "issue 9: release health",
 	"ReleasesService_GetDeploymentMetrics": "issue 9: release metrics",
-	"ReleasesService_LaunchInstance":       "issue 9: instance launch",
-	"ReleasesService_GetInstance":          "issue 9: instance get",
-	"ReleasesService_ListInstances":        "issue 9: instance list",
-	"ReleasesService_KeepAliveInstance":    "issue 9: instance keepalive",
-	"ReleasesService_DeleteInstance":       "issue 9: instance rm",
 }
 
 // routePath returns the method and path of operation op with its
