@@ -15,15 +15,17 @@ import (
 	"github.com/slipwayhq/slipway/services/releases/internal/podlogs"
 )
 
-// BenchmarkFollowers: 40 streams follow the follow container of a
-// two-pod release on the devstack at once; each iteration appends one
-// line and waits until every stream has it from both pods. It reports
-// the heap in use, every stream still open, at the end.
+// BenchmarkFollowers: 200 streams follow the follow container of a
+// two-pod release on the devstack at once, through one Shared (as the
+// releases service does); each iteration appends one line and waits until
+// every stream has it from both pods. It reports the heap in use, every
+// stream still open, at the end.
 //
-// Not 200: kwok opens an inotify instance per followed container, and
-// Linux allows 128 a user by default (fs.inotify.max_user_instances).
+// Each stream reading its own would need 400 kubelet streams, and kwok
+// opens an inotify instance per followed container: Linux allows 128 a
+// user by default (fs.inotify.max_user_instances). Shared, they need 2.
 func BenchmarkFollowers(b *testing.B) {
-	const followers = 40
+	const followers = 200
 	ctx, cancel := context.WithTimeout(b.Context(), 5*time.Minute)
 	defer cancel()
 	env, cs, ns, pods := setup(ctx, b)
@@ -39,6 +41,9 @@ func BenchmarkFollowers(b *testing.B) {
 	prefix := "bench " + ns + " "
 	// got[i] is the highest line number follower i has from every pod.
 	var got [followers]atomic.Int64
+	shared := podlogs.NewShared(podlogs.SharedOptions{})
+	defer shared.Close()
+	src := shared.Source("bench", podlogs.Kube(cs))
 	fctx, fcancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for i := range followers {
@@ -46,7 +51,7 @@ func BenchmarkFollowers(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			last := map[string]int64{}
-			_ = podlogs.Stream(fctx, cs, targets, podlogs.Options{Tail: 1, Follow: true}, podlogs.Limits{}, nil, func(lines []podlogs.Line) error {
+			_ = podlogs.Stream(fctx, src, targets, podlogs.Options{Tail: 1, Follow: true}, podlogs.Limits{}, nil, func(lines []podlogs.Line) error {
 				for _, l := range lines {
 					var n int64
 					if _, err := fmt.Sscanf(l.Line, prefix+"%d", &n); err == nil {

@@ -62,7 +62,7 @@ func TestStreamDevstack(t *testing.T) {
 	collect := func(t *testing.T, ts []podlogs.Target, o podlogs.Options, l podlogs.Limits) ([]podlogs.Line, error) {
 		t.Helper()
 		var got []podlogs.Line
-		err := podlogs.Stream(ctx, cs, ts, o, l, nil, func(b []podlogs.Line) error {
+		err := podlogs.Stream(ctx, podlogs.Kube(cs), ts, o, l, nil, func(b []podlogs.Line) error {
 			if len(b) == 0 || len(b) > podlogs.MaxBatchLines {
 				t.Errorf("batch of %d lines", len(b))
 			}
@@ -143,7 +143,7 @@ func TestStreamDevstack(t *testing.T) {
 		)
 		done := make(chan error, 1)
 		go func() {
-			done <- podlogs.Stream(fctx, cs, targets(followContainer), podlogs.Options{Tail: 1, Follow: true}, podlogs.Limits{}, nil, func(b []podlogs.Line) error {
+			done <- podlogs.Stream(fctx, podlogs.Kube(cs), targets(followContainer), podlogs.Options{Tail: 1, Follow: true}, podlogs.Limits{}, nil, func(b []podlogs.Line) error {
 				mu.Lock()
 				defer mu.Unlock()
 				for _, l := range b {

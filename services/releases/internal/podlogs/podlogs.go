@@ -81,23 +81,79 @@ type Line struct {
 	Truncated      bool
 }
 
-// Stream reads every target's log at once and sends their lines as they
-// come, in batches of at most MaxBatchLines or MaxBatchBytes, until every
-// reader ends (with Follow: until ctx does) or MaxLines lines are sent.
-// Lines of one container keep their order. A target that cannot be read
-// is logged and skipped; Stream fails only when none could be and no line
-// was sent. It returns once every reader has stopped.
+// ErrFellBehind: a following stream took its lines slower than the shared
+// stream of a container brought them, so far that the lines it had not
+// taken yet were no longer kept (see Shared). It ends the whole stream.
+var ErrFellBehind = errors.New("fell behind the container's log")
+
+// Source reads the log of one container.
+type Source interface {
+	// Read sends the lines of t's log to out, in order, until the log ends
+	// (with Follow: until ctx does).
+	Read(ctx context.Context, t Target, o Options, out chan<- Line) error
+}
+
+// Opener opens the log of one container as the API server serves it: a
+// line per log line, each after its RFC 3339 timestamp. It is the Source
+// that reads every stream on its own.
+type Opener func(ctx context.Context, t Target, o Options) (io.ReadCloser, error)
+
+// Kube opens logs through the cluster's API server, which asks the node's
+// kubelet.
+func Kube(cs kubernetes.Interface) Opener {
+	return func(ctx context.Context, t Target, o Options) (io.ReadCloser, error) {
+		opts := &corev1.PodLogOptions{Container: t.Container, Follow: o.Follow, Previous: o.Previous, Timestamps: true}
+		if o.Tail > 0 {
+			tail := int64(o.Tail)
+			opts.TailLines = &tail
+		}
+		if o.Since > 0 {
+			secs := int64(math.Ceil(o.Since.Seconds()))
+			opts.SinceSeconds = &secs
+		}
+		rc, err := cs.CoreV1().Pods(t.Namespace).GetLogs(t.Pod, opts).Stream(ctx)
+		if err != nil {
+			return nil, logsError(t, err)
+		}
+		return rc, nil
+	}
+}
+
+// Read opens t's log and sends its lines to out.
+func (open Opener) Read(ctx context.Context, t Target, o Options, out chan<- Line) error {
+	rc, err := open(ctx, t, o)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return scan(ctx, rc, t, func(l Line) error {
+		select {
+		case out <- l:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+}
+
+// Stream reads every target's log from src at once and sends their lines
+// as they come, in batches of at most MaxBatchLines or MaxBatchBytes,
+// until every reader ends (with Follow: until ctx does) or MaxLines lines
+// are sent. Lines of one container keep their order. A target that cannot
+// be read is logged and skipped; Stream fails only when none could be and
+// no line was sent, or when one fell behind (ErrFellBehind). It returns
+// once every reader has stopped.
 //
 // The readers go no faster than BytesPerSecond allows: when sending waits,
 // their channel fills and they stop reading, which holds the API server's
-// streams back too.
-func Stream(ctx context.Context, cs kubernetes.Interface, targets []Target, o Options, limits Limits, log *slog.Logger, send func([]Line) error) error {
+// streams back too (a shared stream does not wait: see Shared).
+func Stream(ctx context.Context, src Source, targets []Target, o Options, limits Limits, log *slog.Logger, send func([]Line) error) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	limits = limits.withDefaults()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	lines := make(chan Line, 64)
 	var (
 		wg       sync.WaitGroup
@@ -109,8 +165,12 @@ func Stream(ctx context.Context, cs kubernetes.Interface, targets []Target, o Op
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := read(ctx, cs, t, o, lines)
+			err := src.Read(ctx, t, o, lines)
 			if err == nil || ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, ErrFellBehind) {
+				cancel(err) // the client is told, rather than miss lines
 				return
 			}
 			log.WarnContext(ctx, "read container logs", "namespace", t.Namespace, "pod", t.Pod, "container", t.Container, "error", err)
@@ -129,7 +189,7 @@ func Stream(ctx context.Context, cs kubernetes.Interface, targets []Target, o Op
 	}()
 	// The readers stop on cancel; wait for them before returning.
 	defer func() {
-		cancel()
+		cancel(nil)
 		<-done
 	}()
 
@@ -145,7 +205,7 @@ func Stream(ctx context.Context, cs kubernetes.Interface, targets []Target, o Op
 		}
 		for n := batchSize; n > 0; n -= limits.BytesPerSecond {
 			if err := limiter.WaitN(ctx, min(n, limits.BytesPerSecond)); err != nil {
-				return ctx.Err()
+				return context.Cause(ctx)
 			}
 		}
 		if err := send(batch); err != nil {
@@ -163,8 +223,11 @@ func Stream(ctx context.Context, cs kubernetes.Interface, targets []Target, o Op
 	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return context.Cause(ctx)
 		case <-done:
+			if err := context.Cause(ctx); err != nil {
+				return err
+			}
 			// Every reader has ended: what is left in the channel is all.
 			for {
 				select {
@@ -210,33 +273,18 @@ func Stream(ctx context.Context, cs kubernetes.Interface, targets []Target, o Op
 	}
 }
 
-// read sends the lines of one container's log to out.
-func read(ctx context.Context, cs kubernetes.Interface, t Target, o Options, out chan<- Line) error {
-	opts := &corev1.PodLogOptions{Container: t.Container, Follow: o.Follow, Previous: o.Previous, Timestamps: true}
-	if o.Tail > 0 {
-		tail := int64(o.Tail)
-		opts.TailLines = &tail
-	}
-	if o.Since > 0 {
-		secs := int64(math.Ceil(o.Since.Seconds()))
-		opts.SinceSeconds = &secs
-	}
-	rc, err := cs.CoreV1().Pods(t.Namespace).GetLogs(t.Pod, opts).Stream(ctx)
-	if err != nil {
-		return logsError(t, err)
-	}
-	defer rc.Close()
-	br := bufio.NewReaderSize(rc, 32<<10)
+// scan parses the lines of one container's log from r and hands each to
+// emit.
+func scan(ctx context.Context, r io.Reader, t Target, emit func(Line) error) error {
+	br := bufio.NewReaderSize(r, 32<<10)
 	for {
 		raw, cut, err := readLine(br, MaxLine+64) // room for the timestamp
 		if len(raw) > 0 || err == nil {
 			l := parseLogLine(raw)
 			l.Pod, l.Container = t.Pod, t.Container
 			l.Truncated = l.Truncated || cut
-			select {
-			case out <- l:
-			case <-ctx.Done():
-				return ctx.Err()
+			if err := emit(l); err != nil {
+				return err
 			}
 		}
 		switch {

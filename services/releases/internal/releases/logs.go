@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/slipwayhq/slipway/pkg/identity"
 	"github.com/slipwayhq/slipway/pkg/validate"
 	"github.com/slipwayhq/slipway/services/releases/internal/helmexec"
 	"github.com/slipwayhq/slipway/services/releases/internal/podlogs"
@@ -69,17 +72,24 @@ type logService struct {
 	st      *statusService
 	clients func(helmexec.Access) (kubernetes.Interface, error)
 	limits  LogLimits
-	log     *slog.Logger
+	// shared lets the streams that follow one container share one read
+	// of it, so that many followers cost the kubelet one stream.
+	shared *podlogs.Shared
+	log    *slog.Logger
 }
 
 // NewLogService reads releases through svc, finds their pods in cache and
 // reads the pods' logs from the clusters' API servers (which ask the
-// nodes' kubelets) with clients.
+// nodes' kubelets) with clients. Followers of one container share one
+// read of its log (podlogs.Shared), within one organization and cluster
+// credential.
 func NewLogService(svc Service, access ClusterAccess, cache *status.Cache, clients func(helmexec.Access) (kubernetes.Interface, error), limits LogLimits, log *slog.Logger) LogService {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &logService{st: &statusService{svc: svc, access: access, cache: cache, now: time.Now}, clients: clients, limits: limits.withDefaults(), log: log}
+	limits = limits.withDefaults()
+	shared := podlogs.NewShared(podlogs.SharedOptions{BytesPerSecond: limits.BytesPerSecond, Log: log})
+	return &logService{st: &statusService{svc: svc, access: access, cache: cache, now: time.Now}, clients: clients, limits: limits, shared: shared, log: log}
 }
 
 func (q LogQuery) check() error {
@@ -171,7 +181,11 @@ func (s *logService) DeploymentLogs(ctx context.Context, cluster, namespace, nam
 		defer cancel()
 	}
 	o := podlogs.Options{Tail: q.Tail, Since: q.Since, Follow: q.Follow, Previous: q.Previous}
-	err = podlogs.Stream(ctx, cs, targets, o, s.limits.Limits, s.log, send)
+	// Streams are shared only by callers of the same organization reading
+	// with the same credential; each caller's right was checked above.
+	caller, _ := identity.FromContext(ctx)
+	scope := strings.Join([]string{caller.Org, sr.Access.ClusterID, sr.Access.Server, sr.Access.CredentialID, strconv.FormatInt(sr.Access.CredentialVersion, 10)}, "\x00")
+	err = podlogs.Stream(ctx, s.shared.Source(scope, podlogs.Kube(cs)), targets, o, s.limits.Limits, s.log, send)
 	if q.Follow && errors.Is(err, context.DeadlineExceeded) {
 		return nil // s.limits.Follow: the client reconnects
 	}

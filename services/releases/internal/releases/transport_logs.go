@@ -16,6 +16,8 @@ var logErrors = append(grpcerr.Table{
 	{Err: podlogs.ErrNotFound, Code: codes.NotFound},
 	{Err: podlogs.ErrUnavailable, Code: codes.FailedPrecondition},
 	{Err: podlogs.ErrUnreachable, Code: codes.Unavailable},
+	// The follower took its lines too slowly for the shared stream.
+	{Err: podlogs.ErrFellBehind, Code: codes.ResourceExhausted},
 }, errorTable...)
 
 // ServeLogs serves GetDeploymentLogs from ls; without it the route
