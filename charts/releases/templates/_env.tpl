@@ -30,6 +30,10 @@ Takes the chart's root context.
   value: {{ .Values.operations.sweepInterval | quote }}
 - name: SLIPWAY_RELEASES_STUCK_AFTER
   value: {{ .Values.operations.stuckAfter | quote }}
+- name: SLIPWAY_RELEASES_DRIFT_INTERVAL
+  value: {{ .Values.drift.interval | quote }}
+- name: SLIPWAY_RELEASES_DRIFT_CORRECT
+  value: {{ .Values.drift.correct | quote }}
 - name: SLIPWAY_RELEASES_INSTANCE_MIN_TTL
   value: {{ .Values.instances.minTTL | quote }}
 - name: SLIPWAY_RELEASES_INSTANCES_PER_ORG
