@@ -79,6 +79,13 @@ func (w *Worker) prepareInstance(ctx context.Context, l ops.Lease, access helmex
 	if err := w.ledger.SetInstanceLaunchOp(ctx, l.Org, l.Target.Instance, l.ID); err != nil {
 		return err
 	}
+	// One deleted (or culled) before its launch ran is not installed: its
+	// delete, queued behind, finds nothing to remove.
+	if i, err := w.ledger.GetInstance(ctx, l.Org, l.Target.Instance); err != nil {
+		return err
+	} else if i.State != InstanceLaunching {
+		return fmt.Errorf("%w: instance %s is %s: not launched", helmexec.ErrInvalidRequest, i.ID, i.State)
+	}
 	cs, err := w.exec.Clientset(access)
 	if err != nil {
 		return err
