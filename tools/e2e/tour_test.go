@@ -106,7 +106,9 @@ func TestTour(t *testing.T) {
 		bins <- built{bin, err}
 	}()
 	env := testenv.Get(t, "vault", "kube", "registry", "chartrepo", "kubelogs")
-	s := startStack(t, env)
+	// Instances may live 3 s, and the culler looks every second: the
+	// tour's culling takes seconds, not make run's 5 minutes.
+	s := startStack(t, env, "SLIPWAY_RELEASES_INSTANCE_MIN_TTL=3s", "SLIPWAY_RELEASES_INSTANCE_CULL_INTERVAL=1s")
 	b := <-bins
 	if b.err != nil {
 		t.Fatal(b.err)
@@ -147,7 +149,7 @@ func TestTour(t *testing.T) {
 	// configuration), none of the test's SLIPWAY_* variables.
 	home := t.TempDir()
 	cmd.Env = []string{"HOME=" + home, "PATH=" + binDir + string(os.PathListSeparator) + os.Getenv("PATH"),
-		"STATE=" + state, "SERVER=" + s.s.GatewayURL(), "DEVSTACK_ENV=" + filepath.Join(state, "devstack.env")}
+		"STATE=" + state, "INSTANCE_TTL=20s", "SERVER=" + s.s.GatewayURL(), "DEVSTACK_ENV=" + filepath.Join(state, "devstack.env")}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
