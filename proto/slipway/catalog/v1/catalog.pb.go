@@ -833,7 +833,10 @@ type Application struct {
 	// When the application was last replaced. Output only.
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// Subject of the caller that created the application. Output only.
-	Creator       string `protobuf:"bytes,11,opt,name=creator,proto3" json:"creator,omitempty"`
+	Creator string `protobuf:"bytes,11,opt,name=creator,proto3" json:"creator,omitempty"`
+	// Where the application's pods answer HTTP, for the releases service's
+	// health and metrics routes of its releases. Optional.
+	Probes        *ApplicationProbes `protobuf:"bytes,12,opt,name=probes,proto3" json:"probes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -945,6 +948,94 @@ func (x *Application) GetCreator() string {
 	return ""
 }
 
+func (x *Application) GetProbes() *ApplicationProbes {
+	if x != nil {
+		return x.Probes
+	}
+	return nil
+}
+
+// ApplicationProbes names the HTTP endpoints of an application's pods. The
+// releases service reaches them through the cluster's API server (the pod
+// proxy), so they need not be exposed outside the cluster.
+type ApplicationProbes struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Path of the health endpoint ("/healthz"), starting with "/", at most
+	// 1024 characters. With health_port, GetDeploymentHealth asks each ready
+	// pod GET path; an answer from 200 to 399 is healthy. Empty: no probe.
+	HealthPath string `protobuf:"bytes,1,opt,name=health_path,json=healthPath,proto3" json:"health_path,omitempty"`
+	// Port of the health endpoint: a container port number ("8080") or the
+	// name of a container port of the pod ("http"). Required with
+	// health_path, and only with it.
+	HealthPort string `protobuf:"bytes,2,opt,name=health_port,json=healthPort,proto3" json:"health_port,omitempty"`
+	// Port of the pods' Prometheus endpoint, a number or a port name, read
+	// by GetDeploymentMetrics when asked. Empty: none.
+	MetricsPort string `protobuf:"bytes,3,opt,name=metrics_port,json=metricsPort,proto3" json:"metrics_port,omitempty"`
+	// Path of the Prometheus endpoint: "/metrics" when empty. Only with
+	// metrics_port.
+	MetricsPath   string `protobuf:"bytes,4,opt,name=metrics_path,json=metricsPath,proto3" json:"metrics_path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplicationProbes) Reset() {
+	*x = ApplicationProbes{}
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplicationProbes) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplicationProbes) ProtoMessage() {}
+
+func (x *ApplicationProbes) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplicationProbes.ProtoReflect.Descriptor instead.
+func (*ApplicationProbes) Descriptor() ([]byte, []int) {
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ApplicationProbes) GetHealthPath() string {
+	if x != nil {
+		return x.HealthPath
+	}
+	return ""
+}
+
+func (x *ApplicationProbes) GetHealthPort() string {
+	if x != nil {
+		return x.HealthPort
+	}
+	return ""
+}
+
+func (x *ApplicationProbes) GetMetricsPort() string {
+	if x != nil {
+		return x.MetricsPort
+	}
+	return ""
+}
+
+func (x *ApplicationProbes) GetMetricsPath() string {
+	if x != nil {
+		return x.MetricsPath
+	}
+	return ""
+}
+
 // ChartReference names a chart in one of the organization's repositories.
 type ChartReference struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -962,7 +1053,7 @@ type ChartReference struct {
 
 func (x *ChartReference) Reset() {
 	*x = ChartReference{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[7]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -974,7 +1065,7 @@ func (x *ChartReference) String() string {
 func (*ChartReference) ProtoMessage() {}
 
 func (x *ChartReference) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[7]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -987,7 +1078,7 @@ func (x *ChartReference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChartReference.ProtoReflect.Descriptor instead.
 func (*ChartReference) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{7}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ChartReference) GetRepository() string {
@@ -1032,7 +1123,7 @@ type ApplicationTarget struct {
 
 func (x *ApplicationTarget) Reset() {
 	*x = ApplicationTarget{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[8]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1044,7 +1135,7 @@ func (x *ApplicationTarget) String() string {
 func (*ApplicationTarget) ProtoMessage() {}
 
 func (x *ApplicationTarget) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[8]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1057,7 +1148,7 @@ func (x *ApplicationTarget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplicationTarget.ProtoReflect.Descriptor instead.
 func (*ApplicationTarget) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{8}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ApplicationTarget) GetName() string {
@@ -1120,7 +1211,7 @@ type ApplicationTargetStatus struct {
 
 func (x *ApplicationTargetStatus) Reset() {
 	*x = ApplicationTargetStatus{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[9]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1132,7 +1223,7 @@ func (x *ApplicationTargetStatus) String() string {
 func (*ApplicationTargetStatus) ProtoMessage() {}
 
 func (x *ApplicationTargetStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[9]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1145,7 +1236,7 @@ func (x *ApplicationTargetStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplicationTargetStatus.ProtoReflect.Descriptor instead.
 func (*ApplicationTargetStatus) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{9}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ApplicationTargetStatus) GetChartVersion() string {
@@ -1196,7 +1287,7 @@ type CreateRepositoryRequest struct {
 
 func (x *CreateRepositoryRequest) Reset() {
 	*x = CreateRepositoryRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[10]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1208,7 +1299,7 @@ func (x *CreateRepositoryRequest) String() string {
 func (*CreateRepositoryRequest) ProtoMessage() {}
 
 func (x *CreateRepositoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[10]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1221,7 +1312,7 @@ func (x *CreateRepositoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRepositoryRequest.ProtoReflect.Descriptor instead.
 func (*CreateRepositoryRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{10}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateRepositoryRequest) GetOrg() string {
@@ -1249,7 +1340,7 @@ type CreateRepositoryResponse struct {
 
 func (x *CreateRepositoryResponse) Reset() {
 	*x = CreateRepositoryResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[11]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1261,7 +1352,7 @@ func (x *CreateRepositoryResponse) String() string {
 func (*CreateRepositoryResponse) ProtoMessage() {}
 
 func (x *CreateRepositoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[11]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1274,7 +1365,7 @@ func (x *CreateRepositoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRepositoryResponse.ProtoReflect.Descriptor instead.
 func (*CreateRepositoryResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{11}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateRepositoryResponse) GetRepository() *Repository {
@@ -1296,7 +1387,7 @@ type GetRepositoryRequest struct {
 
 func (x *GetRepositoryRequest) Reset() {
 	*x = GetRepositoryRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[12]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1308,7 +1399,7 @@ func (x *GetRepositoryRequest) String() string {
 func (*GetRepositoryRequest) ProtoMessage() {}
 
 func (x *GetRepositoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[12]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1321,7 +1412,7 @@ func (x *GetRepositoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRepositoryRequest.ProtoReflect.Descriptor instead.
 func (*GetRepositoryRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{12}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetRepositoryRequest) GetOrg() string {
@@ -1348,7 +1439,7 @@ type GetRepositoryResponse struct {
 
 func (x *GetRepositoryResponse) Reset() {
 	*x = GetRepositoryResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[13]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1360,7 +1451,7 @@ func (x *GetRepositoryResponse) String() string {
 func (*GetRepositoryResponse) ProtoMessage() {}
 
 func (x *GetRepositoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[13]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1373,7 +1464,7 @@ func (x *GetRepositoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRepositoryResponse.ProtoReflect.Descriptor instead.
 func (*GetRepositoryResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{13}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetRepositoryResponse) GetRepository() *Repository {
@@ -1400,7 +1491,7 @@ type ListRepositoriesRequest struct {
 
 func (x *ListRepositoriesRequest) Reset() {
 	*x = ListRepositoriesRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[14]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1412,7 +1503,7 @@ func (x *ListRepositoriesRequest) String() string {
 func (*ListRepositoriesRequest) ProtoMessage() {}
 
 func (x *ListRepositoriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[14]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1425,7 +1516,7 @@ func (x *ListRepositoriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepositoriesRequest.ProtoReflect.Descriptor instead.
 func (*ListRepositoriesRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{14}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListRepositoriesRequest) GetOrg() string {
@@ -1468,7 +1559,7 @@ type ListRepositoriesResponse struct {
 
 func (x *ListRepositoriesResponse) Reset() {
 	*x = ListRepositoriesResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[15]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1480,7 +1571,7 @@ func (x *ListRepositoriesResponse) String() string {
 func (*ListRepositoriesResponse) ProtoMessage() {}
 
 func (x *ListRepositoriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[15]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1493,7 +1584,7 @@ func (x *ListRepositoriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRepositoriesResponse.ProtoReflect.Descriptor instead.
 func (*ListRepositoriesResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{15}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListRepositoriesResponse) GetRepositories() []*Repository {
@@ -1534,7 +1625,7 @@ type UpdateRepositoryRequest struct {
 
 func (x *UpdateRepositoryRequest) Reset() {
 	*x = UpdateRepositoryRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[16]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1546,7 +1637,7 @@ func (x *UpdateRepositoryRequest) String() string {
 func (*UpdateRepositoryRequest) ProtoMessage() {}
 
 func (x *UpdateRepositoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[16]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1559,7 +1650,7 @@ func (x *UpdateRepositoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRepositoryRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRepositoryRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{16}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UpdateRepositoryRequest) GetOrg() string {
@@ -1622,7 +1713,7 @@ type UpdateRepositoryResponse struct {
 
 func (x *UpdateRepositoryResponse) Reset() {
 	*x = UpdateRepositoryResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[17]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1634,7 +1725,7 @@ func (x *UpdateRepositoryResponse) String() string {
 func (*UpdateRepositoryResponse) ProtoMessage() {}
 
 func (x *UpdateRepositoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[17]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1647,7 +1738,7 @@ func (x *UpdateRepositoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRepositoryResponse.ProtoReflect.Descriptor instead.
 func (*UpdateRepositoryResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{17}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UpdateRepositoryResponse) GetRepository() *Repository {
@@ -1669,7 +1760,7 @@ type DeleteRepositoryRequest struct {
 
 func (x *DeleteRepositoryRequest) Reset() {
 	*x = DeleteRepositoryRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[18]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1681,7 +1772,7 @@ func (x *DeleteRepositoryRequest) String() string {
 func (*DeleteRepositoryRequest) ProtoMessage() {}
 
 func (x *DeleteRepositoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[18]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1694,7 +1785,7 @@ func (x *DeleteRepositoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRepositoryRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRepositoryRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{18}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeleteRepositoryRequest) GetOrg() string {
@@ -1720,7 +1811,7 @@ type DeleteRepositoryResponse struct {
 
 func (x *DeleteRepositoryResponse) Reset() {
 	*x = DeleteRepositoryResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[19]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1732,7 +1823,7 @@ func (x *DeleteRepositoryResponse) String() string {
 func (*DeleteRepositoryResponse) ProtoMessage() {}
 
 func (x *DeleteRepositoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[19]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1745,7 +1836,7 @@ func (x *DeleteRepositoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRepositoryResponse.ProtoReflect.Descriptor instead.
 func (*DeleteRepositoryResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{19}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{20}
 }
 
 // SyncRepositoryRequest is the input of CatalogService.SyncRepository.
@@ -1760,7 +1851,7 @@ type SyncRepositoryRequest struct {
 
 func (x *SyncRepositoryRequest) Reset() {
 	*x = SyncRepositoryRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[20]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1772,7 +1863,7 @@ func (x *SyncRepositoryRequest) String() string {
 func (*SyncRepositoryRequest) ProtoMessage() {}
 
 func (x *SyncRepositoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[20]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1785,7 +1876,7 @@ func (x *SyncRepositoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRepositoryRequest.ProtoReflect.Descriptor instead.
 func (*SyncRepositoryRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{20}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SyncRepositoryRequest) GetOrg() string {
@@ -1813,7 +1904,7 @@ type SyncRepositoryResponse struct {
 
 func (x *SyncRepositoryResponse) Reset() {
 	*x = SyncRepositoryResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[21]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1825,7 +1916,7 @@ func (x *SyncRepositoryResponse) String() string {
 func (*SyncRepositoryResponse) ProtoMessage() {}
 
 func (x *SyncRepositoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[21]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1838,7 +1929,7 @@ func (x *SyncRepositoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRepositoryResponse.ProtoReflect.Descriptor instead.
 func (*SyncRepositoryResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{21}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SyncRepositoryResponse) GetRepository() *Repository {
@@ -1869,7 +1960,7 @@ type SearchChartsRequest struct {
 
 func (x *SearchChartsRequest) Reset() {
 	*x = SearchChartsRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[22]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1881,7 +1972,7 @@ func (x *SearchChartsRequest) String() string {
 func (*SearchChartsRequest) ProtoMessage() {}
 
 func (x *SearchChartsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[22]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1894,7 +1985,7 @@ func (x *SearchChartsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchChartsRequest.ProtoReflect.Descriptor instead.
 func (*SearchChartsRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{22}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SearchChartsRequest) GetOrg() string {
@@ -1951,7 +2042,7 @@ type SearchChartsResponse struct {
 
 func (x *SearchChartsResponse) Reset() {
 	*x = SearchChartsResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[23]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1963,7 +2054,7 @@ func (x *SearchChartsResponse) String() string {
 func (*SearchChartsResponse) ProtoMessage() {}
 
 func (x *SearchChartsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[23]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1976,7 +2067,7 @@ func (x *SearchChartsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchChartsResponse.ProtoReflect.Descriptor instead.
 func (*SearchChartsResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{23}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SearchChartsResponse) GetCharts() []*Chart {
@@ -2009,7 +2100,7 @@ type ListChartsRequest struct {
 
 func (x *ListChartsRequest) Reset() {
 	*x = ListChartsRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[24]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2021,7 +2112,7 @@ func (x *ListChartsRequest) String() string {
 func (*ListChartsRequest) ProtoMessage() {}
 
 func (x *ListChartsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[24]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2034,7 +2125,7 @@ func (x *ListChartsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChartsRequest.ProtoReflect.Descriptor instead.
 func (*ListChartsRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{24}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListChartsRequest) GetOrg() string {
@@ -2077,7 +2168,7 @@ type ListChartsResponse struct {
 
 func (x *ListChartsResponse) Reset() {
 	*x = ListChartsResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[25]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2089,7 +2180,7 @@ func (x *ListChartsResponse) String() string {
 func (*ListChartsResponse) ProtoMessage() {}
 
 func (x *ListChartsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[25]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2102,7 +2193,7 @@ func (x *ListChartsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChartsResponse.ProtoReflect.Descriptor instead.
 func (*ListChartsResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{25}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListChartsResponse) GetCharts() []*Chart {
@@ -2137,7 +2228,7 @@ type GetChartRequest struct {
 
 func (x *GetChartRequest) Reset() {
 	*x = GetChartRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[26]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2149,7 +2240,7 @@ func (x *GetChartRequest) String() string {
 func (*GetChartRequest) ProtoMessage() {}
 
 func (x *GetChartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[26]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2162,7 +2253,7 @@ func (x *GetChartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChartRequest.ProtoReflect.Descriptor instead.
 func (*GetChartRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{26}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetChartRequest) GetOrg() string {
@@ -2215,7 +2306,7 @@ type GetChartResponse struct {
 
 func (x *GetChartResponse) Reset() {
 	*x = GetChartResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[27]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2227,7 +2318,7 @@ func (x *GetChartResponse) String() string {
 func (*GetChartResponse) ProtoMessage() {}
 
 func (x *GetChartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[27]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2240,7 +2331,7 @@ func (x *GetChartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChartResponse.ProtoReflect.Descriptor instead.
 func (*GetChartResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{27}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetChartResponse) GetChart() *Chart {
@@ -2280,7 +2371,7 @@ type GetChartVersionRequest struct {
 
 func (x *GetChartVersionRequest) Reset() {
 	*x = GetChartVersionRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[28]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2292,7 +2383,7 @@ func (x *GetChartVersionRequest) String() string {
 func (*GetChartVersionRequest) ProtoMessage() {}
 
 func (x *GetChartVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[28]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2305,7 +2396,7 @@ func (x *GetChartVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChartVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetChartVersionRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{28}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetChartVersionRequest) GetOrg() string {
@@ -2358,7 +2449,7 @@ type GetChartVersionResponse struct {
 
 func (x *GetChartVersionResponse) Reset() {
 	*x = GetChartVersionResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[29]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2370,7 +2461,7 @@ func (x *GetChartVersionResponse) String() string {
 func (*GetChartVersionResponse) ProtoMessage() {}
 
 func (x *GetChartVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[29]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2383,7 +2474,7 @@ func (x *GetChartVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChartVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetChartVersionResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{29}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetChartVersionResponse) GetChartVersion() *ChartVersion {
@@ -2440,7 +2531,7 @@ type GetChartArchiveRequest struct {
 
 func (x *GetChartArchiveRequest) Reset() {
 	*x = GetChartArchiveRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[30]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2452,7 +2543,7 @@ func (x *GetChartArchiveRequest) String() string {
 func (*GetChartArchiveRequest) ProtoMessage() {}
 
 func (x *GetChartArchiveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[30]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2465,7 +2556,7 @@ func (x *GetChartArchiveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChartArchiveRequest.ProtoReflect.Descriptor instead.
 func (*GetChartArchiveRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{30}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetChartArchiveRequest) GetOrg() string {
@@ -2502,7 +2593,7 @@ type GetChartArchiveResponse struct {
 
 func (x *GetChartArchiveResponse) Reset() {
 	*x = GetChartArchiveResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[31]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2514,7 +2605,7 @@ func (x *GetChartArchiveResponse) String() string {
 func (*GetChartArchiveResponse) ProtoMessage() {}
 
 func (x *GetChartArchiveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[31]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2527,7 +2618,7 @@ func (x *GetChartArchiveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChartArchiveResponse.ProtoReflect.Descriptor instead.
 func (*GetChartArchiveResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{31}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetChartArchiveResponse) GetChartVersion() *ChartVersion {
@@ -2557,7 +2648,7 @@ type CreateApplicationRequest struct {
 
 func (x *CreateApplicationRequest) Reset() {
 	*x = CreateApplicationRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[32]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2569,7 +2660,7 @@ func (x *CreateApplicationRequest) String() string {
 func (*CreateApplicationRequest) ProtoMessage() {}
 
 func (x *CreateApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[32]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2582,7 +2673,7 @@ func (x *CreateApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApplicationRequest.ProtoReflect.Descriptor instead.
 func (*CreateApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{32}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CreateApplicationRequest) GetOrg() string {
@@ -2610,7 +2701,7 @@ type CreateApplicationResponse struct {
 
 func (x *CreateApplicationResponse) Reset() {
 	*x = CreateApplicationResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[33]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2622,7 +2713,7 @@ func (x *CreateApplicationResponse) String() string {
 func (*CreateApplicationResponse) ProtoMessage() {}
 
 func (x *CreateApplicationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[33]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2635,7 +2726,7 @@ func (x *CreateApplicationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApplicationResponse.ProtoReflect.Descriptor instead.
 func (*CreateApplicationResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{33}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CreateApplicationResponse) GetApplication() *Application {
@@ -2657,7 +2748,7 @@ type GetApplicationRequest struct {
 
 func (x *GetApplicationRequest) Reset() {
 	*x = GetApplicationRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[34]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2669,7 +2760,7 @@ func (x *GetApplicationRequest) String() string {
 func (*GetApplicationRequest) ProtoMessage() {}
 
 func (x *GetApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[34]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2682,7 +2773,7 @@ func (x *GetApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetApplicationRequest.ProtoReflect.Descriptor instead.
 func (*GetApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{34}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetApplicationRequest) GetOrg() string {
@@ -2709,7 +2800,7 @@ type GetApplicationResponse struct {
 
 func (x *GetApplicationResponse) Reset() {
 	*x = GetApplicationResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[35]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2721,7 +2812,7 @@ func (x *GetApplicationResponse) String() string {
 func (*GetApplicationResponse) ProtoMessage() {}
 
 func (x *GetApplicationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[35]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2734,7 +2825,7 @@ func (x *GetApplicationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetApplicationResponse.ProtoReflect.Descriptor instead.
 func (*GetApplicationResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{35}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetApplicationResponse) GetApplication() *Application {
@@ -2768,7 +2859,7 @@ type ListApplicationsRequest struct {
 
 func (x *ListApplicationsRequest) Reset() {
 	*x = ListApplicationsRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[36]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2780,7 +2871,7 @@ func (x *ListApplicationsRequest) String() string {
 func (*ListApplicationsRequest) ProtoMessage() {}
 
 func (x *ListApplicationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[36]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2793,7 +2884,7 @@ func (x *ListApplicationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApplicationsRequest.ProtoReflect.Descriptor instead.
 func (*ListApplicationsRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{36}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListApplicationsRequest) GetOrg() string {
@@ -2857,7 +2948,7 @@ type ListApplicationsResponse struct {
 
 func (x *ListApplicationsResponse) Reset() {
 	*x = ListApplicationsResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[37]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2869,7 +2960,7 @@ func (x *ListApplicationsResponse) String() string {
 func (*ListApplicationsResponse) ProtoMessage() {}
 
 func (x *ListApplicationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[37]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2882,7 +2973,7 @@ func (x *ListApplicationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApplicationsResponse.ProtoReflect.Descriptor instead.
 func (*ListApplicationsResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{37}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListApplicationsResponse) GetApplications() []*Application {
@@ -2912,7 +3003,7 @@ type UpdateApplicationRequest struct {
 
 func (x *UpdateApplicationRequest) Reset() {
 	*x = UpdateApplicationRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[38]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2924,7 +3015,7 @@ func (x *UpdateApplicationRequest) String() string {
 func (*UpdateApplicationRequest) ProtoMessage() {}
 
 func (x *UpdateApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[38]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2937,7 +3028,7 @@ func (x *UpdateApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateApplicationRequest.ProtoReflect.Descriptor instead.
 func (*UpdateApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{38}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *UpdateApplicationRequest) GetOrg() string {
@@ -2965,7 +3056,7 @@ type UpdateApplicationResponse struct {
 
 func (x *UpdateApplicationResponse) Reset() {
 	*x = UpdateApplicationResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[39]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2977,7 +3068,7 @@ func (x *UpdateApplicationResponse) String() string {
 func (*UpdateApplicationResponse) ProtoMessage() {}
 
 func (x *UpdateApplicationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[39]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2990,7 +3081,7 @@ func (x *UpdateApplicationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateApplicationResponse.ProtoReflect.Descriptor instead.
 func (*UpdateApplicationResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{39}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *UpdateApplicationResponse) GetApplication() *Application {
@@ -3012,7 +3103,7 @@ type DeleteApplicationRequest struct {
 
 func (x *DeleteApplicationRequest) Reset() {
 	*x = DeleteApplicationRequest{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[40]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3024,7 +3115,7 @@ func (x *DeleteApplicationRequest) String() string {
 func (*DeleteApplicationRequest) ProtoMessage() {}
 
 func (x *DeleteApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[40]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3037,7 +3128,7 @@ func (x *DeleteApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteApplicationRequest.ProtoReflect.Descriptor instead.
 func (*DeleteApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{40}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *DeleteApplicationRequest) GetOrg() string {
@@ -3063,7 +3154,7 @@ type DeleteApplicationResponse struct {
 
 func (x *DeleteApplicationResponse) Reset() {
 	*x = DeleteApplicationResponse{}
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[41]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3075,7 +3166,7 @@ func (x *DeleteApplicationResponse) String() string {
 func (*DeleteApplicationResponse) ProtoMessage() {}
 
 func (x *DeleteApplicationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[41]
+	mi := &file_slipway_catalog_v1_catalog_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3088,7 +3179,7 @@ func (x *DeleteApplicationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteApplicationResponse.ProtoReflect.Descriptor instead.
 func (*DeleteApplicationResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{41}
+	return file_slipway_catalog_v1_catalog_proto_rawDescGZIP(), []int{42}
 }
 
 var File_slipway_catalog_v1_catalog_proto protoreflect.FileDescriptor
@@ -3177,7 +3268,7 @@ const file_slipway_catalog_v1_catalog_proto_rawDesc = "" +
 	"\x0fChartMaintainer\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x10\n" +
-	"\x03url\x18\x03 \x01(\tR\x03url\"\xc7\x03\n" +
+	"\x03url\x18\x03 \x01(\tR\x03url\"\x86\x04\n" +
 	"\vApplication\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x128\n" +
@@ -3192,7 +3283,15 @@ const file_slipway_catalog_v1_catalog_proto_rawDesc = "" +
 	"\vupdate_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x18\n" +
-	"\acreator\x18\v \x01(\tR\acreator\"`\n" +
+	"\acreator\x18\v \x01(\tR\acreator\x12=\n" +
+	"\x06probes\x18\f \x01(\v2%.slipway.catalog.v1.ApplicationProbesR\x06probes\"\x9b\x01\n" +
+	"\x11ApplicationProbes\x12\x1f\n" +
+	"\vhealth_path\x18\x01 \x01(\tR\n" +
+	"healthPath\x12\x1f\n" +
+	"\vhealth_port\x18\x02 \x01(\tR\n" +
+	"healthPort\x12!\n" +
+	"\fmetrics_port\x18\x03 \x01(\tR\vmetricsPort\x12!\n" +
+	"\fmetrics_path\x18\x04 \x01(\tR\vmetricsPath\"`\n" +
 	"\x0eChartReference\x12\x1e\n" +
 	"\n" +
 	"repository\x18\x01 \x01(\tR\n" +
@@ -3397,7 +3496,7 @@ func file_slipway_catalog_v1_catalog_proto_rawDescGZIP() []byte {
 }
 
 var file_slipway_catalog_v1_catalog_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_slipway_catalog_v1_catalog_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_slipway_catalog_v1_catalog_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_slipway_catalog_v1_catalog_proto_goTypes = []any{
 	(RepositorySyncState)(0),          // 0: slipway.catalog.v1.RepositorySyncState
 	(*Repository)(nil),                // 1: slipway.catalog.v1.Repository
@@ -3407,123 +3506,125 @@ var file_slipway_catalog_v1_catalog_proto_goTypes = []any{
 	(*ChartDependency)(nil),           // 5: slipway.catalog.v1.ChartDependency
 	(*ChartMaintainer)(nil),           // 6: slipway.catalog.v1.ChartMaintainer
 	(*Application)(nil),               // 7: slipway.catalog.v1.Application
-	(*ChartReference)(nil),            // 8: slipway.catalog.v1.ChartReference
-	(*ApplicationTarget)(nil),         // 9: slipway.catalog.v1.ApplicationTarget
-	(*ApplicationTargetStatus)(nil),   // 10: slipway.catalog.v1.ApplicationTargetStatus
-	(*CreateRepositoryRequest)(nil),   // 11: slipway.catalog.v1.CreateRepositoryRequest
-	(*CreateRepositoryResponse)(nil),  // 12: slipway.catalog.v1.CreateRepositoryResponse
-	(*GetRepositoryRequest)(nil),      // 13: slipway.catalog.v1.GetRepositoryRequest
-	(*GetRepositoryResponse)(nil),     // 14: slipway.catalog.v1.GetRepositoryResponse
-	(*ListRepositoriesRequest)(nil),   // 15: slipway.catalog.v1.ListRepositoriesRequest
-	(*ListRepositoriesResponse)(nil),  // 16: slipway.catalog.v1.ListRepositoriesResponse
-	(*UpdateRepositoryRequest)(nil),   // 17: slipway.catalog.v1.UpdateRepositoryRequest
-	(*UpdateRepositoryResponse)(nil),  // 18: slipway.catalog.v1.UpdateRepositoryResponse
-	(*DeleteRepositoryRequest)(nil),   // 19: slipway.catalog.v1.DeleteRepositoryRequest
-	(*DeleteRepositoryResponse)(nil),  // 20: slipway.catalog.v1.DeleteRepositoryResponse
-	(*SyncRepositoryRequest)(nil),     // 21: slipway.catalog.v1.SyncRepositoryRequest
-	(*SyncRepositoryResponse)(nil),    // 22: slipway.catalog.v1.SyncRepositoryResponse
-	(*SearchChartsRequest)(nil),       // 23: slipway.catalog.v1.SearchChartsRequest
-	(*SearchChartsResponse)(nil),      // 24: slipway.catalog.v1.SearchChartsResponse
-	(*ListChartsRequest)(nil),         // 25: slipway.catalog.v1.ListChartsRequest
-	(*ListChartsResponse)(nil),        // 26: slipway.catalog.v1.ListChartsResponse
-	(*GetChartRequest)(nil),           // 27: slipway.catalog.v1.GetChartRequest
-	(*GetChartResponse)(nil),          // 28: slipway.catalog.v1.GetChartResponse
-	(*GetChartVersionRequest)(nil),    // 29: slipway.catalog.v1.GetChartVersionRequest
-	(*GetChartVersionResponse)(nil),   // 30: slipway.catalog.v1.GetChartVersionResponse
-	(*GetChartArchiveRequest)(nil),    // 31: slipway.catalog.v1.GetChartArchiveRequest
-	(*GetChartArchiveResponse)(nil),   // 32: slipway.catalog.v1.GetChartArchiveResponse
-	(*CreateApplicationRequest)(nil),  // 33: slipway.catalog.v1.CreateApplicationRequest
-	(*CreateApplicationResponse)(nil), // 34: slipway.catalog.v1.CreateApplicationResponse
-	(*GetApplicationRequest)(nil),     // 35: slipway.catalog.v1.GetApplicationRequest
-	(*GetApplicationResponse)(nil),    // 36: slipway.catalog.v1.GetApplicationResponse
-	(*ListApplicationsRequest)(nil),   // 37: slipway.catalog.v1.ListApplicationsRequest
-	(*ListApplicationsResponse)(nil),  // 38: slipway.catalog.v1.ListApplicationsResponse
-	(*UpdateApplicationRequest)(nil),  // 39: slipway.catalog.v1.UpdateApplicationRequest
-	(*UpdateApplicationResponse)(nil), // 40: slipway.catalog.v1.UpdateApplicationResponse
-	(*DeleteApplicationRequest)(nil),  // 41: slipway.catalog.v1.DeleteApplicationRequest
-	(*DeleteApplicationResponse)(nil), // 42: slipway.catalog.v1.DeleteApplicationResponse
-	(*durationpb.Duration)(nil),       // 43: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),     // 44: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),           // 45: google.protobuf.Struct
-	(*fieldmaskpb.FieldMask)(nil),     // 46: google.protobuf.FieldMask
+	(*ApplicationProbes)(nil),         // 8: slipway.catalog.v1.ApplicationProbes
+	(*ChartReference)(nil),            // 9: slipway.catalog.v1.ChartReference
+	(*ApplicationTarget)(nil),         // 10: slipway.catalog.v1.ApplicationTarget
+	(*ApplicationTargetStatus)(nil),   // 11: slipway.catalog.v1.ApplicationTargetStatus
+	(*CreateRepositoryRequest)(nil),   // 12: slipway.catalog.v1.CreateRepositoryRequest
+	(*CreateRepositoryResponse)(nil),  // 13: slipway.catalog.v1.CreateRepositoryResponse
+	(*GetRepositoryRequest)(nil),      // 14: slipway.catalog.v1.GetRepositoryRequest
+	(*GetRepositoryResponse)(nil),     // 15: slipway.catalog.v1.GetRepositoryResponse
+	(*ListRepositoriesRequest)(nil),   // 16: slipway.catalog.v1.ListRepositoriesRequest
+	(*ListRepositoriesResponse)(nil),  // 17: slipway.catalog.v1.ListRepositoriesResponse
+	(*UpdateRepositoryRequest)(nil),   // 18: slipway.catalog.v1.UpdateRepositoryRequest
+	(*UpdateRepositoryResponse)(nil),  // 19: slipway.catalog.v1.UpdateRepositoryResponse
+	(*DeleteRepositoryRequest)(nil),   // 20: slipway.catalog.v1.DeleteRepositoryRequest
+	(*DeleteRepositoryResponse)(nil),  // 21: slipway.catalog.v1.DeleteRepositoryResponse
+	(*SyncRepositoryRequest)(nil),     // 22: slipway.catalog.v1.SyncRepositoryRequest
+	(*SyncRepositoryResponse)(nil),    // 23: slipway.catalog.v1.SyncRepositoryResponse
+	(*SearchChartsRequest)(nil),       // 24: slipway.catalog.v1.SearchChartsRequest
+	(*SearchChartsResponse)(nil),      // 25: slipway.catalog.v1.SearchChartsResponse
+	(*ListChartsRequest)(nil),         // 26: slipway.catalog.v1.ListChartsRequest
+	(*ListChartsResponse)(nil),        // 27: slipway.catalog.v1.ListChartsResponse
+	(*GetChartRequest)(nil),           // 28: slipway.catalog.v1.GetChartRequest
+	(*GetChartResponse)(nil),          // 29: slipway.catalog.v1.GetChartResponse
+	(*GetChartVersionRequest)(nil),    // 30: slipway.catalog.v1.GetChartVersionRequest
+	(*GetChartVersionResponse)(nil),   // 31: slipway.catalog.v1.GetChartVersionResponse
+	(*GetChartArchiveRequest)(nil),    // 32: slipway.catalog.v1.GetChartArchiveRequest
+	(*GetChartArchiveResponse)(nil),   // 33: slipway.catalog.v1.GetChartArchiveResponse
+	(*CreateApplicationRequest)(nil),  // 34: slipway.catalog.v1.CreateApplicationRequest
+	(*CreateApplicationResponse)(nil), // 35: slipway.catalog.v1.CreateApplicationResponse
+	(*GetApplicationRequest)(nil),     // 36: slipway.catalog.v1.GetApplicationRequest
+	(*GetApplicationResponse)(nil),    // 37: slipway.catalog.v1.GetApplicationResponse
+	(*ListApplicationsRequest)(nil),   // 38: slipway.catalog.v1.ListApplicationsRequest
+	(*ListApplicationsResponse)(nil),  // 39: slipway.catalog.v1.ListApplicationsResponse
+	(*UpdateApplicationRequest)(nil),  // 40: slipway.catalog.v1.UpdateApplicationRequest
+	(*UpdateApplicationResponse)(nil), // 41: slipway.catalog.v1.UpdateApplicationResponse
+	(*DeleteApplicationRequest)(nil),  // 42: slipway.catalog.v1.DeleteApplicationRequest
+	(*DeleteApplicationResponse)(nil), // 43: slipway.catalog.v1.DeleteApplicationResponse
+	(*durationpb.Duration)(nil),       // 44: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),     // 45: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),           // 46: google.protobuf.Struct
+	(*fieldmaskpb.FieldMask)(nil),     // 47: google.protobuf.FieldMask
 }
 var file_slipway_catalog_v1_catalog_proto_depIdxs = []int32{
-	43, // 0: slipway.catalog.v1.Repository.sync_interval:type_name -> google.protobuf.Duration
+	44, // 0: slipway.catalog.v1.Repository.sync_interval:type_name -> google.protobuf.Duration
 	2,  // 1: slipway.catalog.v1.Repository.sync:type_name -> slipway.catalog.v1.RepositorySync
-	44, // 2: slipway.catalog.v1.Repository.create_time:type_name -> google.protobuf.Timestamp
-	44, // 3: slipway.catalog.v1.Repository.update_time:type_name -> google.protobuf.Timestamp
+	45, // 2: slipway.catalog.v1.Repository.create_time:type_name -> google.protobuf.Timestamp
+	45, // 3: slipway.catalog.v1.Repository.update_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: slipway.catalog.v1.RepositorySync.state:type_name -> slipway.catalog.v1.RepositorySyncState
-	44, // 5: slipway.catalog.v1.RepositorySync.last_sync_time:type_name -> google.protobuf.Timestamp
-	44, // 6: slipway.catalog.v1.RepositorySync.last_success_time:type_name -> google.protobuf.Timestamp
-	44, // 7: slipway.catalog.v1.Chart.update_time:type_name -> google.protobuf.Timestamp
+	45, // 5: slipway.catalog.v1.RepositorySync.last_sync_time:type_name -> google.protobuf.Timestamp
+	45, // 6: slipway.catalog.v1.RepositorySync.last_success_time:type_name -> google.protobuf.Timestamp
+	45, // 7: slipway.catalog.v1.Chart.update_time:type_name -> google.protobuf.Timestamp
 	5,  // 8: slipway.catalog.v1.ChartVersion.dependencies:type_name -> slipway.catalog.v1.ChartDependency
 	6,  // 9: slipway.catalog.v1.ChartVersion.maintainers:type_name -> slipway.catalog.v1.ChartMaintainer
-	44, // 10: slipway.catalog.v1.ChartVersion.create_time:type_name -> google.protobuf.Timestamp
-	8,  // 11: slipway.catalog.v1.Application.chart:type_name -> slipway.catalog.v1.ChartReference
-	45, // 12: slipway.catalog.v1.Application.values:type_name -> google.protobuf.Struct
-	9,  // 13: slipway.catalog.v1.Application.targets:type_name -> slipway.catalog.v1.ApplicationTarget
-	44, // 14: slipway.catalog.v1.Application.create_time:type_name -> google.protobuf.Timestamp
-	44, // 15: slipway.catalog.v1.Application.update_time:type_name -> google.protobuf.Timestamp
-	45, // 16: slipway.catalog.v1.ApplicationTarget.values:type_name -> google.protobuf.Struct
-	10, // 17: slipway.catalog.v1.ApplicationTarget.status:type_name -> slipway.catalog.v1.ApplicationTargetStatus
-	1,  // 18: slipway.catalog.v1.CreateRepositoryRequest.repository:type_name -> slipway.catalog.v1.Repository
-	1,  // 19: slipway.catalog.v1.CreateRepositoryResponse.repository:type_name -> slipway.catalog.v1.Repository
-	1,  // 20: slipway.catalog.v1.GetRepositoryResponse.repository:type_name -> slipway.catalog.v1.Repository
-	1,  // 21: slipway.catalog.v1.ListRepositoriesResponse.repositories:type_name -> slipway.catalog.v1.Repository
-	43, // 22: slipway.catalog.v1.UpdateRepositoryRequest.sync_interval:type_name -> google.protobuf.Duration
-	46, // 23: slipway.catalog.v1.UpdateRepositoryRequest.update_mask:type_name -> google.protobuf.FieldMask
-	1,  // 24: slipway.catalog.v1.UpdateRepositoryResponse.repository:type_name -> slipway.catalog.v1.Repository
-	1,  // 25: slipway.catalog.v1.SyncRepositoryResponse.repository:type_name -> slipway.catalog.v1.Repository
-	3,  // 26: slipway.catalog.v1.SearchChartsResponse.charts:type_name -> slipway.catalog.v1.Chart
-	3,  // 27: slipway.catalog.v1.ListChartsResponse.charts:type_name -> slipway.catalog.v1.Chart
-	3,  // 28: slipway.catalog.v1.GetChartResponse.chart:type_name -> slipway.catalog.v1.Chart
-	4,  // 29: slipway.catalog.v1.GetChartResponse.versions:type_name -> slipway.catalog.v1.ChartVersion
-	4,  // 30: slipway.catalog.v1.GetChartVersionResponse.chart_version:type_name -> slipway.catalog.v1.ChartVersion
-	8,  // 31: slipway.catalog.v1.GetChartArchiveRequest.chart:type_name -> slipway.catalog.v1.ChartReference
-	4,  // 32: slipway.catalog.v1.GetChartArchiveResponse.chart_version:type_name -> slipway.catalog.v1.ChartVersion
-	7,  // 33: slipway.catalog.v1.CreateApplicationRequest.application:type_name -> slipway.catalog.v1.Application
-	7,  // 34: slipway.catalog.v1.CreateApplicationResponse.application:type_name -> slipway.catalog.v1.Application
-	7,  // 35: slipway.catalog.v1.GetApplicationResponse.application:type_name -> slipway.catalog.v1.Application
-	7,  // 36: slipway.catalog.v1.ListApplicationsResponse.applications:type_name -> slipway.catalog.v1.Application
-	7,  // 37: slipway.catalog.v1.UpdateApplicationRequest.application:type_name -> slipway.catalog.v1.Application
-	7,  // 38: slipway.catalog.v1.UpdateApplicationResponse.application:type_name -> slipway.catalog.v1.Application
-	11, // 39: slipway.catalog.v1.CatalogService.CreateRepository:input_type -> slipway.catalog.v1.CreateRepositoryRequest
-	13, // 40: slipway.catalog.v1.CatalogService.GetRepository:input_type -> slipway.catalog.v1.GetRepositoryRequest
-	15, // 41: slipway.catalog.v1.CatalogService.ListRepositories:input_type -> slipway.catalog.v1.ListRepositoriesRequest
-	17, // 42: slipway.catalog.v1.CatalogService.UpdateRepository:input_type -> slipway.catalog.v1.UpdateRepositoryRequest
-	19, // 43: slipway.catalog.v1.CatalogService.DeleteRepository:input_type -> slipway.catalog.v1.DeleteRepositoryRequest
-	21, // 44: slipway.catalog.v1.CatalogService.SyncRepository:input_type -> slipway.catalog.v1.SyncRepositoryRequest
-	23, // 45: slipway.catalog.v1.CatalogService.SearchCharts:input_type -> slipway.catalog.v1.SearchChartsRequest
-	25, // 46: slipway.catalog.v1.CatalogService.ListCharts:input_type -> slipway.catalog.v1.ListChartsRequest
-	27, // 47: slipway.catalog.v1.CatalogService.GetChart:input_type -> slipway.catalog.v1.GetChartRequest
-	29, // 48: slipway.catalog.v1.CatalogService.GetChartVersion:input_type -> slipway.catalog.v1.GetChartVersionRequest
-	31, // 49: slipway.catalog.v1.CatalogService.GetChartArchive:input_type -> slipway.catalog.v1.GetChartArchiveRequest
-	33, // 50: slipway.catalog.v1.CatalogService.CreateApplication:input_type -> slipway.catalog.v1.CreateApplicationRequest
-	35, // 51: slipway.catalog.v1.CatalogService.GetApplication:input_type -> slipway.catalog.v1.GetApplicationRequest
-	37, // 52: slipway.catalog.v1.CatalogService.ListApplications:input_type -> slipway.catalog.v1.ListApplicationsRequest
-	39, // 53: slipway.catalog.v1.CatalogService.UpdateApplication:input_type -> slipway.catalog.v1.UpdateApplicationRequest
-	41, // 54: slipway.catalog.v1.CatalogService.DeleteApplication:input_type -> slipway.catalog.v1.DeleteApplicationRequest
-	12, // 55: slipway.catalog.v1.CatalogService.CreateRepository:output_type -> slipway.catalog.v1.CreateRepositoryResponse
-	14, // 56: slipway.catalog.v1.CatalogService.GetRepository:output_type -> slipway.catalog.v1.GetRepositoryResponse
-	16, // 57: slipway.catalog.v1.CatalogService.ListRepositories:output_type -> slipway.catalog.v1.ListRepositoriesResponse
-	18, // 58: slipway.catalog.v1.CatalogService.UpdateRepository:output_type -> slipway.catalog.v1.UpdateRepositoryResponse
-	20, // 59: slipway.catalog.v1.CatalogService.DeleteRepository:output_type -> slipway.catalog.v1.DeleteRepositoryResponse
-	22, // 60: slipway.catalog.v1.CatalogService.SyncRepository:output_type -> slipway.catalog.v1.SyncRepositoryResponse
-	24, // 61: slipway.catalog.v1.CatalogService.SearchCharts:output_type -> slipway.catalog.v1.SearchChartsResponse
-	26, // 62: slipway.catalog.v1.CatalogService.ListCharts:output_type -> slipway.catalog.v1.ListChartsResponse
-	28, // 63: slipway.catalog.v1.CatalogService.GetChart:output_type -> slipway.catalog.v1.GetChartResponse
-	30, // 64: slipway.catalog.v1.CatalogService.GetChartVersion:output_type -> slipway.catalog.v1.GetChartVersionResponse
-	32, // 65: slipway.catalog.v1.CatalogService.GetChartArchive:output_type -> slipway.catalog.v1.GetChartArchiveResponse
-	34, // 66: slipway.catalog.v1.CatalogService.CreateApplication:output_type -> slipway.catalog.v1.CreateApplicationResponse
-	36, // 67: slipway.catalog.v1.CatalogService.GetApplication:output_type -> slipway.catalog.v1.GetApplicationResponse
-	38, // 68: slipway.catalog.v1.CatalogService.ListApplications:output_type -> slipway.catalog.v1.ListApplicationsResponse
-	40, // 69: slipway.catalog.v1.CatalogService.UpdateApplication:output_type -> slipway.catalog.v1.UpdateApplicationResponse
-	42, // 70: slipway.catalog.v1.CatalogService.DeleteApplication:output_type -> slipway.catalog.v1.DeleteApplicationResponse
-	55, // [55:71] is the sub-list for method output_type
-	39, // [39:55] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	45, // 10: slipway.catalog.v1.ChartVersion.create_time:type_name -> google.protobuf.Timestamp
+	9,  // 11: slipway.catalog.v1.Application.chart:type_name -> slipway.catalog.v1.ChartReference
+	46, // 12: slipway.catalog.v1.Application.values:type_name -> google.protobuf.Struct
+	10, // 13: slipway.catalog.v1.Application.targets:type_name -> slipway.catalog.v1.ApplicationTarget
+	45, // 14: slipway.catalog.v1.Application.create_time:type_name -> google.protobuf.Timestamp
+	45, // 15: slipway.catalog.v1.Application.update_time:type_name -> google.protobuf.Timestamp
+	8,  // 16: slipway.catalog.v1.Application.probes:type_name -> slipway.catalog.v1.ApplicationProbes
+	46, // 17: slipway.catalog.v1.ApplicationTarget.values:type_name -> google.protobuf.Struct
+	11, // 18: slipway.catalog.v1.ApplicationTarget.status:type_name -> slipway.catalog.v1.ApplicationTargetStatus
+	1,  // 19: slipway.catalog.v1.CreateRepositoryRequest.repository:type_name -> slipway.catalog.v1.Repository
+	1,  // 20: slipway.catalog.v1.CreateRepositoryResponse.repository:type_name -> slipway.catalog.v1.Repository
+	1,  // 21: slipway.catalog.v1.GetRepositoryResponse.repository:type_name -> slipway.catalog.v1.Repository
+	1,  // 22: slipway.catalog.v1.ListRepositoriesResponse.repositories:type_name -> slipway.catalog.v1.Repository
+	44, // 23: slipway.catalog.v1.UpdateRepositoryRequest.sync_interval:type_name -> google.protobuf.Duration
+	47, // 24: slipway.catalog.v1.UpdateRepositoryRequest.update_mask:type_name -> google.protobuf.FieldMask
+	1,  // 25: slipway.catalog.v1.UpdateRepositoryResponse.repository:type_name -> slipway.catalog.v1.Repository
+	1,  // 26: slipway.catalog.v1.SyncRepositoryResponse.repository:type_name -> slipway.catalog.v1.Repository
+	3,  // 27: slipway.catalog.v1.SearchChartsResponse.charts:type_name -> slipway.catalog.v1.Chart
+	3,  // 28: slipway.catalog.v1.ListChartsResponse.charts:type_name -> slipway.catalog.v1.Chart
+	3,  // 29: slipway.catalog.v1.GetChartResponse.chart:type_name -> slipway.catalog.v1.Chart
+	4,  // 30: slipway.catalog.v1.GetChartResponse.versions:type_name -> slipway.catalog.v1.ChartVersion
+	4,  // 31: slipway.catalog.v1.GetChartVersionResponse.chart_version:type_name -> slipway.catalog.v1.ChartVersion
+	9,  // 32: slipway.catalog.v1.GetChartArchiveRequest.chart:type_name -> slipway.catalog.v1.ChartReference
+	4,  // 33: slipway.catalog.v1.GetChartArchiveResponse.chart_version:type_name -> slipway.catalog.v1.ChartVersion
+	7,  // 34: slipway.catalog.v1.CreateApplicationRequest.application:type_name -> slipway.catalog.v1.Application
+	7,  // 35: slipway.catalog.v1.CreateApplicationResponse.application:type_name -> slipway.catalog.v1.Application
+	7,  // 36: slipway.catalog.v1.GetApplicationResponse.application:type_name -> slipway.catalog.v1.Application
+	7,  // 37: slipway.catalog.v1.ListApplicationsResponse.applications:type_name -> slipway.catalog.v1.Application
+	7,  // 38: slipway.catalog.v1.UpdateApplicationRequest.application:type_name -> slipway.catalog.v1.Application
+	7,  // 39: slipway.catalog.v1.UpdateApplicationResponse.application:type_name -> slipway.catalog.v1.Application
+	12, // 40: slipway.catalog.v1.CatalogService.CreateRepository:input_type -> slipway.catalog.v1.CreateRepositoryRequest
+	14, // 41: slipway.catalog.v1.CatalogService.GetRepository:input_type -> slipway.catalog.v1.GetRepositoryRequest
+	16, // 42: slipway.catalog.v1.CatalogService.ListRepositories:input_type -> slipway.catalog.v1.ListRepositoriesRequest
+	18, // 43: slipway.catalog.v1.CatalogService.UpdateRepository:input_type -> slipway.catalog.v1.UpdateRepositoryRequest
+	20, // 44: slipway.catalog.v1.CatalogService.DeleteRepository:input_type -> slipway.catalog.v1.DeleteRepositoryRequest
+	22, // 45: slipway.catalog.v1.CatalogService.SyncRepository:input_type -> slipway.catalog.v1.SyncRepositoryRequest
+	24, // 46: slipway.catalog.v1.CatalogService.SearchCharts:input_type -> slipway.catalog.v1.SearchChartsRequest
+	26, // 47: slipway.catalog.v1.CatalogService.ListCharts:input_type -> slipway.catalog.v1.ListChartsRequest
+	28, // 48: slipway.catalog.v1.CatalogService.GetChart:input_type -> slipway.catalog.v1.GetChartRequest
+	30, // 49: slipway.catalog.v1.CatalogService.GetChartVersion:input_type -> slipway.catalog.v1.GetChartVersionRequest
+	32, // 50: slipway.catalog.v1.CatalogService.GetChartArchive:input_type -> slipway.catalog.v1.GetChartArchiveRequest
+	34, // 51: slipway.catalog.v1.CatalogService.CreateApplication:input_type -> slipway.catalog.v1.CreateApplicationRequest
+	36, // 52: slipway.catalog.v1.CatalogService.GetApplication:input_type -> slipway.catalog.v1.GetApplicationRequest
+	38, // 53: slipway.catalog.v1.CatalogService.ListApplications:input_type -> slipway.catalog.v1.ListApplicationsRequest
+	40, // 54: slipway.catalog.v1.CatalogService.UpdateApplication:input_type -> slipway.catalog.v1.UpdateApplicationRequest
+	42, // 55: slipway.catalog.v1.CatalogService.DeleteApplication:input_type -> slipway.catalog.v1.DeleteApplicationRequest
+	13, // 56: slipway.catalog.v1.CatalogService.CreateRepository:output_type -> slipway.catalog.v1.CreateRepositoryResponse
+	15, // 57: slipway.catalog.v1.CatalogService.GetRepository:output_type -> slipway.catalog.v1.GetRepositoryResponse
+	17, // 58: slipway.catalog.v1.CatalogService.ListRepositories:output_type -> slipway.catalog.v1.ListRepositoriesResponse
+	19, // 59: slipway.catalog.v1.CatalogService.UpdateRepository:output_type -> slipway.catalog.v1.UpdateRepositoryResponse
+	21, // 60: slipway.catalog.v1.CatalogService.DeleteRepository:output_type -> slipway.catalog.v1.DeleteRepositoryResponse
+	23, // 61: slipway.catalog.v1.CatalogService.SyncRepository:output_type -> slipway.catalog.v1.SyncRepositoryResponse
+	25, // 62: slipway.catalog.v1.CatalogService.SearchCharts:output_type -> slipway.catalog.v1.SearchChartsResponse
+	27, // 63: slipway.catalog.v1.CatalogService.ListCharts:output_type -> slipway.catalog.v1.ListChartsResponse
+	29, // 64: slipway.catalog.v1.CatalogService.GetChart:output_type -> slipway.catalog.v1.GetChartResponse
+	31, // 65: slipway.catalog.v1.CatalogService.GetChartVersion:output_type -> slipway.catalog.v1.GetChartVersionResponse
+	33, // 66: slipway.catalog.v1.CatalogService.GetChartArchive:output_type -> slipway.catalog.v1.GetChartArchiveResponse
+	35, // 67: slipway.catalog.v1.CatalogService.CreateApplication:output_type -> slipway.catalog.v1.CreateApplicationResponse
+	37, // 68: slipway.catalog.v1.CatalogService.GetApplication:output_type -> slipway.catalog.v1.GetApplicationResponse
+	39, // 69: slipway.catalog.v1.CatalogService.ListApplications:output_type -> slipway.catalog.v1.ListApplicationsResponse
+	41, // 70: slipway.catalog.v1.CatalogService.UpdateApplication:output_type -> slipway.catalog.v1.UpdateApplicationResponse
+	43, // 71: slipway.catalog.v1.CatalogService.DeleteApplication:output_type -> slipway.catalog.v1.DeleteApplicationResponse
+	56, // [56:72] is the sub-list for method output_type
+	40, // [40:56] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_slipway_catalog_v1_catalog_proto_init() }
@@ -3537,7 +3638,7 @@ func file_slipway_catalog_v1_catalog_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_slipway_catalog_v1_catalog_proto_rawDesc), len(file_slipway_catalog_v1_catalog_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   42,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -151,12 +151,16 @@ type ReleasesServiceClient interface {
 	// with it, it goes on (REST: server-sent events) until the client leaves
 	// or one hour has passed.
 	GetDeploymentLogs(ctx context.Context, in *GetDeploymentLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GetDeploymentLogsResponse], error)
-	// GetDeploymentHealth returns the release's overall verdict only: a cheap
-	// call for dashboards and probes.
+	// GetDeploymentHealth returns the release's overall verdict, its
+	// workloads' and pods' readiness, and, when the release is an
+	// application's that declares a health endpoint, what its ready pods
+	// answer there (asked through the API server's pod proxy): a call for
+	// dashboards and probes.
 	GetDeploymentHealth(ctx context.Context, in *GetDeploymentHealthRequest, opts ...grpc.CallOption) (*GetDeploymentHealthResponse, error)
 	// GetDeploymentMetrics returns the current CPU and memory use of the
-	// release's pods, from the cluster's metrics API (metrics.k8s.io). A
-	// cluster that does not serve it answers FAILED_PRECONDITION.
+	// release's pods, from the cluster's metrics API (metrics.k8s.io), with
+	// their requests, limits and restarts. A cluster that does not serve
+	// metrics.k8s.io answers UNIMPLEMENTED, naming what is missing.
 	GetDeploymentMetrics(ctx context.Context, in *GetDeploymentMetricsRequest, opts ...grpc.CallOption) (*GetDeploymentMetricsResponse, error)
 	// PlanDeployment shows what an upgrade would change, without changing
 	// anything: the chart is rendered and checked against the cluster (a
@@ -672,12 +676,16 @@ type ReleasesServiceServer interface {
 	// with it, it goes on (REST: server-sent events) until the client leaves
 	// or one hour has passed.
 	GetDeploymentLogs(*GetDeploymentLogsRequest, grpc.ServerStreamingServer[GetDeploymentLogsResponse]) error
-	// GetDeploymentHealth returns the release's overall verdict only: a cheap
-	// call for dashboards and probes.
+	// GetDeploymentHealth returns the release's overall verdict, its
+	// workloads' and pods' readiness, and, when the release is an
+	// application's that declares a health endpoint, what its ready pods
+	// answer there (asked through the API server's pod proxy): a call for
+	// dashboards and probes.
 	GetDeploymentHealth(context.Context, *GetDeploymentHealthRequest) (*GetDeploymentHealthResponse, error)
 	// GetDeploymentMetrics returns the current CPU and memory use of the
-	// release's pods, from the cluster's metrics API (metrics.k8s.io). A
-	// cluster that does not serve it answers FAILED_PRECONDITION.
+	// release's pods, from the cluster's metrics API (metrics.k8s.io), with
+	// their requests, limits and restarts. A cluster that does not serve
+	// metrics.k8s.io answers UNIMPLEMENTED, naming what is missing.
 	GetDeploymentMetrics(context.Context, *GetDeploymentMetricsRequest) (*GetDeploymentMetricsResponse, error)
 	// PlanDeployment shows what an upgrade would change, without changing
 	// anything: the chart is rendered and checked against the cluster (a

@@ -869,8 +869,13 @@ type PodMetrics struct {
 	Pod string `protobuf:"bytes,1,opt,name=pod,proto3" json:"pod,omitempty"`
 	// Sum over the pod's containers.
 	Usage *ResourceUsage `protobuf:"bytes,2,opt,name=usage,proto3" json:"usage,omitempty"`
-	// Per container.
-	Containers    []*ContainerMetrics `protobuf:"bytes,3,rep,name=containers,proto3" json:"containers,omitempty"`
+	// Per container, in the pod spec's order.
+	Containers []*ContainerMetrics `protobuf:"bytes,3,rep,name=containers,proto3" json:"containers,omitempty"`
+	// The metrics API has no sample of the pod (yet: the first comes about
+	// 30 s after it starts): usage is zero.
+	UsageMissing bool `protobuf:"varint,4,opt,name=usage_missing,json=usageMissing,proto3" json:"usage_missing,omitempty"`
+	// The pod's Prometheus endpoint, when asked (include_prometheus).
+	Prometheus    *PrometheusScrape `protobuf:"bytes,5,opt,name=prometheus,proto3" json:"prometheus,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -926,6 +931,113 @@ func (x *PodMetrics) GetContainers() []*ContainerMetrics {
 	return nil
 }
 
+func (x *PodMetrics) GetUsageMissing() bool {
+	if x != nil {
+		return x.UsageMissing
+	}
+	return false
+}
+
+func (x *PodMetrics) GetPrometheus() *PrometheusScrape {
+	if x != nil {
+		return x.Prometheus
+	}
+	return nil
+}
+
+// PrometheusScrape is what a pod's Prometheus endpoint answered, through
+// the cluster's API server (the pod proxy).
+type PrometheusScrape struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Path asked.
+	Path string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// Port asked, as the application declares it.
+	Port string `protobuf:"bytes,2,opt,name=port,proto3" json:"port,omitempty"`
+	// HTTP status the pod answered; 0 when no answer came from the pod.
+	StatusCode int32 `protobuf:"varint,3,opt,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
+	// The exposition text, when the status was 200: at most 256 KiB, cut at
+	// a line's end.
+	Text string `protobuf:"bytes,4,opt,name=text,proto3" json:"text,omitempty"`
+	// Whether text was cut.
+	Truncated bool `protobuf:"varint,5,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	// Why there is no text, for people, when so.
+	Message       string `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrometheusScrape) Reset() {
+	*x = PrometheusScrape{}
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrometheusScrape) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrometheusScrape) ProtoMessage() {}
+
+func (x *PrometheusScrape) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrometheusScrape.ProtoReflect.Descriptor instead.
+func (*PrometheusScrape) Descriptor() ([]byte, []int) {
+	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *PrometheusScrape) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *PrometheusScrape) GetPort() string {
+	if x != nil {
+		return x.Port
+	}
+	return ""
+}
+
+func (x *PrometheusScrape) GetStatusCode() int32 {
+	if x != nil {
+		return x.StatusCode
+	}
+	return 0
+}
+
+func (x *PrometheusScrape) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *PrometheusScrape) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+func (x *PrometheusScrape) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 // ContainerMetrics is the resource use of one container.
 type ContainerMetrics struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -945,7 +1057,7 @@ type ContainerMetrics struct {
 
 func (x *ContainerMetrics) Reset() {
 	*x = ContainerMetrics{}
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[8]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -957,7 +1069,7 @@ func (x *ContainerMetrics) String() string {
 func (*ContainerMetrics) ProtoMessage() {}
 
 func (x *ContainerMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[8]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -970,7 +1082,7 @@ func (x *ContainerMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerMetrics.ProtoReflect.Descriptor instead.
 func (*ContainerMetrics) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{8}
+	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ContainerMetrics) GetContainer() string {
@@ -1025,7 +1137,7 @@ type ResourceChange struct {
 
 func (x *ResourceChange) Reset() {
 	*x = ResourceChange{}
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[9]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1037,7 +1149,7 @@ func (x *ResourceChange) String() string {
 func (*ResourceChange) ProtoMessage() {}
 
 func (x *ResourceChange) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[9]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1050,7 +1162,7 @@ func (x *ResourceChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceChange.ProtoReflect.Descriptor instead.
 func (*ResourceChange) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{9}
+	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ResourceChange) GetObject() *ObjectReference {
@@ -1091,7 +1203,7 @@ type DriftedResource struct {
 
 func (x *DriftedResource) Reset() {
 	*x = DriftedResource{}
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[10]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1103,7 +1215,7 @@ func (x *DriftedResource) String() string {
 func (*DriftedResource) ProtoMessage() {}
 
 func (x *DriftedResource) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[10]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1116,7 +1228,7 @@ func (x *DriftedResource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DriftedResource.ProtoReflect.Descriptor instead.
 func (*DriftedResource) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{10}
+	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DriftedResource) GetObject() *ObjectReference {
@@ -1157,7 +1269,7 @@ type GetDeploymentStatusRequest struct {
 
 func (x *GetDeploymentStatusRequest) Reset() {
 	*x = GetDeploymentStatusRequest{}
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[11]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1169,7 +1281,7 @@ func (x *GetDeploymentStatusRequest) String() string {
 func (*GetDeploymentStatusRequest) ProtoMessage() {}
 
 func (x *GetDeploymentStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[11]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1182,7 +1294,7 @@ func (x *GetDeploymentStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetDeploymentStatusRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{11}
+	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetDeploymentStatusRequest) GetOrg() string {
@@ -1224,7 +1336,7 @@ type GetDeploymentStatusResponse struct {
 
 func (x *GetDeploymentStatusResponse) Reset() {
 	*x = GetDeploymentStatusResponse{}
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[12]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1236,7 +1348,7 @@ func (x *GetDeploymentStatusResponse) String() string {
 func (*GetDeploymentStatusResponse) ProtoMessage() {}
 
 func (x *GetDeploymentStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[12]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1249,7 +1361,7 @@ func (x *GetDeploymentStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetDeploymentStatusResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{12}
+	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetDeploymentStatusResponse) GetStatus() *DeploymentStatus {
@@ -1276,7 +1388,7 @@ type WatchDeploymentStatusRequest struct {
 
 func (x *WatchDeploymentStatusRequest) Reset() {
 	*x = WatchDeploymentStatusRequest{}
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[13]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1288,7 +1400,7 @@ func (x *WatchDeploymentStatusRequest) String() string {
 func (*WatchDeploymentStatusRequest) ProtoMessage() {}
 
 func (x *WatchDeploymentStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[13]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1301,7 +1413,7 @@ func (x *WatchDeploymentStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchDeploymentStatusRequest.ProtoReflect.Descriptor instead.
 func (*WatchDeploymentStatusRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{13}
+	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WatchDeploymentStatusRequest) GetOrg() string {
@@ -1344,7 +1456,7 @@ type WatchDeploymentStatusResponse struct {
 
 func (x *WatchDeploymentStatusResponse) Reset() {
 	*x = WatchDeploymentStatusResponse{}
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[14]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1356,7 +1468,7 @@ func (x *WatchDeploymentStatusResponse) String() string {
 func (*WatchDeploymentStatusResponse) ProtoMessage() {}
 
 func (x *WatchDeploymentStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[14]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1369,7 +1481,7 @@ func (x *WatchDeploymentStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchDeploymentStatusResponse.ProtoReflect.Descriptor instead.
 func (*WatchDeploymentStatusResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{14}
+	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WatchDeploymentStatusResponse) GetStatus() *DeploymentStatus {
@@ -1402,7 +1514,7 @@ type ListDeploymentResourcesRequest struct {
 
 func (x *ListDeploymentResourcesRequest) Reset() {
 	*x = ListDeploymentResourcesRequest{}
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[15]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1414,7 +1526,7 @@ func (x *ListDeploymentResourcesRequest) String() string {
 func (*ListDeploymentResourcesRequest) ProtoMessage() {}
 
 func (x *ListDeploymentResourcesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[15]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1427,7 +1539,7 @@ func (x *ListDeploymentResourcesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeploymentResourcesRequest.ProtoReflect.Descriptor instead.
 func (*ListDeploymentResourcesRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{15}
+	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListDeploymentResourcesRequest) GetOrg() string {
@@ -1493,7 +1605,7 @@ type ListDeploymentResourcesResponse struct {
 
 func (x *ListDeploymentResourcesResponse) Reset() {
 	*x = ListDeploymentResourcesResponse{}
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[16]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1505,7 +1617,7 @@ func (x *ListDeploymentResourcesResponse) String() string {
 func (*ListDeploymentResourcesResponse) ProtoMessage() {}
 
 func (x *ListDeploymentResourcesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[16]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1518,7 +1630,7 @@ func (x *ListDeploymentResourcesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeploymentResourcesResponse.ProtoReflect.Descriptor instead.
 func (*ListDeploymentResourcesResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{16}
+	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListDeploymentResourcesResponse) GetResources() []*DeploymentResource {
@@ -1560,7 +1672,7 @@ type ListDeploymentEventsRequest struct {
 
 func (x *ListDeploymentEventsRequest) Reset() {
 	*x = ListDeploymentEventsRequest{}
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[17]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1572,7 +1684,7 @@ func (x *ListDeploymentEventsRequest) String() string {
 func (*ListDeploymentEventsRequest) ProtoMessage() {}
 
 func (x *ListDeploymentEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[17]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1585,7 +1697,7 @@ func (x *ListDeploymentEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeploymentEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListDeploymentEventsRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{17}
+	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListDeploymentEventsRequest) GetOrg() string {
@@ -1658,7 +1770,7 @@ type ListDeploymentEventsResponse struct {
 
 func (x *ListDeploymentEventsResponse) Reset() {
 	*x = ListDeploymentEventsResponse{}
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[18]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1670,7 +1782,7 @@ func (x *ListDeploymentEventsResponse) String() string {
 func (*ListDeploymentEventsResponse) ProtoMessage() {}
 
 func (x *ListDeploymentEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[18]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1683,7 +1795,7 @@ func (x *ListDeploymentEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeploymentEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListDeploymentEventsResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{18}
+	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListDeploymentEventsResponse) GetEvents() []*DeploymentEvent {
@@ -1730,7 +1842,7 @@ type GetDeploymentLogsRequest struct {
 
 func (x *GetDeploymentLogsRequest) Reset() {
 	*x = GetDeploymentLogsRequest{}
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[19]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1742,7 +1854,7 @@ func (x *GetDeploymentLogsRequest) String() string {
 func (*GetDeploymentLogsRequest) ProtoMessage() {}
 
 func (x *GetDeploymentLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[19]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1755,7 +1867,7 @@ func (x *GetDeploymentLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentLogsRequest.ProtoReflect.Descriptor instead.
 func (*GetDeploymentLogsRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{19}
+	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetDeploymentLogsRequest) GetOrg() string {
@@ -1842,7 +1954,7 @@ type GetDeploymentLogsResponse struct {
 
 func (x *GetDeploymentLogsResponse) Reset() {
 	*x = GetDeploymentLogsResponse{}
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[20]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1854,7 +1966,7 @@ func (x *GetDeploymentLogsResponse) String() string {
 func (*GetDeploymentLogsResponse) ProtoMessage() {}
 
 func (x *GetDeploymentLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[20]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1867,7 +1979,7 @@ func (x *GetDeploymentLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentLogsResponse.ProtoReflect.Descriptor instead.
 func (*GetDeploymentLogsResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{20}
+	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetDeploymentLogsResponse) GetLines() []*LogLine {
@@ -1894,7 +2006,7 @@ type GetDeploymentHealthRequest struct {
 
 func (x *GetDeploymentHealthRequest) Reset() {
 	*x = GetDeploymentHealthRequest{}
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[21]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1906,7 +2018,7 @@ func (x *GetDeploymentHealthRequest) String() string {
 func (*GetDeploymentHealthRequest) ProtoMessage() {}
 
 func (x *GetDeploymentHealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[21]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1919,7 +2031,7 @@ func (x *GetDeploymentHealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentHealthRequest.ProtoReflect.Descriptor instead.
 func (*GetDeploymentHealthRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{21}
+	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetDeploymentHealthRequest) GetOrg() string {
@@ -1965,14 +2077,22 @@ type GetDeploymentHealthResponse struct {
 	// Workloads in all.
 	WorkloadCount int32 `protobuf:"varint,5,opt,name=workload_count,json=workloadCount,proto3" json:"workload_count,omitempty"`
 	// When the health was observed.
-	ObserveTime   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=observe_time,json=observeTime,proto3" json:"observe_time,omitempty"`
+	ObserveTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=observe_time,json=observeTime,proto3" json:"observe_time,omitempty"`
+	// Pods of the release: those of its workloads and its own Pods.
+	PodCount int32 `protobuf:"varint,7,opt,name=pod_count,json=podCount,proto3" json:"pod_count,omitempty"`
+	// Those of them whose Ready condition is true.
+	ReadyPodCount int32 `protobuf:"varint,8,opt,name=ready_pod_count,json=readyPodCount,proto3" json:"ready_pod_count,omitempty"`
+	// The application's health probe, when the release is an application's
+	// and the application declares one (catalog ApplicationProbes); unset
+	// otherwise.
+	Probe         *HealthProbe `protobuf:"bytes,9,opt,name=probe,proto3" json:"probe,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetDeploymentHealthResponse) Reset() {
 	*x = GetDeploymentHealthResponse{}
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[22]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1984,7 +2104,7 @@ func (x *GetDeploymentHealthResponse) String() string {
 func (*GetDeploymentHealthResponse) ProtoMessage() {}
 
 func (x *GetDeploymentHealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[22]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1997,7 +2117,7 @@ func (x *GetDeploymentHealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentHealthResponse.ProtoReflect.Descriptor instead.
 func (*GetDeploymentHealthResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{22}
+	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetDeploymentHealthResponse) GetVerdict() Verdict {
@@ -2042,6 +2162,185 @@ func (x *GetDeploymentHealthResponse) GetObserveTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *GetDeploymentHealthResponse) GetPodCount() int32 {
+	if x != nil {
+		return x.PodCount
+	}
+	return 0
+}
+
+func (x *GetDeploymentHealthResponse) GetReadyPodCount() int32 {
+	if x != nil {
+		return x.ReadyPodCount
+	}
+	return 0
+}
+
+func (x *GetDeploymentHealthResponse) GetProbe() *HealthProbe {
+	if x != nil {
+		return x.Probe
+	}
+	return nil
+}
+
+// HealthProbe is what the application's health endpoint answered, asked
+// through the cluster's API server (the pod proxy).
+type HealthProbe struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Path asked.
+	Path string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// Port asked, as the application declares it (a number or a port name).
+	Port string `protobuf:"bytes,2,opt,name=port,proto3" json:"port,omitempty"`
+	// The ready pods asked, by name: at most 10.
+	Pods []*PodProbe `protobuf:"bytes,3,rep,name=pods,proto3" json:"pods,omitempty"`
+	// Ready pods not asked, past the 10.
+	SkippedPodCount int32 `protobuf:"varint,4,opt,name=skipped_pod_count,json=skippedPodCount,proto3" json:"skipped_pod_count,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *HealthProbe) Reset() {
+	*x = HealthProbe{}
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HealthProbe) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HealthProbe) ProtoMessage() {}
+
+func (x *HealthProbe) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HealthProbe.ProtoReflect.Descriptor instead.
+func (*HealthProbe) Descriptor() ([]byte, []int) {
+	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *HealthProbe) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *HealthProbe) GetPort() string {
+	if x != nil {
+		return x.Port
+	}
+	return ""
+}
+
+func (x *HealthProbe) GetPods() []*PodProbe {
+	if x != nil {
+		return x.Pods
+	}
+	return nil
+}
+
+func (x *HealthProbe) GetSkippedPodCount() int32 {
+	if x != nil {
+		return x.SkippedPodCount
+	}
+	return 0
+}
+
+// PodProbe is one pod's answer to the health probe.
+type PodProbe struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Pod name.
+	Pod string `protobuf:"bytes,1,opt,name=pod,proto3" json:"pod,omitempty"`
+	// Whether it answered a status from 200 to 399 in time.
+	Healthy bool `protobuf:"varint,2,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	// HTTP status the pod answered; 0 when no answer came from the pod (the
+	// API server could not reach it, or the probe timed out).
+	StatusCode int32 `protobuf:"varint,3,opt,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
+	// Why it is unhealthy, for people: the status and the start of the
+	// body, or why the pod could not be reached.
+	Message string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	// How long the answer took, through the API server.
+	Latency       *durationpb.Duration `protobuf:"bytes,5,opt,name=latency,proto3" json:"latency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PodProbe) Reset() {
+	*x = PodProbe{}
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PodProbe) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PodProbe) ProtoMessage() {}
+
+func (x *PodProbe) ProtoReflect() protoreflect.Message {
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PodProbe.ProtoReflect.Descriptor instead.
+func (*PodProbe) Descriptor() ([]byte, []int) {
+	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *PodProbe) GetPod() string {
+	if x != nil {
+		return x.Pod
+	}
+	return ""
+}
+
+func (x *PodProbe) GetHealthy() bool {
+	if x != nil {
+		return x.Healthy
+	}
+	return false
+}
+
+func (x *PodProbe) GetStatusCode() int32 {
+	if x != nil {
+		return x.StatusCode
+	}
+	return 0
+}
+
+func (x *PodProbe) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *PodProbe) GetLatency() *durationpb.Duration {
+	if x != nil {
+		return x.Latency
+	}
+	return nil
+}
+
 // GetDeploymentMetricsRequest is the input of
 // ReleasesService.GetDeploymentMetrics.
 type GetDeploymentMetricsRequest struct {
@@ -2056,14 +2355,18 @@ type GetDeploymentMetricsRequest struct {
 	// At most this many pods per page: 50 when unset, at most 500.
 	PageSize int32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// A next_page_token from an earlier call.
-	PageToken     string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PageToken string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Also read each pod's Prometheus endpoint, when the application
+	// declares one (catalog ApplicationProbes.metrics_port): the first 10
+	// pods of the page, at most 256 KiB each.
+	IncludePrometheus bool `protobuf:"varint,7,opt,name=include_prometheus,json=includePrometheus,proto3" json:"include_prometheus,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *GetDeploymentMetricsRequest) Reset() {
 	*x = GetDeploymentMetricsRequest{}
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[23]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2075,7 +2378,7 @@ func (x *GetDeploymentMetricsRequest) String() string {
 func (*GetDeploymentMetricsRequest) ProtoMessage() {}
 
 func (x *GetDeploymentMetricsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[23]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2088,7 +2391,7 @@ func (x *GetDeploymentMetricsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentMetricsRequest.ProtoReflect.Descriptor instead.
 func (*GetDeploymentMetricsRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{23}
+	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetDeploymentMetricsRequest) GetOrg() string {
@@ -2133,6 +2436,13 @@ func (x *GetDeploymentMetricsRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *GetDeploymentMetricsRequest) GetIncludePrometheus() bool {
+	if x != nil {
+		return x.IncludePrometheus
+	}
+	return false
+}
+
 // GetDeploymentMetricsResponse is the output of
 // ReleasesService.GetDeploymentMetrics.
 type GetDeploymentMetricsResponse struct {
@@ -2141,19 +2451,21 @@ type GetDeploymentMetricsResponse struct {
 	Total *ResourceUsage `protobuf:"bytes,1,opt,name=total,proto3" json:"total,omitempty"`
 	// A page of the release's pods, by name.
 	Pods []*PodMetrics `protobuf:"bytes,2,rep,name=pods,proto3" json:"pods,omitempty"`
-	// Window the metrics API averaged usage over.
+	// Window the metrics API averaged usage over (the longest of the pods').
 	Window *durationpb.Duration `protobuf:"bytes,3,opt,name=window,proto3" json:"window,omitempty"`
-	// When the metrics were sampled.
+	// When the metrics were sampled (the latest of the pods' samples).
 	ObserveTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=observe_time,json=observeTime,proto3" json:"observe_time,omitempty"`
 	// Pass as page_token for the next page; empty on the last page.
 	NextPageToken string `protobuf:"bytes,5,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// Pods of the release in all.
+	PodCount      int32 `protobuf:"varint,6,opt,name=pod_count,json=podCount,proto3" json:"pod_count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetDeploymentMetricsResponse) Reset() {
 	*x = GetDeploymentMetricsResponse{}
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[24]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2165,7 +2477,7 @@ func (x *GetDeploymentMetricsResponse) String() string {
 func (*GetDeploymentMetricsResponse) ProtoMessage() {}
 
 func (x *GetDeploymentMetricsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[24]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2178,7 +2490,7 @@ func (x *GetDeploymentMetricsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentMetricsResponse.ProtoReflect.Descriptor instead.
 func (*GetDeploymentMetricsResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{24}
+	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetDeploymentMetricsResponse) GetTotal() *ResourceUsage {
@@ -2216,6 +2528,13 @@ func (x *GetDeploymentMetricsResponse) GetNextPageToken() string {
 	return ""
 }
 
+func (x *GetDeploymentMetricsResponse) GetPodCount() int32 {
+	if x != nil {
+		return x.PodCount
+	}
+	return 0
+}
+
 // PlanDeploymentRequest is the input of ReleasesService.PlanDeployment.
 type PlanDeploymentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2245,7 +2564,7 @@ type PlanDeploymentRequest struct {
 
 func (x *PlanDeploymentRequest) Reset() {
 	*x = PlanDeploymentRequest{}
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[25]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2257,7 +2576,7 @@ func (x *PlanDeploymentRequest) String() string {
 func (*PlanDeploymentRequest) ProtoMessage() {}
 
 func (x *PlanDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[25]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2270,7 +2589,7 @@ func (x *PlanDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*PlanDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{25}
+	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PlanDeploymentRequest) GetOrg() string {
@@ -2367,7 +2686,7 @@ type PlanDeploymentResponse struct {
 
 func (x *PlanDeploymentResponse) Reset() {
 	*x = PlanDeploymentResponse{}
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[26]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2379,7 +2698,7 @@ func (x *PlanDeploymentResponse) String() string {
 func (*PlanDeploymentResponse) ProtoMessage() {}
 
 func (x *PlanDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[26]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2392,7 +2711,7 @@ func (x *PlanDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*PlanDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{26}
+	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PlanDeploymentResponse) GetCurrentRevision() int32 {
@@ -2479,7 +2798,7 @@ type GetDeploymentDriftRequest struct {
 
 func (x *GetDeploymentDriftRequest) Reset() {
 	*x = GetDeploymentDriftRequest{}
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[27]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2491,7 +2810,7 @@ func (x *GetDeploymentDriftRequest) String() string {
 func (*GetDeploymentDriftRequest) ProtoMessage() {}
 
 func (x *GetDeploymentDriftRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[27]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2504,7 +2823,7 @@ func (x *GetDeploymentDriftRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentDriftRequest.ProtoReflect.Descriptor instead.
 func (*GetDeploymentDriftRequest) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{27}
+	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetDeploymentDriftRequest) GetOrg() string {
@@ -2572,7 +2891,7 @@ type GetDeploymentDriftResponse struct {
 
 func (x *GetDeploymentDriftResponse) Reset() {
 	*x = GetDeploymentDriftResponse{}
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[28]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2584,7 +2903,7 @@ func (x *GetDeploymentDriftResponse) String() string {
 func (*GetDeploymentDriftResponse) ProtoMessage() {}
 
 func (x *GetDeploymentDriftResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slipway_releases_v1_status_proto_msgTypes[28]
+	mi := &file_slipway_releases_v1_status_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2597,7 +2916,7 @@ func (x *GetDeploymentDriftResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentDriftResponse.ProtoReflect.Descriptor instead.
 func (*GetDeploymentDriftResponse) Descriptor() ([]byte, []int) {
-	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{28}
+	return file_slipway_releases_v1_status_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetDeploymentDriftResponse) GetRevision() int32 {
@@ -2704,14 +3023,26 @@ const file_slipway_releases_v1_status_proto_rawDesc = "" +
 	"\ttruncated\x18\x05 \x01(\bR\ttruncated\"Y\n" +
 	"\rResourceUsage\x12%\n" +
 	"\x0ecpu_millicores\x18\x01 \x01(\x03R\rcpuMillicores\x12!\n" +
-	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\"\x9f\x01\n" +
+	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\"\x8b\x02\n" +
 	"\n" +
 	"PodMetrics\x12\x10\n" +
 	"\x03pod\x18\x01 \x01(\tR\x03pod\x128\n" +
 	"\x05usage\x18\x02 \x01(\v2\".slipway.releases.v1.ResourceUsageR\x05usage\x12E\n" +
 	"\n" +
 	"containers\x18\x03 \x03(\v2%.slipway.releases.v1.ContainerMetricsR\n" +
-	"containers\"\x8b\x02\n" +
+	"containers\x12#\n" +
+	"\rusage_missing\x18\x04 \x01(\bR\fusageMissing\x12E\n" +
+	"\n" +
+	"prometheus\x18\x05 \x01(\v2%.slipway.releases.v1.PrometheusScrapeR\n" +
+	"prometheus\"\xa7\x01\n" +
+	"\x10PrometheusScrape\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04port\x18\x02 \x01(\tR\x04port\x12\x1f\n" +
+	"\vstatus_code\x18\x03 \x01(\x05R\n" +
+	"statusCode\x12\x12\n" +
+	"\x04text\x18\x04 \x01(\tR\x04text\x12\x1c\n" +
+	"\ttruncated\x18\x05 \x01(\bR\ttruncated\x12\x18\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage\"\x8b\x02\n" +
 	"\x10ContainerMetrics\x12\x1c\n" +
 	"\tcontainer\x18\x01 \x01(\tR\tcontainer\x128\n" +
 	"\x05usage\x18\x02 \x01(\v2\".slipway.releases.v1.ResourceUsageR\x05usage\x12>\n" +
@@ -2784,14 +3115,29 @@ const file_slipway_releases_v1_status_proto_rawDesc = "" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
 	"\acluster\x18\x02 \x01(\tR\acluster\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1c\n" +
-	"\tnamespace\x18\x04 \x01(\tR\tnamespace\"\xd2\x02\n" +
+	"\tnamespace\x18\x04 \x01(\tR\tnamespace\"\xcf\x03\n" +
 	"\x1bGetDeploymentHealthResponse\x126\n" +
 	"\averdict\x18\x01 \x01(\x0e2\x1c.slipway.releases.v1.VerdictR\averdict\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12I\n" +
 	"\x0erelease_status\x18\x03 \x01(\x0e2\".slipway.releases.v1.ReleaseStatusR\rreleaseStatus\x120\n" +
 	"\x14ready_workload_count\x18\x04 \x01(\x05R\x12readyWorkloadCount\x12%\n" +
 	"\x0eworkload_count\x18\x05 \x01(\x05R\rworkloadCount\x12=\n" +
-	"\fobserve_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vobserveTime\"\xb7\x01\n" +
+	"\fobserve_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vobserveTime\x12\x1b\n" +
+	"\tpod_count\x18\a \x01(\x05R\bpodCount\x12&\n" +
+	"\x0fready_pod_count\x18\b \x01(\x05R\rreadyPodCount\x126\n" +
+	"\x05probe\x18\t \x01(\v2 .slipway.releases.v1.HealthProbeR\x05probe\"\x94\x01\n" +
+	"\vHealthProbe\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04port\x18\x02 \x01(\tR\x04port\x121\n" +
+	"\x04pods\x18\x03 \x03(\v2\x1d.slipway.releases.v1.PodProbeR\x04pods\x12*\n" +
+	"\x11skipped_pod_count\x18\x04 \x01(\x05R\x0fskippedPodCount\"\xa6\x01\n" +
+	"\bPodProbe\x12\x10\n" +
+	"\x03pod\x18\x01 \x01(\tR\x03pod\x12\x18\n" +
+	"\ahealthy\x18\x02 \x01(\bR\ahealthy\x12\x1f\n" +
+	"\vstatus_code\x18\x03 \x01(\x05R\n" +
+	"statusCode\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x123\n" +
+	"\alatency\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\alatency\"\xe6\x01\n" +
 	"\x1bGetDeploymentMetricsRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
 	"\acluster\x18\x02 \x01(\tR\acluster\x12\x12\n" +
@@ -2799,13 +3145,15 @@ const file_slipway_releases_v1_status_proto_rawDesc = "" +
 	"\tnamespace\x18\x04 \x01(\tR\tnamespace\x12\x1b\n" +
 	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x06 \x01(\tR\tpageToken\"\xa7\x02\n" +
+	"page_token\x18\x06 \x01(\tR\tpageToken\x12-\n" +
+	"\x12include_prometheus\x18\a \x01(\bR\x11includePrometheus\"\xc4\x02\n" +
 	"\x1cGetDeploymentMetricsResponse\x128\n" +
 	"\x05total\x18\x01 \x01(\v2\".slipway.releases.v1.ResourceUsageR\x05total\x123\n" +
 	"\x04pods\x18\x02 \x03(\v2\x1f.slipway.releases.v1.PodMetricsR\x04pods\x121\n" +
 	"\x06window\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x06window\x12=\n" +
 	"\fobserve_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vobserveTime\x12&\n" +
-	"\x0fnext_page_token\x18\x05 \x01(\tR\rnextPageToken\"\xd6\x02\n" +
+	"\x0fnext_page_token\x18\x05 \x01(\tR\rnextPageToken\x12\x1b\n" +
+	"\tpod_count\x18\x06 \x01(\x05R\bpodCount\"\xd6\x02\n" +
 	"\x15PlanDeploymentRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
 	"\acluster\x18\x02 \x01(\tR\acluster\x12\x12\n" +
@@ -2877,7 +3225,7 @@ func file_slipway_releases_v1_status_proto_rawDescGZIP() []byte {
 }
 
 var file_slipway_releases_v1_status_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_slipway_releases_v1_status_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_slipway_releases_v1_status_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_slipway_releases_v1_status_proto_goTypes = []any{
 	(Verdict)(0),                            // 0: slipway.releases.v1.Verdict
 	(ChangeAction)(0),                       // 1: slipway.releases.v1.ChangeAction
@@ -2890,89 +3238,96 @@ var file_slipway_releases_v1_status_proto_goTypes = []any{
 	(*LogLine)(nil),                         // 8: slipway.releases.v1.LogLine
 	(*ResourceUsage)(nil),                   // 9: slipway.releases.v1.ResourceUsage
 	(*PodMetrics)(nil),                      // 10: slipway.releases.v1.PodMetrics
-	(*ContainerMetrics)(nil),                // 11: slipway.releases.v1.ContainerMetrics
-	(*ResourceChange)(nil),                  // 12: slipway.releases.v1.ResourceChange
-	(*DriftedResource)(nil),                 // 13: slipway.releases.v1.DriftedResource
-	(*GetDeploymentStatusRequest)(nil),      // 14: slipway.releases.v1.GetDeploymentStatusRequest
-	(*GetDeploymentStatusResponse)(nil),     // 15: slipway.releases.v1.GetDeploymentStatusResponse
-	(*WatchDeploymentStatusRequest)(nil),    // 16: slipway.releases.v1.WatchDeploymentStatusRequest
-	(*WatchDeploymentStatusResponse)(nil),   // 17: slipway.releases.v1.WatchDeploymentStatusResponse
-	(*ListDeploymentResourcesRequest)(nil),  // 18: slipway.releases.v1.ListDeploymentResourcesRequest
-	(*ListDeploymentResourcesResponse)(nil), // 19: slipway.releases.v1.ListDeploymentResourcesResponse
-	(*ListDeploymentEventsRequest)(nil),     // 20: slipway.releases.v1.ListDeploymentEventsRequest
-	(*ListDeploymentEventsResponse)(nil),    // 21: slipway.releases.v1.ListDeploymentEventsResponse
-	(*GetDeploymentLogsRequest)(nil),        // 22: slipway.releases.v1.GetDeploymentLogsRequest
-	(*GetDeploymentLogsResponse)(nil),       // 23: slipway.releases.v1.GetDeploymentLogsResponse
-	(*GetDeploymentHealthRequest)(nil),      // 24: slipway.releases.v1.GetDeploymentHealthRequest
-	(*GetDeploymentHealthResponse)(nil),     // 25: slipway.releases.v1.GetDeploymentHealthResponse
-	(*GetDeploymentMetricsRequest)(nil),     // 26: slipway.releases.v1.GetDeploymentMetricsRequest
-	(*GetDeploymentMetricsResponse)(nil),    // 27: slipway.releases.v1.GetDeploymentMetricsResponse
-	(*PlanDeploymentRequest)(nil),           // 28: slipway.releases.v1.PlanDeploymentRequest
-	(*PlanDeploymentResponse)(nil),          // 29: slipway.releases.v1.PlanDeploymentResponse
-	(*GetDeploymentDriftRequest)(nil),       // 30: slipway.releases.v1.GetDeploymentDriftRequest
-	(*GetDeploymentDriftResponse)(nil),      // 31: slipway.releases.v1.GetDeploymentDriftResponse
-	(*Release)(nil),                         // 32: slipway.releases.v1.Release
-	(*timestamppb.Timestamp)(nil),           // 33: google.protobuf.Timestamp
-	(*ObjectReference)(nil),                 // 34: slipway.releases.v1.ObjectReference
-	(*durationpb.Duration)(nil),             // 35: google.protobuf.Duration
-	(ReleaseStatus)(0),                      // 36: slipway.releases.v1.ReleaseStatus
-	(*ChartSource)(nil),                     // 37: slipway.releases.v1.ChartSource
-	(*DeploymentOptions)(nil),               // 38: slipway.releases.v1.DeploymentOptions
-	(*DriftCheck)(nil),                      // 39: slipway.releases.v1.DriftCheck
+	(*PrometheusScrape)(nil),                // 11: slipway.releases.v1.PrometheusScrape
+	(*ContainerMetrics)(nil),                // 12: slipway.releases.v1.ContainerMetrics
+	(*ResourceChange)(nil),                  // 13: slipway.releases.v1.ResourceChange
+	(*DriftedResource)(nil),                 // 14: slipway.releases.v1.DriftedResource
+	(*GetDeploymentStatusRequest)(nil),      // 15: slipway.releases.v1.GetDeploymentStatusRequest
+	(*GetDeploymentStatusResponse)(nil),     // 16: slipway.releases.v1.GetDeploymentStatusResponse
+	(*WatchDeploymentStatusRequest)(nil),    // 17: slipway.releases.v1.WatchDeploymentStatusRequest
+	(*WatchDeploymentStatusResponse)(nil),   // 18: slipway.releases.v1.WatchDeploymentStatusResponse
+	(*ListDeploymentResourcesRequest)(nil),  // 19: slipway.releases.v1.ListDeploymentResourcesRequest
+	(*ListDeploymentResourcesResponse)(nil), // 20: slipway.releases.v1.ListDeploymentResourcesResponse
+	(*ListDeploymentEventsRequest)(nil),     // 21: slipway.releases.v1.ListDeploymentEventsRequest
+	(*ListDeploymentEventsResponse)(nil),    // 22: slipway.releases.v1.ListDeploymentEventsResponse
+	(*GetDeploymentLogsRequest)(nil),        // 23: slipway.releases.v1.GetDeploymentLogsRequest
+	(*GetDeploymentLogsResponse)(nil),       // 24: slipway.releases.v1.GetDeploymentLogsResponse
+	(*GetDeploymentHealthRequest)(nil),      // 25: slipway.releases.v1.GetDeploymentHealthRequest
+	(*GetDeploymentHealthResponse)(nil),     // 26: slipway.releases.v1.GetDeploymentHealthResponse
+	(*HealthProbe)(nil),                     // 27: slipway.releases.v1.HealthProbe
+	(*PodProbe)(nil),                        // 28: slipway.releases.v1.PodProbe
+	(*GetDeploymentMetricsRequest)(nil),     // 29: slipway.releases.v1.GetDeploymentMetricsRequest
+	(*GetDeploymentMetricsResponse)(nil),    // 30: slipway.releases.v1.GetDeploymentMetricsResponse
+	(*PlanDeploymentRequest)(nil),           // 31: slipway.releases.v1.PlanDeploymentRequest
+	(*PlanDeploymentResponse)(nil),          // 32: slipway.releases.v1.PlanDeploymentResponse
+	(*GetDeploymentDriftRequest)(nil),       // 33: slipway.releases.v1.GetDeploymentDriftRequest
+	(*GetDeploymentDriftResponse)(nil),      // 34: slipway.releases.v1.GetDeploymentDriftResponse
+	(*Release)(nil),                         // 35: slipway.releases.v1.Release
+	(*timestamppb.Timestamp)(nil),           // 36: google.protobuf.Timestamp
+	(*ObjectReference)(nil),                 // 37: slipway.releases.v1.ObjectReference
+	(*durationpb.Duration)(nil),             // 38: google.protobuf.Duration
+	(ReleaseStatus)(0),                      // 39: slipway.releases.v1.ReleaseStatus
+	(*ChartSource)(nil),                     // 40: slipway.releases.v1.ChartSource
+	(*DeploymentOptions)(nil),               // 41: slipway.releases.v1.DeploymentOptions
+	(*DriftCheck)(nil),                      // 42: slipway.releases.v1.DriftCheck
 }
 var file_slipway_releases_v1_status_proto_depIdxs = []int32{
-	32, // 0: slipway.releases.v1.DeploymentStatus.release:type_name -> slipway.releases.v1.Release
+	35, // 0: slipway.releases.v1.DeploymentStatus.release:type_name -> slipway.releases.v1.Release
 	0,  // 1: slipway.releases.v1.DeploymentStatus.verdict:type_name -> slipway.releases.v1.Verdict
 	4,  // 2: slipway.releases.v1.DeploymentStatus.workloads:type_name -> slipway.releases.v1.Workload
-	33, // 3: slipway.releases.v1.DeploymentStatus.observe_time:type_name -> google.protobuf.Timestamp
-	34, // 4: slipway.releases.v1.Workload.object:type_name -> slipway.releases.v1.ObjectReference
+	36, // 3: slipway.releases.v1.DeploymentStatus.observe_time:type_name -> google.protobuf.Timestamp
+	37, // 4: slipway.releases.v1.Workload.object:type_name -> slipway.releases.v1.ObjectReference
 	0,  // 5: slipway.releases.v1.Workload.verdict:type_name -> slipway.releases.v1.Verdict
 	5,  // 6: slipway.releases.v1.Workload.conditions:type_name -> slipway.releases.v1.Condition
-	33, // 7: slipway.releases.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
-	33, // 8: slipway.releases.v1.Condition.last_update_time:type_name -> google.protobuf.Timestamp
-	34, // 9: slipway.releases.v1.DeploymentResource.object:type_name -> slipway.releases.v1.ObjectReference
-	34, // 10: slipway.releases.v1.DeploymentResource.owner:type_name -> slipway.releases.v1.ObjectReference
+	36, // 7: slipway.releases.v1.Condition.last_transition_time:type_name -> google.protobuf.Timestamp
+	36, // 8: slipway.releases.v1.Condition.last_update_time:type_name -> google.protobuf.Timestamp
+	37, // 9: slipway.releases.v1.DeploymentResource.object:type_name -> slipway.releases.v1.ObjectReference
+	37, // 10: slipway.releases.v1.DeploymentResource.owner:type_name -> slipway.releases.v1.ObjectReference
 	0,  // 11: slipway.releases.v1.DeploymentResource.verdict:type_name -> slipway.releases.v1.Verdict
-	33, // 12: slipway.releases.v1.DeploymentResource.create_time:type_name -> google.protobuf.Timestamp
-	34, // 13: slipway.releases.v1.DeploymentEvent.involved_object:type_name -> slipway.releases.v1.ObjectReference
-	33, // 14: slipway.releases.v1.DeploymentEvent.first_time:type_name -> google.protobuf.Timestamp
-	33, // 15: slipway.releases.v1.DeploymentEvent.last_time:type_name -> google.protobuf.Timestamp
-	33, // 16: slipway.releases.v1.LogLine.time:type_name -> google.protobuf.Timestamp
+	36, // 12: slipway.releases.v1.DeploymentResource.create_time:type_name -> google.protobuf.Timestamp
+	37, // 13: slipway.releases.v1.DeploymentEvent.involved_object:type_name -> slipway.releases.v1.ObjectReference
+	36, // 14: slipway.releases.v1.DeploymentEvent.first_time:type_name -> google.protobuf.Timestamp
+	36, // 15: slipway.releases.v1.DeploymentEvent.last_time:type_name -> google.protobuf.Timestamp
+	36, // 16: slipway.releases.v1.LogLine.time:type_name -> google.protobuf.Timestamp
 	9,  // 17: slipway.releases.v1.PodMetrics.usage:type_name -> slipway.releases.v1.ResourceUsage
-	11, // 18: slipway.releases.v1.PodMetrics.containers:type_name -> slipway.releases.v1.ContainerMetrics
-	9,  // 19: slipway.releases.v1.ContainerMetrics.usage:type_name -> slipway.releases.v1.ResourceUsage
-	9,  // 20: slipway.releases.v1.ContainerMetrics.requests:type_name -> slipway.releases.v1.ResourceUsage
-	9,  // 21: slipway.releases.v1.ContainerMetrics.limits:type_name -> slipway.releases.v1.ResourceUsage
-	34, // 22: slipway.releases.v1.ResourceChange.object:type_name -> slipway.releases.v1.ObjectReference
-	1,  // 23: slipway.releases.v1.ResourceChange.action:type_name -> slipway.releases.v1.ChangeAction
-	34, // 24: slipway.releases.v1.DriftedResource.object:type_name -> slipway.releases.v1.ObjectReference
-	2,  // 25: slipway.releases.v1.DriftedResource.state:type_name -> slipway.releases.v1.DriftState
-	3,  // 26: slipway.releases.v1.GetDeploymentStatusResponse.status:type_name -> slipway.releases.v1.DeploymentStatus
-	3,  // 27: slipway.releases.v1.WatchDeploymentStatusResponse.status:type_name -> slipway.releases.v1.DeploymentStatus
-	6,  // 28: slipway.releases.v1.ListDeploymentResourcesResponse.resources:type_name -> slipway.releases.v1.DeploymentResource
-	35, // 29: slipway.releases.v1.ListDeploymentEventsRequest.since:type_name -> google.protobuf.Duration
-	7,  // 30: slipway.releases.v1.ListDeploymentEventsResponse.events:type_name -> slipway.releases.v1.DeploymentEvent
-	35, // 31: slipway.releases.v1.GetDeploymentLogsRequest.since:type_name -> google.protobuf.Duration
-	8,  // 32: slipway.releases.v1.GetDeploymentLogsResponse.lines:type_name -> slipway.releases.v1.LogLine
-	0,  // 33: slipway.releases.v1.GetDeploymentHealthResponse.verdict:type_name -> slipway.releases.v1.Verdict
-	36, // 34: slipway.releases.v1.GetDeploymentHealthResponse.release_status:type_name -> slipway.releases.v1.ReleaseStatus
-	33, // 35: slipway.releases.v1.GetDeploymentHealthResponse.observe_time:type_name -> google.protobuf.Timestamp
-	9,  // 36: slipway.releases.v1.GetDeploymentMetricsResponse.total:type_name -> slipway.releases.v1.ResourceUsage
-	10, // 37: slipway.releases.v1.GetDeploymentMetricsResponse.pods:type_name -> slipway.releases.v1.PodMetrics
-	35, // 38: slipway.releases.v1.GetDeploymentMetricsResponse.window:type_name -> google.protobuf.Duration
-	33, // 39: slipway.releases.v1.GetDeploymentMetricsResponse.observe_time:type_name -> google.protobuf.Timestamp
-	37, // 40: slipway.releases.v1.PlanDeploymentRequest.chart:type_name -> slipway.releases.v1.ChartSource
-	38, // 41: slipway.releases.v1.PlanDeploymentRequest.options:type_name -> slipway.releases.v1.DeploymentOptions
-	12, // 42: slipway.releases.v1.PlanDeploymentResponse.changes:type_name -> slipway.releases.v1.ResourceChange
-	33, // 43: slipway.releases.v1.PlanDeploymentResponse.expire_time:type_name -> google.protobuf.Timestamp
-	13, // 44: slipway.releases.v1.GetDeploymentDriftResponse.resources:type_name -> slipway.releases.v1.DriftedResource
-	33, // 45: slipway.releases.v1.GetDeploymentDriftResponse.check_time:type_name -> google.protobuf.Timestamp
-	39, // 46: slipway.releases.v1.GetDeploymentDriftResponse.last_check:type_name -> slipway.releases.v1.DriftCheck
-	47, // [47:47] is the sub-list for method output_type
-	47, // [47:47] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	12, // 18: slipway.releases.v1.PodMetrics.containers:type_name -> slipway.releases.v1.ContainerMetrics
+	11, // 19: slipway.releases.v1.PodMetrics.prometheus:type_name -> slipway.releases.v1.PrometheusScrape
+	9,  // 20: slipway.releases.v1.ContainerMetrics.usage:type_name -> slipway.releases.v1.ResourceUsage
+	9,  // 21: slipway.releases.v1.ContainerMetrics.requests:type_name -> slipway.releases.v1.ResourceUsage
+	9,  // 22: slipway.releases.v1.ContainerMetrics.limits:type_name -> slipway.releases.v1.ResourceUsage
+	37, // 23: slipway.releases.v1.ResourceChange.object:type_name -> slipway.releases.v1.ObjectReference
+	1,  // 24: slipway.releases.v1.ResourceChange.action:type_name -> slipway.releases.v1.ChangeAction
+	37, // 25: slipway.releases.v1.DriftedResource.object:type_name -> slipway.releases.v1.ObjectReference
+	2,  // 26: slipway.releases.v1.DriftedResource.state:type_name -> slipway.releases.v1.DriftState
+	3,  // 27: slipway.releases.v1.GetDeploymentStatusResponse.status:type_name -> slipway.releases.v1.DeploymentStatus
+	3,  // 28: slipway.releases.v1.WatchDeploymentStatusResponse.status:type_name -> slipway.releases.v1.DeploymentStatus
+	6,  // 29: slipway.releases.v1.ListDeploymentResourcesResponse.resources:type_name -> slipway.releases.v1.DeploymentResource
+	38, // 30: slipway.releases.v1.ListDeploymentEventsRequest.since:type_name -> google.protobuf.Duration
+	7,  // 31: slipway.releases.v1.ListDeploymentEventsResponse.events:type_name -> slipway.releases.v1.DeploymentEvent
+	38, // 32: slipway.releases.v1.GetDeploymentLogsRequest.since:type_name -> google.protobuf.Duration
+	8,  // 33: slipway.releases.v1.GetDeploymentLogsResponse.lines:type_name -> slipway.releases.v1.LogLine
+	0,  // 34: slipway.releases.v1.GetDeploymentHealthResponse.verdict:type_name -> slipway.releases.v1.Verdict
+	39, // 35: slipway.releases.v1.GetDeploymentHealthResponse.release_status:type_name -> slipway.releases.v1.ReleaseStatus
+	36, // 36: slipway.releases.v1.GetDeploymentHealthResponse.observe_time:type_name -> google.protobuf.Timestamp
+	27, // 37: slipway.releases.v1.GetDeploymentHealthResponse.probe:type_name -> slipway.releases.v1.HealthProbe
+	28, // 38: slipway.releases.v1.HealthProbe.pods:type_name -> slipway.releases.v1.PodProbe
+	38, // 39: slipway.releases.v1.PodProbe.latency:type_name -> google.protobuf.Duration
+	9,  // 40: slipway.releases.v1.GetDeploymentMetricsResponse.total:type_name -> slipway.releases.v1.ResourceUsage
+	10, // 41: slipway.releases.v1.GetDeploymentMetricsResponse.pods:type_name -> slipway.releases.v1.PodMetrics
+	38, // 42: slipway.releases.v1.GetDeploymentMetricsResponse.window:type_name -> google.protobuf.Duration
+	36, // 43: slipway.releases.v1.GetDeploymentMetricsResponse.observe_time:type_name -> google.protobuf.Timestamp
+	40, // 44: slipway.releases.v1.PlanDeploymentRequest.chart:type_name -> slipway.releases.v1.ChartSource
+	41, // 45: slipway.releases.v1.PlanDeploymentRequest.options:type_name -> slipway.releases.v1.DeploymentOptions
+	13, // 46: slipway.releases.v1.PlanDeploymentResponse.changes:type_name -> slipway.releases.v1.ResourceChange
+	36, // 47: slipway.releases.v1.PlanDeploymentResponse.expire_time:type_name -> google.protobuf.Timestamp
+	14, // 48: slipway.releases.v1.GetDeploymentDriftResponse.resources:type_name -> slipway.releases.v1.DriftedResource
+	36, // 49: slipway.releases.v1.GetDeploymentDriftResponse.check_time:type_name -> google.protobuf.Timestamp
+	42, // 50: slipway.releases.v1.GetDeploymentDriftResponse.last_check:type_name -> slipway.releases.v1.DriftCheck
+	51, // [51:51] is the sub-list for method output_type
+	51, // [51:51] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_slipway_releases_v1_status_proto_init() }
@@ -2989,7 +3344,7 @@ func file_slipway_releases_v1_status_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_slipway_releases_v1_status_proto_rawDesc), len(file_slipway_releases_v1_status_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   29,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
