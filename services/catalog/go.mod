@@ -14,4 +14,5 @@ require (
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/text v0.41.0 // indirect
 	helm.sh/helm/v3 v3.22.0 // indirect
+	k8s.io/apimachinery v0.37.0 // indirect
 )

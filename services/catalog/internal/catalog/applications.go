@@ -65,6 +65,7 @@ type Application struct {
 	ImageValuesKey string
 	Values         map[string]any
 	Targets        []Target
+	Probes         Probes
 	Etag           string
 	Creator        string
 	Created        time.Time
@@ -505,6 +506,9 @@ func checkShape(app *Application) error {
 		return validate.Field("image_values_key", "must be a dotted values path of up to 8 keys (\"image\", \"app.image\"), got %q", app.ImageValuesKey)
 	}
 	if err := valuesSize("values", app.Values); err != nil {
+		return err
+	}
+	if err := checkProbes(&app.Probes); err != nil {
 		return err
 	}
 	if len(app.Targets) > MaxTargets {

@@ -18,6 +18,7 @@ type appSpec struct {
 	ImageValuesKey string         `json:"image_values_key"`
 	Values         map[string]any `json:"values,omitempty"`
 	Targets        []targetSpec   `json:"targets,omitempty"`
+	Probes         *Probes        `json:"probes,omitempty"`
 }
 
 type targetSpec struct {
@@ -29,6 +30,9 @@ type targetSpec struct {
 
 func encodeSpec(app Application) (string, error) {
 	spec := appSpec{Chart: app.Chart, Image: app.Image, ImageValuesKey: app.ImageValuesKey, Values: app.Values}
+	if app.Probes != (Probes{}) {
+		spec.Probes = &app.Probes
+	}
 	for _, t := range app.Targets {
 		spec.Targets = append(spec.Targets, targetSpec{Name: t.Name, Cluster: t.Cluster, Namespace: t.Namespace, Values: t.Values})
 	}
@@ -52,6 +56,9 @@ func scanApplication(row scanner) (Application, error) {
 		return Application{}, fmt.Errorf("decode application %s: %w", app.Name, err)
 	}
 	app.Chart, app.Image, app.ImageValuesKey, app.Values = s.Chart, s.Image, s.ImageValuesKey, s.Values
+	if s.Probes != nil {
+		app.Probes = *s.Probes
+	}
 	for _, t := range s.Targets {
 		app.Targets = append(app.Targets, Target{Name: t.Name, Cluster: t.Cluster, Namespace: t.Namespace, Values: t.Values})
 	}

@@ -301,6 +301,9 @@ func applicationFromProto(a *catalogv1.Application) (Application, error) {
 		Values:         structMap(a.GetValues()),
 		Etag:           a.GetEtag(),
 	}
+	if p := a.GetProbes(); p != nil {
+		app.Probes = Probes{HealthPath: p.GetHealthPath(), HealthPort: p.GetHealthPort(), MetricsPort: p.GetMetricsPort(), MetricsPath: p.GetMetricsPath()}
+	}
 	for _, t := range a.GetTargets() {
 		app.Targets = append(app.Targets, Target{Name: t.GetName(), Cluster: t.GetCluster(), Namespace: t.GetNamespace(), Values: structMap(t.GetValues())})
 	}
@@ -332,6 +335,9 @@ func applicationProto(a Application) *catalogv1.Application {
 		Chart: &catalogv1.ChartReference{Repository: a.Chart.Repository, Chart: a.Chart.Chart, Version: a.Chart.Version},
 		Image: a.Image, ImageValuesKey: a.ImageValuesKey, Values: mapStruct(a.Values),
 		Etag: a.Etag, CreateTime: timestamp(a.Created), UpdateTime: timestamp(a.Updated), Creator: a.Creator,
+	}
+	if p := a.Probes; p != (Probes{}) {
+		out.Probes = &catalogv1.ApplicationProbes{HealthPath: p.HealthPath, HealthPort: p.HealthPort, MetricsPort: p.MetricsPort, MetricsPath: p.MetricsPath}
 	}
 	for _, t := range a.Targets {
 		pt := &catalogv1.ApplicationTarget{Name: t.Name, Cluster: t.Cluster, Namespace: t.Namespace, Values: mapStruct(t.Values)}
