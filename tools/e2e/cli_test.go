@@ -484,6 +484,33 @@ targets:
 	}
 	step("planned and applied (revision 4)")
 
+	// An instance of the application: launched and waited for until it
+	// runs at its Service's in-cluster address, listed, kept alive with a
+	// new TTL, removed.
+	r = cli.ok("instance", "launch", "greeter", "--target", "dev", "--set", "message=instance", "--wait")
+	im := regexp.MustCompile(`(?m)^Instance: +(inst_\S+)$`).FindStringSubmatch(r.stdout)
+	if im == nil || !regexp.MustCompile(`(?m)^State: +running$`).MatchString(r.stdout) ||
+		!regexp.MustCompile(`(?m)^Location: +http://(greeter-[a-z0-9]{10})\.greeter-[a-z0-9]{10}\.svc$`).MatchString(r.stdout) {
+		t.Fatalf("instance launch --wait:\n%s", r)
+	}
+	inst := im[1]
+	t.Logf("slipway instance launch greeter --target dev --wait:\n%s%s", r.stderr, r.stdout)
+	if r := cli.ok("instance", "list", "greeter"); !regexp.MustCompile(`(?m)^` + inst + ` +dev +running +http://\S+ +in \d+m `).MatchString(r.stdout) {
+		t.Errorf("instance list:\n%s", r.stdout)
+	}
+	if r := cli.ok("instance", "keepalive", "greeter", inst, "--ttl", "2h"); !regexp.MustCompile(`(?m)^TTL: +2h0m0s$`).MatchString(r.stdout) {
+		t.Errorf("instance keepalive --ttl 2h:\n%s", r.stdout)
+	}
+	if r := cli.ok("instance", "rm", "greeter", inst); !strings.Contains(r.stderr+r.stdout, "succeeded") {
+		t.Errorf("instance rm: %s", r)
+	}
+	var gone struct{ Instance instanceJSON }
+	cli.json(&gone, "instance", "get", "greeter", inst)
+	if gone.Instance.State != instDeleted {
+		t.Errorf("instance after rm: %+v", gone.Instance)
+	}
+	step("instance launched, kept alive, removed")
+
 	// Refused commands exit non-zero with the problem told plainly: a
 	// deploy to a cluster the org does not have, a missing flag.
 	r = cli.run("release", "install", "web", "local/hello", "--cluster", "nowhere", "-n", ns)
