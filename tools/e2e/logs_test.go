@@ -6,10 +6,16 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chartutil"
 
 	"github.com/slipwayhq/slipway/pkg/oidctest"
 	"github.com/slipwayhq/slipway/tools/internal/devenv/kube"
@@ -27,7 +33,8 @@ type logLineJSON struct {
 // release (its container's log is the devstack's ten known lines): a
 // tail across both pods, one pod, the tail bound, a pod not in the
 // release, and ?follow=true as server-sent events, one line each, until
-// the client leaves; another org's member gets 404.
+// the client leaves, and new lines appended to a followed log reach
+// every client following it; another org's member gets 404.
 func TestDeploymentLogs(t *testing.T) {
 	iss := oidctest.NewIssuer(t)
 	f := newOpsFixtureWith(t, []string{"kubelogs"}, "SLIPWAY_GATEWAY_OIDC_ISSUER="+iss.URL())
@@ -117,6 +124,8 @@ func TestDeploymentLogs(t *testing.T) {
 	for range stream { // closes once the client has gone
 	}
 
+	checkFollowAppended(t, f)
+
 	// Another org's member: 404, naming default (not his) or globex (the
 	// same real cluster, no such release).
 	bob := iss.Token(t, "bob-sub", "bob@example.com", "slipway", time.Hour)
@@ -141,4 +150,191 @@ func TestDeploymentLogs(t *testing.T) {
 			}
 		}
 	}
+}
+
+// checkFollowAppended: two clients follow, as server-sent events, a
+// release whose container reads the devstack's followed log (kwok's
+// kube.FollowContainer), across both its pods: each gets every line
+// appended, labelled with its pod and container, in order, once; a third
+// that joins later gets its tail, then the next line. The releases
+// service reads each pod's log once for all three (podlogs.Shared).
+func checkFollowAppended(t *testing.T, f *opsFixture) {
+	t.Helper()
+	const name = "tailer"
+	op := f.submit(t, http.MethodPost, f.deployments, map[string]any{"name": name, "namespace": f.ns, "chart": map[string]any{"archive": followChart(t)},
+		"options": map[string]any{"wait": true, "timeout": "120s"}}, nil)
+	if op = f.await(t, op.ID, 2*time.Minute); op.State != stateSucceeded {
+		t.Fatalf("install %s: %+v", name, op)
+	}
+	logFile, err := os.OpenFile(filepath.Join(f.env[kube.EnvLogDir("c1")], kube.FollowLogFile), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	prefix := "e2e " + f.ns + " "
+	write := func(n int) {
+		if _, err := logFile.WriteString(kube.CRILogLine(time.Now(), prefix+strconv.Itoa(n))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	path := f.deployments + "/" + name + "/logs?namespace=" + f.ns + "&follow=true&tail_lines="
+	// follower collects, per pod, the numbers of this test's lines.
+	type follower struct {
+		mu  sync.Mutex
+		got map[string][]int
+	}
+	follow := func(tail int) *follower {
+		fl := &follower{got: map[string][]int{}}
+		stream := f.sseStream(ctx, t, path+strconv.Itoa(tail), f.deployer)
+		go func() {
+			for data := range stream {
+				var msg struct{ Lines []logLineJSON }
+				if strings.HasPrefix(data, "error: ") || json.Unmarshal([]byte(data), &msg) != nil || len(msg.Lines) != 1 {
+					t.Errorf("follow: event %q, want one line", data)
+					return
+				}
+				l := msg.Lines[0]
+				num, ok := strings.CutPrefix(l.Line, prefix)
+				if !ok {
+					continue // another test's line
+				}
+				n, err := strconv.Atoi(num)
+				if err != nil || l.Container != kube.FollowContainer || l.Time.IsZero() {
+					t.Errorf("follow: line %+v, want container %s, a time and a number", l, kube.FollowContainer)
+				}
+				fl.mu.Lock()
+				fl.got[l.Pod] = append(fl.got[l.Pod], n)
+				fl.mu.Unlock()
+			}
+		}()
+		return fl
+	}
+	// lines returns what fl has of each pod after the last line 0 (the
+	// lines appended until every stream was open).
+	lines := func(fl *follower) map[string][]int {
+		fl.mu.Lock()
+		defer fl.mu.Unlock()
+		out := map[string][]int{}
+		for pod, ns := range fl.got {
+			i := len(ns)
+			for i > 0 && ns[i-1] != 0 {
+				i--
+			}
+			out[pod] = append([]int{}, ns[i:]...)
+		}
+		return out
+	}
+	a, b := follow(1), follow(1)
+	eventually(t, time.Minute, "both clients follow both pods", func() bool {
+		write(0) // kwok may not watch the file yet
+		for _, fl := range []*follower{a, b} {
+			fl.mu.Lock()
+			n := len(fl.got)
+			fl.mu.Unlock()
+			if n != 2 {
+				return false
+			}
+		}
+		return true
+	})
+	// What follows the last line 0 is what counts.
+	write(1)
+	write(2)
+	want := fmt.Sprint([]int{1, 2})
+	for name, fl := range map[string]*follower{"a": a, "b": b} {
+		eventually(t, time.Minute, name+" gets lines 1 and 2 of both pods", func() bool {
+			got := lines(fl)
+			for _, ns := range got {
+				if len(ns) > 2 || fmt.Sprint(ns) != fmt.Sprint([]int{1, 2}[:len(ns)]) {
+					t.Fatalf("%s: lines %v, want %s of each pod, once, in order", name, got, want)
+				}
+				if len(ns) < 2 {
+					return false
+				}
+			}
+			return len(got) == 2
+		})
+	}
+	c := follow(2)
+	eventually(t, time.Minute, "c gets its tail of both pods", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if len(c.got) < 2 {
+			return false
+		}
+		for _, ns := range c.got {
+			if len(ns) == 0 || ns[len(ns)-1] != 2 {
+				return false
+			}
+		}
+		return true
+	})
+	write(3)
+	for name, fl := range map[string]*follower{"a": a, "b": b, "c": c} {
+		eventually(t, time.Minute, name+" gets line 3 of both pods", func() bool {
+			fl.mu.Lock()
+			defer fl.mu.Unlock()
+			for _, ns := range fl.got {
+				if ns[len(ns)-1] != 3 {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	for name, fl := range map[string]*follower{"a": a, "b": b} {
+		got := lines(fl)
+		for _, ns := range got {
+			if fmt.Sprint(ns) != fmt.Sprint([]int{1, 2, 3}) || len(got) != 2 {
+				t.Errorf("%s: lines %v, want 1 2 3 of each pod", name, got)
+			}
+		}
+	}
+	// c's tail: the last two lines of the log when it joined (another
+	// test may have appended one of its own since line 2).
+	c.mu.Lock()
+	for pod, ns := range c.got {
+		if s := fmt.Sprint(ns); s != fmt.Sprint([]int{1, 2, 3}) && s != fmt.Sprint([]int{2, 3}) {
+			t.Errorf("c: pod %s lines %s, want its tail (1) 2, then 3", pod, s)
+		}
+	}
+	c.mu.Unlock()
+	cancel()
+}
+
+// followChart is a packaged chart of a Deployment of two pods whose one
+// container, kube.FollowContainer, reads the devstack's followed log.
+func followChart(t *testing.T) []byte {
+	t.Helper()
+	ch := &chart.Chart{
+		Metadata: &chart.Metadata{APIVersion: chart.APIVersionV2, Name: "tailer", Version: "0.1.0"},
+		Templates: []*chart.File{{Name: "templates/deployment.yaml", Data: []byte(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: {{ .Release.Name }}}
+  template:
+    metadata:
+      labels: {app: {{ .Release.Name }}}
+    spec:
+      containers:
+        - {name: ` + kube.FollowContainer + `, image: "registry.example/tailer:1"}
+      tolerations:
+        - {key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}
+`)}},
+	}
+	file, err := chartutil.Save(ch, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }

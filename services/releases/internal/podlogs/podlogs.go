@@ -41,6 +41,10 @@ const (
 	// A batch is sent at most this big, or as soon as no line is waiting.
 	MaxBatchLines = 500
 	MaxBatchBytes = 1 << 20
+	// MaxFollowBatchLines is MaxBatchLines when following: lines come a
+	// few at a time then, and many following streams at once should each
+	// hold few.
+	MaxFollowBatchLines = 64
 )
 
 // Target is one container whose log is read.
@@ -137,7 +141,8 @@ func (open Opener) Read(ctx context.Context, t Target, o Options, out chan<- Lin
 }
 
 // Stream reads every target's log from src at once and sends their lines
-// as they come, in batches of at most MaxBatchLines or MaxBatchBytes,
+// as they come, in batches of at most MaxBatchLines (MaxFollowBatchLines
+// with Follow) or MaxBatchBytes,
 // until every reader ends (with Follow: until ctx does) or MaxLines lines
 // are sent. Lines of one container keep their order. A target that cannot
 // be read is logged and skipped; Stream fails only when none could be and
@@ -194,6 +199,10 @@ func Stream(ctx context.Context, src Source, targets []Target, o Options, limits
 	}()
 
 	limiter := rate.NewLimiter(rate.Limit(limits.BytesPerSecond), limits.BytesPerSecond)
+	maxBatch := MaxBatchLines
+	if o.Follow {
+		maxBatch = MaxFollowBatchLines
+	}
 	var (
 		batch     []Line
 		batchSize int
@@ -218,7 +227,7 @@ func Stream(ctx context.Context, src Source, targets []Target, o Options, limits
 	add := func(l Line) (full bool) {
 		batch = append(batch, l)
 		batchSize += len(l.Line)
-		return len(batch) >= MaxBatchLines || batchSize >= MaxBatchBytes || sent+len(batch) >= limits.MaxLines
+		return len(batch) >= maxBatch || batchSize >= MaxBatchBytes || sent+len(batch) >= limits.MaxLines
 	}
 	for {
 		select {

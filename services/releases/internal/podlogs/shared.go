@@ -366,7 +366,7 @@ func (h *hub) covers(cutoff time.Time) bool {
 // deliver sends h's lines from cursor on to out until the stream ends, ctx
 // does, or the follower falls behind.
 func (h *hub) deliver(ctx context.Context, cursor int64, out chan<- Line) error {
-	const chunk = 128
+	const chunk = 32
 	buf := make([]Line, 0, chunk)
 	for {
 		h.mu.Lock()
