@@ -15,4 +15,5 @@ require (
 	k8s.io/apimachinery v0.37.0 // indirect
 	k8s.io/cli-runtime v0.37.0 // indirect
 	k8s.io/client-go v0.37.0 // indirect
+	k8s.io/metrics v0.37.0 // indirect
 )

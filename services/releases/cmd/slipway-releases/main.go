@@ -140,7 +140,8 @@ func main() {
 			srv := releases.NewGRPCServer(svc, p.Log).ServeStatus(releases.NewStatusService(svc, access, statusCache)).
 				ServeLogs(releases.NewLogService(svc, access, statusCache, exec.Clientset, releases.LogLimits{}, p.Log)).
 				ServePlans(releases.NewPlanner(worker)).
-				ServeDrift(releases.NewDriftService(svc, ledger, access, exec))
+				ServeDrift(releases.NewDriftService(svc, ledger, access, exec)).
+				ServeHealth(releases.NewHealthService(svc, access, statusCache, releases.NewCatalogApplications(catalogConn), exec.Metrics, exec.HTTP))
 			srv.ServeInstances(instances)
 			releasesv1.RegisterReleasesServiceServer(p.GRPC, srv)
 			releasesv1.RegisterOperationsServiceServer(p.GRPC, srv)

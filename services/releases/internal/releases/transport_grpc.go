@@ -30,6 +30,9 @@ type GRPCServer struct {
 	driftSvc DriftService
 	// instSvc serves the instance RPCs (transport_instances.go).
 	instSvc InstanceService
+	// healthSvc serves GetDeploymentHealth and GetDeploymentMetrics
+	// (transport_health.go).
+	healthSvc HealthService
 }
 
 var (

@@ -17,6 +17,9 @@ type Pod struct {
 	// those of its init containers.
 	Containers, Init []string
 	Created          time.Time
+	// Object is the cached pod, for readers that need more of it (health,
+	// metrics): shared with the cache, never to be changed.
+	Object *corev1.Pod
 }
 
 // Pods returns the pods of r: those of its workloads and those its
@@ -36,7 +39,7 @@ func (c *Cache) Pods(ctx context.Context, r Release) ([]Pod, error) {
 			return
 		}
 		seen[k] = true
-		pod := Pod{Namespace: p.Namespace, Name: p.Name, Created: p.CreationTimestamp.Time}
+		pod := Pod{Namespace: p.Namespace, Name: p.Name, Created: p.CreationTimestamp.Time, Object: p}
 		for _, ct := range p.Spec.Containers {
 			pod.Containers = append(pod.Containers, ct.Name)
 		}
