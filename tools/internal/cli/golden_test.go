@@ -127,6 +127,26 @@ func goldenAnswers() map[string]proto.Message {
 					Diff: "@@ spec.replicas @@\n-1\n+2\n"},
 				{Object: &releasesv1.ObjectReference{Kind: "ConfigMap", Namespace: "shop", Name: "web-config"}, Action: releasesv1.ChangeAction_CHANGE_ACTION_CREATE},
 			}},
+		"/api/v1/orgs/acme/clusters/prod/deployments/web/health": &releasesv1.GetDeploymentHealthResponse{Verdict: releasesv1.Verdict_VERDICT_DEGRADED,
+			Message:       "pod web-7d9f-fghij: health probe GET /healthz on port http: answered 500 Internal Server Error: database unreachable",
+			ReleaseStatus: releasesv1.ReleaseStatus_RELEASE_STATUS_DEPLOYED, ReadyWorkloadCount: 1, WorkloadCount: 1, PodCount: 3, ReadyPodCount: 2,
+			ObserveTime: ago(time.Second), Probe: &releasesv1.HealthProbe{Path: "/healthz", Port: "http", Pods: []*releasesv1.PodProbe{
+				{Pod: "web-7d9f-abcde", Healthy: true, StatusCode: 200, Latency: durationpb.New(4 * time.Millisecond)},
+				{Pod: "web-7d9f-fghij", StatusCode: 500, Message: "answered 500 Internal Server Error: database unreachable", Latency: durationpb.New(12 * time.Millisecond)},
+			}}},
+		"/api/v1/orgs/acme/clusters/prod/deployments/web/metrics": &releasesv1.GetDeploymentMetricsResponse{PodCount: 3,
+			Total: &releasesv1.ResourceUsage{CpuMillicores: 1255, MemoryBytes: 80<<20 + 1<<30}, Window: durationpb.New(15 * time.Second), ObserveTime: ago(3 * time.Second),
+			Pods: []*releasesv1.PodMetrics{
+				{Pod: "web-7d9f-abcde", Usage: &releasesv1.ResourceUsage{CpuMillicores: 255, MemoryBytes: 80 << 20}, Containers: []*releasesv1.ContainerMetrics{
+					{Container: "app", Usage: &releasesv1.ResourceUsage{CpuMillicores: 250, MemoryBytes: 64 << 20}, Requests: &releasesv1.ResourceUsage{CpuMillicores: 100, MemoryBytes: 64 << 20},
+						Limits: &releasesv1.ResourceUsage{CpuMillicores: 500, MemoryBytes: 128 << 20}, RestartCount: 1},
+					{Container: "proxy", Usage: &releasesv1.ResourceUsage{CpuMillicores: 5, MemoryBytes: 16 << 20}, Requests: &releasesv1.ResourceUsage{CpuMillicores: 10}, RestartCount: 3},
+				}, Prometheus: &releasesv1.PrometheusScrape{Path: "/metrics", Port: "9090", StatusCode: 200, Text: "# TYPE http_requests_total counter\nhttp_requests_total 1027\n"}},
+				{Pod: "web-7d9f-fghij", Usage: &releasesv1.ResourceUsage{CpuMillicores: 1000, MemoryBytes: 1 << 30}, Containers: []*releasesv1.ContainerMetrics{
+					{Container: "app", Usage: &releasesv1.ResourceUsage{CpuMillicores: 1000, MemoryBytes: 1 << 30}, Requests: &releasesv1.ResourceUsage{CpuMillicores: 2000, MemoryBytes: 1536 << 20}, Limits: &releasesv1.ResourceUsage{}},
+				}, Prometheus: &releasesv1.PrometheusScrape{Path: "/metrics", Port: "9090", Message: "API server: error trying to reach service: dial tcp 10.0.0.9:9090: connect: connection refused"}},
+				{Pod: "web-7d9f-klmno", UsageMissing: true, Containers: []*releasesv1.ContainerMetrics{{Container: "app"}}},
+			}},
 		"/api/v1/orgs/acme/operations/op_01web": &releasesv1.GetOperationResponse{Operation: op},
 		"/api/v1/orgs/acme/operations":          &releasesv1.ListOperationsResponse{Operations: []*releasesv1.Operation{op}},
 		"/api/v1/orgs/acme/applications/web/instances": &releasesv1.ListInstancesResponse{Instances: []*releasesv1.Instance{
@@ -177,6 +197,8 @@ func TestGoldenTables(t *testing.T) {
 		{"release_events", []string{"release", "events", "web", "-c", "prod", "-n", "shop"}},
 		{"release_logs", []string{"release", "logs", "web", "-c", "prod", "-n", "shop", "--tail", "3"}},
 		{"release_drift", []string{"release", "drift", "web", "-c", "prod", "-n", "shop"}},
+		{"release_health", []string{"release", "health", "web", "-c", "prod", "-n", "shop"}},
+		{"release_metrics", []string{"release", "metrics", "web", "-c", "prod", "-n", "shop", "--prometheus"}},
 		{"release_drift_diff", []string{"release", "drift", "web", "-c", "prod", "-n", "shop", "--diff"}},
 		{"release_plan", []string{"release", "plan", "web", "-c", "prod", "-n", "shop", "--set", "replicaCount=2"}},
 		{"op_get", []string{"op", "get", "op_01web"}},

@@ -111,7 +111,8 @@ func (a *app) releaseCmd() *cobra.Command {
   slipway release history web --cluster prod -n web`, []string{"releases", "rel"},
 		a.releaseInstallCmd(), a.releaseUpgradeCmd(), a.releaseRollbackCmd(), a.releaseUninstallCmd(), a.releaseRecoverCmd(),
 		a.releaseListCmd(), a.releaseGetCmd(), a.releaseHistoryCmd(), a.releaseValuesCmd(), a.releaseManifestCmd(), a.releaseNotesCmd(), a.releaseStatusCmd(),
-		a.releaseResourcesCmd(), a.releaseEventsCmd(), a.releaseLogsCmd(), a.releasePlanCmd(), a.releaseApplyCmd(), a.releaseDriftCmd())
+		a.releaseResourcesCmd(), a.releaseEventsCmd(), a.releaseLogsCmd(), a.releasePlanCmd(), a.releaseApplyCmd(), a.releaseDriftCmd(),
+		a.releaseHealthCmd(), a.releaseMetricsCmd())
 	// TODO(issue 9): health and metrics, when the service serves them:
 	// each one small release_<verb>.go with its route added to routes.go.
 	return cmd

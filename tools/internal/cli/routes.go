@@ -80,6 +80,8 @@ var routes = map[string]string{
 	"ReleasesService_GetDeploymentManifest":   "GET /api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}/manifest",
 	"ReleasesService_GetDeploymentNotes":      "GET /api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}/notes",
 	"ReleasesService_GetDeploymentStatus":     "GET /api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}/status",
+	"ReleasesService_GetDeploymentHealth":     "GET /api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}/health",
+	"ReleasesService_GetDeploymentMetrics":    "GET /api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}/metrics",
 	"ReleasesService_WatchDeploymentStatus":   "GET /api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}/status:watch",
 	"ReleasesService_ListDeploymentResources": "GET /api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}/resources",
 	"ReleasesService_ListDeploymentEvents":    "GET /api/v1/orgs/{org}/clusters/{cluster}/deployments/{name}/events",
@@ -104,16 +106,10 @@ var routes = map[string]string{
 }
 
 // notInCLI are the OpenAPI operations the CLI does not call, with why.
-// The releases service answers Unimplemented for the issue-9 ones today;
-// each becomes one small file (a route above, its command, its table)
-// when it is built.
 var notInCLI = map[string]string{
 	"RegistryService_ReceivePushEvents": "the OCI registry's webhook, not a user call",
 	"ReleasesService_HeadDeployment":    "release get reads the same and more",
 	"CatalogService_GetChartVersion2":   "the short path of GetChartVersion",
-
-	"ReleasesService_GetDeploymentHealth":  "issue 9: release health",
-	"ReleasesService_GetDeploymentMetrics": "issue 9: release metrics",
 }
 
 // routePath returns the method and path of operation op with its
