@@ -105,7 +105,7 @@ func TestTour(t *testing.T) {
 		bin, err := buildCLI(binDir)
 		bins <- built{bin, err}
 	}()
-	env := testenv.Get(t, "vault", "kube", "registry", "chartrepo", "kubelogs")
+	env := testenv.Get(t, "vault", "kube", "registry", "chartrepo", "kubelogs", "kubemetrics")
 	// Instances may live 3 s, and the culler looks every second: the
 	// tour's culling takes seconds, not make run's 5 minutes.
 	s := startStack(t, env, "SLIPWAY_RELEASES_INSTANCE_MIN_TTL=3s", "SLIPWAY_RELEASES_INSTANCE_CULL_INTERVAL=1s")
