@@ -44,7 +44,8 @@ func helloEnv(d *appsv1.Deployment) []string {
 // TestDriftCorrect: a scale, an edit and a deleted Service are reported,
 // and a correct-drift operation puts them back to the manifest without a
 // new revision; under an autoscaler the replicas stay the autoscaler's.
-// A viewer may not correct; another org's member gets 404 on both routes.
+// A viewer may not correct; another org's member gets 404 on both routes;
+// a release whose latest revision failed answers 409.
 func TestDriftCorrect(t *testing.T) {
 	iss := oidctest.NewIssuer(t)
 	f := newOpsFixture(t, "SLIPWAY_GATEWAY_OIDC_ISSUER="+iss.URL())
@@ -174,6 +175,14 @@ func TestDriftCorrect(t *testing.T) {
 	f.expect(f.do(http.MethodPost, "/orgs/globex/clusters/c1/deployments/"+name+"/drift:correct", bob, map[string]any{"namespace": f.ns}),
 		http.StatusNotFound, "bob corrects through his own org")
 	f.expect(f.do(http.MethodPost, f.deployments+"/nothere/drift:correct", f.deployer, map[string]any{"namespace": f.ns}), http.StatusNotFound, "correct a missing release")
+
+	// A release whose latest revision failed has no manifest known to run.
+	up := f.submit(t, http.MethodPut, f.deployments+"/"+name, map[string]any{"namespace": f.ns, "chart": hello("0.2.0"),
+		"values_yaml": "replicaCount: 2\nnodeSelector: {\"not a label!\": x}\n"}, nil)
+	if op := f.await(t, up.ID, 2*time.Minute); op.State != stateFailed {
+		t.Fatalf("an upgrade to an invalid Deployment = %+v; want failed", op)
+	}
+	f.expect(f.do(http.MethodPost, correctPath, f.deployer, map[string]any{"namespace": f.ns}), http.StatusConflict, "correct a failed revision")
 }
 
 // TestDriftCorrectedPeriodically: with the periodic check on and
