@@ -961,8 +961,10 @@ func (x *Application) GetProbes() *ApplicationProbes {
 type ApplicationProbes struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Path of the health endpoint ("/healthz"), starting with "/", at most
-	// 1024 characters. With health_port, GetDeploymentHealth asks each ready
-	// pod GET path; an answer from 200 to 399 is healthy. Empty: no probe.
+	// 1024 characters, with no "." or ".." segment and no percent-encoding
+	// before an optional query. With health_port, GetDeploymentHealth asks
+	// each ready pod GET path; an answer from 200 to 399 is healthy. Empty:
+	// no probe.
 	HealthPath string `protobuf:"bytes,1,opt,name=health_path,json=healthPath,proto3" json:"health_path,omitempty"`
 	// Port of the health endpoint: a container port number ("8080") or the
 	// name of a container port of the pod ("http"). Required with
@@ -971,8 +973,8 @@ type ApplicationProbes struct {
 	// Port of the pods' Prometheus endpoint, a number or a port name, read
 	// by GetDeploymentMetrics when asked. Empty: none.
 	MetricsPort string `protobuf:"bytes,3,opt,name=metrics_port,json=metricsPort,proto3" json:"metrics_port,omitempty"`
-	// Path of the Prometheus endpoint: "/metrics" when empty. Only with
-	// metrics_port.
+	// Path of the Prometheus endpoint, as health_path: "/metrics" when
+	// empty. Only with metrics_port.
 	MetricsPath   string `protobuf:"bytes,4,opt,name=metrics_path,json=metricsPath,proto3" json:"metrics_path,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

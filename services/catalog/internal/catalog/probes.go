@@ -1,9 +1,9 @@
 package catalog
 
 import (
+	"regexp"
 	"strconv"
 	"strings"
-	"unicode"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
@@ -53,8 +53,18 @@ func checkProbes(p *Probes) error {
 	return nil
 }
 
+// probePathChars and probeQueryChars are what a probe's path and query
+// may hold: RFC 3986's path characters without percent-encoding (so that
+// no encoded "/" or "." reaches the API server, which proxies the path),
+// and its query characters.
+var (
+	probePathChars  = regexp.MustCompile(`^[A-Za-z0-9._~!$&'()*+,;=:@/-]*$`)
+	probeQueryChars = regexp.MustCompile(`^[A-Za-z0-9._~!$&'()*+,;=:@/?%-]*$`)
+)
+
 // probePath accepts an absolute URL path with an optional query, nothing
-// that would leave the pod (no scheme, host or "..").
+// that could leave the pod's proxy path (no scheme, host, "." or ".."
+// segment, or percent-encoding in the path).
 func probePath(field, v string) error {
 	if len(v) > maxProbePath {
 		return validate.Field(field, "must be at most %d characters", maxProbePath)
@@ -62,14 +72,14 @@ func probePath(field, v string) error {
 	if !strings.HasPrefix(v, "/") || strings.HasPrefix(v, "//") {
 		return validate.Field(field, "must be a path starting with \"/\", got %q", v)
 	}
-	path, _, _ := strings.Cut(v, "?")
+	path, query, _ := strings.Cut(v, "?")
 	for _, seg := range strings.Split(path, "/") {
 		if seg == ".." || seg == "." {
 			return validate.Field(field, "must not hold \".\" or \"..\" segments, got %q", v)
 		}
 	}
-	if strings.ContainsAny(v, "#\\") || strings.ContainsFunc(v, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
-		return validate.Field(field, "must not hold spaces, control characters, \"#\" or \"\\\", got %q", v)
+	if !probePathChars.MatchString(path) || !probeQueryChars.MatchString(query) {
+		return validate.Field(field, "must hold only letters, digits and -._~!$&'()*+,;=:@/ (and %% in the query), got %q", v)
 	}
 	return nil
 }

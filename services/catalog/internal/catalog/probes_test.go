@@ -32,6 +32,10 @@ func TestCheckProbes(t *testing.T) {
 		{name: "dot dot", in: Probes{HealthPath: "/a/../../b", HealthPort: "80"}, field: "probes.health_path"},
 		{name: "space", in: Probes{HealthPath: "/a b", HealthPort: "80"}, field: "probes.health_path"},
 		{name: "fragment", in: Probes{HealthPath: "/a#b", HealthPort: "80"}, field: "probes.health_path"},
+		{name: "encoded slash", in: Probes{HealthPath: "/a%2F..%2Fsecrets", HealthPort: "80"}, field: "probes.health_path"},
+		{name: "encoded dots", in: Probes{HealthPath: "/%2e%2e/x", HealthPort: "80"}, field: "probes.health_path"},
+		{name: "backslash", in: Probes{HealthPath: "/a\\b", HealthPort: "80"}, field: "probes.health_path"},
+		{name: "encoded query", in: Probes{HealthPath: "/h?name=a%20b&x=1", HealthPort: "80"}, want: Probes{HealthPath: "/h?name=a%20b&x=1", HealthPort: "80"}},
 		{name: "too long", in: Probes{HealthPath: "/" + strings.Repeat("a", maxProbePath), HealthPort: "80"}, field: "probes.health_path"},
 		{name: "port zero", in: Probes{HealthPath: "/h", HealthPort: "0"}, field: "probes.health_port"},
 		{name: "port too high", in: Probes{HealthPath: "/h", HealthPort: "65536"}, field: "probes.health_port"},
@@ -103,5 +107,32 @@ func TestApplicationProbes(t *testing.T) {
 		bad.Probes = Probes{HealthPath: "/healthz", HealthPort: "70000"}
 		_, err = e.svc.CreateApplication(admin, bad)
 		wantCode(t, err, codes.InvalidArgument)
+	})
+}
+
+// FuzzCheckProbes: whatever is accepted is an absolute path with no dot
+// segment and no percent-encoding before its query, and a port that is a
+// number from 1 to 65535 or a port name.
+func FuzzCheckProbes(f *testing.F) {
+	for _, seed := range [][2]string{{"/healthz", "8080"}, {"/h?x=%20", "http"}, {"/a/../b", "80"}, {"//x", "0"}, {"/%2e%2e/", "65536"}, {"/ok", "-http"}} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, path, port string) {
+		p := Probes{HealthPath: path, HealthPort: port}
+		if checkProbes(&p) != nil {
+			return
+		}
+		before, _, _ := strings.Cut(path, "?")
+		if !strings.HasPrefix(path, "/") || strings.HasPrefix(path, "//") || strings.Contains(before, "%") || strings.Contains(path, "#") {
+			t.Errorf("accepted path %q", path)
+		}
+		for _, seg := range strings.Split(before, "/") {
+			if seg == "." || seg == ".." {
+				t.Errorf("accepted path %q with a dot segment", path)
+			}
+		}
+		if len(port) == 0 || len(port) > 15 {
+			t.Errorf("accepted port %q", port)
+		}
 	})
 }

@@ -58,6 +58,9 @@ type proxyAnswer struct {
 // proxyGet asks GET path (with its query) of port of a pod through the API
 // server at base, reading at most limit bytes of the answer.
 func proxyGet(ctx context.Context, hc *http.Client, base *url.URL, ns, pod, port, path string, limit int) proxyAnswer {
+	if err := proxyPath(path); err != nil {
+		return proxyAnswer{Message: err.Error()}
+	}
 	ctx, cancel := context.WithTimeout(ctx, proxyTimeout)
 	defer cancel()
 	// The path goes as the application wrote it (the catalog checked it:
@@ -102,6 +105,23 @@ func proxyGet(ctx context.Context, hc *http.Client, base *url.URL, ns, pod, port
 		a.Body = body
 	}
 	return a
+}
+
+// proxyPath refuses a path that could reach past the pod's proxy path on
+// the API server (the catalog refuses them already): a path must be
+// absolute, with no "." or ".." segment, no percent-encoding before its
+// query, no fragment, backslash or space.
+func proxyPath(path string) error {
+	before, _, _ := strings.Cut(path, "?")
+	bad := !strings.HasPrefix(path, "/") || strings.HasPrefix(path, "//") || strings.Contains(before, "%") ||
+		strings.ContainsAny(path, "#\\") || strings.ContainsFunc(path, func(r rune) bool { return r <= ' ' || r == 0x7f })
+	for _, seg := range strings.Split(before, "/") {
+		bad = bad || seg == "." || seg == ".."
+	}
+	if bad {
+		return fmt.Errorf("path %q not asked: it is not a plain absolute path", path)
+	}
+	return nil
 }
 
 // transportError is err without the request's URL, which says nothing the

@@ -72,12 +72,21 @@ func TestProxyGet(t *testing.T) {
 	})
 	ctx := context.Background()
 	t.Run("the path and query go as written", func(t *testing.T) {
-		a := proxyGet(ctx, hc, base, "shop", "ok", "8080", "/health%2Fz?full=1", 100)
+		a := proxyGet(ctx, hc, base, "shop", "ok", "8080", "/health/z?full=1&q=a%20b", 100)
 		if a.Code != 200 || string(a.Body) != "fine" || a.Truncated || a.Message != "" {
 			t.Errorf("answer %+v", a)
 		}
-		if want := "/api/v1/namespaces/shop/pods/ok:8080/proxy/health%2Fz?full=1"; asked != want {
+		if want := "/api/v1/namespaces/shop/pods/ok:8080/proxy/health/z?full=1&q=a%20b"; asked != want {
 			t.Errorf("asked %s, want %s", asked, want)
+		}
+	})
+	t.Run("a path that could leave the proxy path is not asked", func(t *testing.T) {
+		for _, path := range []string{"/../../secrets", "/a/./b", "/%2e%2e/secrets", "/a%2F..", "healthz", "//host/x", "/a b", "/a#b", "/a\\b"} {
+			asked = ""
+			a := proxyGet(ctx, hc, base, "shop", "ok", "8080", path, 100)
+			if a.Code != 0 || !strings.Contains(a.Message, "not asked") || asked != "" {
+				t.Errorf("%s: answer %+v, asked %q", path, a, asked)
+			}
 		}
 	})
 	t.Run("the pod's error is the pod's", func(t *testing.T) {
