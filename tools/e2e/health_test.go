@@ -210,7 +210,10 @@ func TestDeploymentHealthAndMetrics(t *testing.T) {
 			t.Errorf("probe of %s: %+v", p.Pod, p)
 		}
 	}
-	t.Logf("ready: %+v", h)
+	start := time.Now()
+	h = health(near)
+	t.Logf("health through the gateway, both pods probed: %s; probe latencies %s and %s", time.Since(start).Round(time.Millisecond),
+		h.Probe.Pods[0].Latency, h.Probe.Pods[1].Latency)
 
 	// One pod's endpoint answers 500: the release is degraded, naming it.
 	ips := podIPs(t, f.env[kube.EnvKubeconfig("c1")], f.ns)
@@ -269,7 +272,9 @@ func TestDeploymentHealthAndMetrics(t *testing.T) {
 			t.Errorf("metrics of %s: %+v", p.Pod, p)
 		}
 	}
-	t.Logf("metrics: %+v", m)
+	start = time.Now()
+	f.expect(f.do(http.MethodGet, near+"/metrics"+q, viewer, nil), http.StatusOK, "metrics")
+	t.Logf("metrics through the gateway: %s; %+v", time.Since(start).Round(time.Millisecond), m)
 	var page metricsJSON
 	f.expect(f.do(http.MethodGet, near+"/metrics"+q+"&page_size=1", viewer, nil), http.StatusOK, "a page of metrics").decode(t, &page)
 	if len(page.Pods) != 1 || page.NextPageToken == "" || page.PodCount != 2 || page.Total.Memory != m.Total.Memory {
