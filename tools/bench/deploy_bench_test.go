@@ -56,30 +56,10 @@ func restCall(b *testing.B, method, url, token string, body any, out any) int {
 func BenchmarkDeploy(b *testing.B) {
 	ctx := context.Background()
 	env := testenv.Get(b, "vault", "kube", "registry", "chartrepo")
-	base, err := localrun.FreeBasePort()
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := localrun.Start(ctx, localrun.Options{
-		State: b.TempDir(), BasePort: base, Output: io.Discard, Environment: env,
-		Env: []string{"SLIPWAY_GATEWAY_RATE_PER_CALLER=0", "SLIPWAY_GATEWAY_RATE_PER_IP=0", "SLIPWAY_CATALOG_SYNC_POLL=500ms",
-			"SLIPWAY_GATEWAY_LOG_LEVEL=warn", "SLIPWAY_RELEASES_LOG_LEVEL=warn", "SLIPWAY_CATALOG_LOG_LEVEL=warn", "SLIPWAY_CLUSTERS_LOG_LEVEL=warn"},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Stop()
-	if err := s.RegisterCluster(ctx, "c1", env[kube.EnvKubeconfig("c1")]); err != nil {
-		b.Fatal(err)
-	}
+	s, api, token := benchStack(b, env, "c1")
 	if err := s.SeedCatalog(ctx, env); err != nil {
 		b.Fatal(err)
 	}
-	token, err := s.BootstrapToken()
-	if err != nil {
-		b.Fatal(err)
-	}
-	api := s.GatewayURL() + "/api/v1/orgs/" + localrun.BootstrapOrg
 	awaitSync(b, api, token)
 	ns := fmt.Sprintf("bench-%d", time.Now().UnixNano()%1e6)
 	chartRef := map[string]any{"catalog": map[string]any{"repository": localrun.LocalRepository, "chart": "configmap-only", "version": "1.0.0"}}

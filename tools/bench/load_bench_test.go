@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -19,7 +18,6 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/slipwayhq/slipway/pkg/testenv"
-	"github.com/slipwayhq/slipway/tools/internal/devenv/kube"
 	"github.com/slipwayhq/slipway/tools/internal/localrun"
 )
 
@@ -87,34 +85,13 @@ func BenchmarkMixedLoad(b *testing.B) {
 	}
 	ctx := context.Background()
 	env := testenv.Get(b, "vault", "kube", "registry", "chartrepo", "kubelogs")
-	base, err := localrun.FreeBasePort()
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := localrun.Start(ctx, localrun.Options{
-		State: b.TempDir(), BasePort: base, Output: io.Discard, Environment: env,
-		Env: []string{"SLIPWAY_GATEWAY_RATE_PER_CALLER=0", "SLIPWAY_GATEWAY_RATE_PER_IP=0", "SLIPWAY_CATALOG_SYNC_POLL=500ms",
-			"SLIPWAY_GATEWAY_LOG_LEVEL=warn", "SLIPWAY_RELEASES_LOG_LEVEL=warn", "SLIPWAY_CATALOG_LOG_LEVEL=warn",
-			"SLIPWAY_CLUSTERS_LOG_LEVEL=warn", "SLIPWAY_REGISTRY_LOG_LEVEL=warn"},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Stop()
-	if err := s.RegisterCluster(ctx, "c1", env[kube.EnvKubeconfig("c1")]); err != nil {
-		b.Fatal(err)
-	}
+	s, api, token := benchStack(b, env, "c1")
 	if _, err := s.SeedRegistry(ctx, env); err != nil {
 		b.Fatal(err)
 	}
 	if err := s.SeedCatalog(ctx, env); err != nil {
 		b.Fatal(err)
 	}
-	token, err := s.BootstrapToken()
-	if err != nil {
-		b.Fatal(err)
-	}
-	api := s.GatewayURL() + "/api/v1/orgs/" + localrun.BootstrapOrg
 	awaitSync(b, api, token)
 
 	// The releases the load reads and upgrades: the demo chart, one pod

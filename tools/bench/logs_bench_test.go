@@ -16,12 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/chartutil"
-
 	"github.com/slipwayhq/slipway/pkg/testenv"
 	"github.com/slipwayhq/slipway/tools/internal/devenv/kube"
-	"github.com/slipwayhq/slipway/tools/internal/localrun"
 )
 
 // Sizes of BenchmarkLogFollowers.
@@ -49,31 +45,12 @@ func BenchmarkLogFollowers(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	env := testenv.Get(b, "vault", "kube", "kubelogs")
-	base, err := localrun.FreeBasePort()
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := localrun.Start(ctx, localrun.Options{
-		State: b.TempDir(), BasePort: base, Output: io.Discard, Environment: env,
-		Env: []string{"SLIPWAY_GATEWAY_RATE_PER_CALLER=0", "SLIPWAY_GATEWAY_RATE_PER_IP=0",
-			"SLIPWAY_GATEWAY_LOG_LEVEL=warn", "SLIPWAY_RELEASES_LOG_LEVEL=warn", "SLIPWAY_CLUSTERS_LOG_LEVEL=warn"},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Stop()
-	if err := s.RegisterCluster(ctx, "c1", env[kube.EnvKubeconfig("c1")]); err != nil {
-		b.Fatal(err)
-	}
-	token, err := s.BootstrapToken()
-	if err != nil {
-		b.Fatal(err)
-	}
+	s, root, token := benchStack(b, env, "c1")
 	pid, err := s.Pid("releases")
 	if err != nil {
 		b.Fatal(err)
 	}
-	api := s.GatewayURL() + "/api/v1/orgs/" + localrun.BootstrapOrg + "/clusters/c1/deployments"
+	api := root + "/clusters/c1/deployments"
 	run := fmt.Sprintf("lf%d", time.Now().UnixNano()%1e9)
 	installFollowChart(b, api, token, "talker", run)
 	logs := api + "/talker/logs?namespace=" + run + "&container=" + kube.FollowContainer + "&follow=true&tail_lines=1"
@@ -266,31 +243,7 @@ func (fl *logFollower) follow(ctx context.Context, b *testing.B, url, token stri
 // Deployment of two pods whose container kube.FollowContainer reads the
 // devstack's followed log, in a new namespace ns, and waits for it.
 func installFollowChart(b *testing.B, api, token, name, ns string) {
-	ch := &chart.Chart{
-		Metadata: &chart.Metadata{APIVersion: chart.APIVersionV2, Name: "talker", Version: "0.1.0"},
-		Templates: []*chart.File{{Name: "templates/deployment.yaml", Data: []byte(`apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {{ .Release.Name }}
-spec:
-  replicas: 2
-  selector:
-    matchLabels: {app: {{ .Release.Name }}}
-  template:
-    metadata:
-      labels: {app: {{ .Release.Name }}}
-    spec:
-      containers:
-        - {name: ` + kube.FollowContainer + `, image: "registry.example/talker:1"}
-      tolerations:
-        - {key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}
-`)}},
-	}
-	file, err := chartutil.Save(ch, b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	archive, err := os.ReadFile(file)
+	archive, err := kube.FollowChart(b.TempDir(), "talker")
 	if err != nil {
 		b.Fatal(err)
 	}

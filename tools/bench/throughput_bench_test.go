@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -48,33 +47,11 @@ const (
 func BenchmarkThroughput(b *testing.B) {
 	ctx := context.Background()
 	env := testenv.Get(b, "vault", "kube", "kube2", "registry", "chartrepo")
-	base, err := localrun.FreeBasePort()
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := localrun.Start(ctx, localrun.Options{
-		State: b.TempDir(), BasePort: base, Output: io.Discard, Environment: env,
-		Env: []string{"SLIPWAY_GATEWAY_RATE_PER_CALLER=0", "SLIPWAY_GATEWAY_RATE_PER_IP=0", "SLIPWAY_CATALOG_SYNC_POLL=500ms",
-			"SLIPWAY_GATEWAY_LOG_LEVEL=warn", "SLIPWAY_RELEASES_LOG_LEVEL=warn", "SLIPWAY_CATALOG_LOG_LEVEL=warn", "SLIPWAY_CLUSTERS_LOG_LEVEL=warn"},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Stop()
 	clusters := []string{"c1", "c2"}
-	for _, c := range clusters {
-		if err := s.RegisterCluster(ctx, c, env[kube.EnvKubeconfig(c)]); err != nil {
-			b.Fatal(err)
-		}
-	}
+	s, api, token := benchStack(b, env, clusters...)
 	if err := s.SeedCatalog(ctx, env); err != nil {
 		b.Fatal(err)
 	}
-	token, err := s.BootstrapToken()
-	if err != nil {
-		b.Fatal(err)
-	}
-	api := s.GatewayURL() + "/api/v1/orgs/" + localrun.BootstrapOrg
 	awaitSync(b, api, token)
 	pid, err := s.Pid("releases")
 	if err != nil {

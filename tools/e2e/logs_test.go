@@ -14,9 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/chartutil"
-
 	"github.com/slipwayhq/slipway/pkg/oidctest"
 	"github.com/slipwayhq/slipway/tools/internal/devenv/kube"
 	"github.com/slipwayhq/slipway/tools/internal/localrun"
@@ -304,35 +301,10 @@ func checkFollowAppended(t *testing.T, f *opsFixture) {
 	cancel()
 }
 
-// followChart is a packaged chart of a Deployment of two pods whose one
-// container, kube.FollowContainer, reads the devstack's followed log.
+// followChart is kube.FollowChart's archive, named tailer.
 func followChart(t *testing.T) []byte {
 	t.Helper()
-	ch := &chart.Chart{
-		Metadata: &chart.Metadata{APIVersion: chart.APIVersionV2, Name: "tailer", Version: "0.1.0"},
-		Templates: []*chart.File{{Name: "templates/deployment.yaml", Data: []byte(`apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {{ .Release.Name }}
-spec:
-  replicas: 2
-  selector:
-    matchLabels: {app: {{ .Release.Name }}}
-  template:
-    metadata:
-      labels: {app: {{ .Release.Name }}}
-    spec:
-      containers:
-        - {name: ` + kube.FollowContainer + `, image: "registry.example/tailer:1"}
-      tolerations:
-        - {key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}
-`)}},
-	}
-	file, err := chartutil.Save(ch, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(file)
+	data, err := kube.FollowChart(t.TempDir(), "tailer")
 	if err != nil {
 		t.Fatal(err)
 	}
