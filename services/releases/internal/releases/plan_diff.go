@@ -1,12 +1,9 @@
 package releases
 
 import (
-	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/pmezard/go-difflib/difflib"
-	"helm.sh/helm/v3/pkg/releaseutil"
 )
 
 // secretValuesChanged is the diff of a Secret whose data or stringData
@@ -52,26 +49,15 @@ type manifestObject struct {
 
 // manifestObjects are a manifest's objects in manifest order.
 func manifestObjects(manifest string) []manifestObject {
-	parts := releaseutil.SplitManifests(manifest)
-	keys := make([]string, 0, len(parts))
-	for k := range parts {
-		keys = append(keys, k)
-	}
-	// Keys are "manifest-<n>": order by n.
-	sort.Slice(keys, func(i, j int) bool {
-		a, _ := strconv.Atoi(strings.TrimPrefix(keys[i], "manifest-"))
-		b, _ := strconv.Atoi(strings.TrimPrefix(keys[j], "manifest-"))
-		return a < b
-	})
 	var out []manifestObject
-	for _, k := range keys {
-		d, ok := document(parts[k])
+	for _, text := range manifestTexts(manifest) {
+		d, ok := document(text)
 		if !ok {
 			continue
 		}
 		out = append(out, manifestObject{
 			key:   ObjectKey{APIVersion: d.APIVersion, Kind: d.Kind, Namespace: d.Namespace, Name: d.Name},
-			shown: d.YAML, rendered: strings.TrimSpace(parts[k]),
+			shown: d.YAML, rendered: strings.TrimSpace(text),
 		})
 	}
 	return out
