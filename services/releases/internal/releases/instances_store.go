@@ -184,34 +184,21 @@ type InstanceFilter struct {
 // ListInstances lists org's instances of an application, newest first,
 // after the id before ("" for the first page).
 func (l *Ledger) ListInstances(ctx context.Context, org string, f InstanceFilter, before string, limit int) ([]Instance, error) {
-	q := `SELECT ` + instanceColumns + ` FROM instances WHERE org = ? AND application = ? AND NOT (state = ? AND deleted_at < ?)`
+	where := `org = ? AND application = ? AND NOT (state = ? AND deleted_at < ?)`
 	args := []any{org, f.Application, int(InstanceDeleted), sqldb.Micros(f.DeletedSince)}
 	if f.Target != "" {
-		q += ` AND target = ?`
+		where += ` AND target = ?`
 		args = append(args, f.Target)
 	}
 	if f.State != 0 {
-		q += ` AND state = ?`
+		where += ` AND state = ?`
 		args = append(args, int(f.State))
 	}
 	if before != "" {
-		q += ` AND id < ?`
+		where += ` AND id < ?`
 		args = append(args, before)
 	}
-	rows, err := l.db.QueryContext(ctx, l.db.Rebind(q+` ORDER BY id DESC LIMIT ?`), append(args, limit)...)
-	if err != nil {
-		return nil, fmt.Errorf("list instances: %w", err)
-	}
-	defer rows.Close()
-	var out []Instance
-	for rows.Next() {
-		i, err := scanInstance(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list instances: %w", err)
-		}
-		out = append(out, i)
-	}
-	return out, rows.Err()
+	return l.instancesWhere(ctx, where+` ORDER BY id DESC LIMIT ?`, append(args, limit)...)
 }
 
 // KeepInstanceAlive records activity at now on a live instance, with a
