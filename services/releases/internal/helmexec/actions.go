@@ -168,7 +168,8 @@ func (o *op) install(r *Request, replace bool) (*release.Release, error) {
 }
 
 func (o *op) reportRendering(r *Request) {
-	if md := r.Chart.Metadata; md != nil {
+	if md := r.Chart.Metadata; md != nil && !o.rendered {
+		o.rendered = true
 		o.report(PhaseRendering, fmt.Sprintf("rendering chart %s %s", md.Name, md.Version))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"helm.sh/helm/v3/pkg/release"
@@ -185,11 +186,24 @@ func TestUpgradeInstallsMissing(t *testing.T) {
 	c := cluster1(t)
 	e := New(Options{})
 	ns := namespaceName(t, c, "upinst")
-	rel, err := e.Upgrade(t.Context(), Request{Access: c.access, Namespace: ns, Release: "cm", Chart: loadChart(t, "configmap-only"), CreateNamespace: true})
+	var p progress
+	rel, err := e.Upgrade(t.Context(), Request{Access: c.access, Namespace: ns, Release: "cm", Chart: loadChart(t, "configmap-only"), CreateNamespace: true, Progress: p.fn})
 	if err != nil {
 		t.Fatalf("upgrade --install: %v", err)
 	}
 	wantRelease(t, rel, 1, release.StatusDeployed, "1.0.0")
+	// The upgrade that finds no release and installs renders once.
+	p.mu.Lock()
+	rendering := 0
+	for _, ev := range p.events {
+		if strings.HasPrefix(ev, PhaseRendering+": ") {
+			rendering++
+		}
+	}
+	p.mu.Unlock()
+	if rendering != 1 {
+		t.Errorf("upgrade --install reported rendering %d times; want once:\n%s", rendering, &p)
+	}
 	if _, err := c.cs.CoreV1().ConfigMaps(ns).Get(context.Background(), "cm", metav1.GetOptions{}); err != nil {
 		t.Errorf("configmap: %v", err)
 	}

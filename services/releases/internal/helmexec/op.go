@@ -46,6 +46,9 @@ type op struct {
 	rollingBack atomic.Bool
 	// skipValidation: the server validates fields itself (see Build).
 	skipValidation bool
+	// rendered: the rendering event was reported (an upgrade that turns
+	// into an install renders once as far as the user is concerned).
+	rendered bool
 }
 
 // newOp prepares an action on ns of a's cluster.
