@@ -64,14 +64,7 @@ func NewDriftChecker(store *ops.Store, ledger *Ledger, clients Clients, access C
 // Run checks every Every until ctx ends, the first time one interval
 // after the start (when the clusters service has had time to answer).
 func (c *DriftChecker) Run(ctx context.Context) error {
-	t := time.NewTicker(c.opts.Every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	return every(ctx, c.opts.Every, false, func(ctx context.Context) {
 		n, err := c.Check(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -79,7 +72,7 @@ func (c *DriftChecker) Run(ctx context.Context) error {
 		case n > 0:
 			c.log.InfoContext(ctx, "drift check found drifted releases", "releases", n)
 		}
-	}
+	})
 }
 
 // Check compares every deployed release once and returns how many were

@@ -3,7 +3,6 @@ package releases
 import (
 	"context"
 	"errors"
-	"time"
 )
 
 // cullBatch bounds the instances one pass of the culler acts on, of each
@@ -15,20 +14,13 @@ const cullBatch = 100
 // idempotency key of the instance, so their findings are one operation,
 // and each write is conditional on the state it read.
 func (s *Instances) Run(ctx context.Context) error {
-	t := time.NewTicker(s.opts.CullEvery)
-	defer t.Stop()
-	for {
+	return every(ctx, s.opts.CullEvery, true, func(ctx context.Context) {
 		if n, err := s.Cull(ctx); err != nil && ctx.Err() == nil {
 			s.log.WarnContext(ctx, "cull instances", "error", err)
 		} else if n > 0 {
 			s.log.InfoContext(ctx, "expired instances culled", "instances", n)
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	})
 }
 
 // Cull queues the deletion of every expired instance (failed launches

@@ -61,20 +61,13 @@ func NewSweeper(store *ops.Store, ledger *Ledger, exec *helmexec.Executor, acces
 
 // Run sweeps every Every until ctx ends, the first time at once.
 func (s *Sweeper) Run(ctx context.Context) error {
-	t := time.NewTicker(s.opts.Every)
-	defer t.Stop()
-	for {
+	return every(ctx, s.opts.Every, true, func(ctx context.Context) {
 		if n, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
 			s.log.WarnContext(ctx, "sweep for abandoned releases", "error", err)
 		} else if n > 0 {
 			s.log.InfoContext(ctx, "abandoned releases found; recover operations queued", "releases", n)
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	})
 }
 
 // Sweep looks once at every namespace the ledger knows releases in, and
