@@ -23,9 +23,14 @@ type stack struct {
 	state string
 	api   string
 	logs  *syncBuffer
+	env   map[string]string
+	// traces is the stack's own OTLP receiver (a test passing its own
+	// OTEL_EXPORTER_OTLP_ENDPOINT overrides it and scans its own).
+	traces *otlpReceiver
 
 	mu      sync.Mutex
 	answers bytes.Buffer
+	orgs    map[string]string // org created through do -> its creator's token
 }
 
 func startStack(t *testing.T, env map[string]string, processEnv ...string) *stack {
@@ -36,17 +41,29 @@ func startStack(t *testing.T, env map[string]string, processEnv ...string) *stac
 	}
 	logs := &syncBuffer{}
 	state := t.TempDir()
+	envSecrets(env)
+	traces := newOTLPReceiver(t)
+	// The test's own settings come last, so they win over the receiver's.
+	processEnv = append(traces.env(), processEnv...)
 	s, err := localrun.Start(context.Background(), localrun.Options{State: state, BasePort: base, Output: logs, Environment: env, Env: processEnv})
 	if err != nil {
 		t.Fatalf("start: %v\n%s", err, logs.String())
 	}
+	st := &stack{t: t, s: s, state: state, api: s.GatewayURL() + "/api/v1", logs: logs, env: env, traces: traces, orgs: map[string]string{}}
+	if tok, err := s.BootstrapToken(); err == nil {
+		secret("bootstrap owner token", tok)
+	}
+	// The canary scan: what REST still reaches first, then, once stopped
+	// (the last spans and log lines flushed), everything it said.
 	t.Cleanup(func() {
+		st.report(st.reachable())
 		s.Stop()
+		st.report(st.said())
 		if t.Failed() {
 			os.Stderr.WriteString(logs.String())
 		}
 	})
-	return &stack{t: t, s: s, state: state, api: s.GatewayURL() + "/api/v1", logs: logs}
+	return st
 }
 
 func (s *stack) owner() string {
@@ -106,11 +123,34 @@ func (s *stack) do(method, path, token string, body any) answer {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	// A kubeconfig download hands the secret to an admin by design; every
-	// other answer is searched for secrets at the end.
-	if !strings.HasSuffix(strings.SplitN(path, "?", 2)[0], "/config") {
+	// A kubeconfig download hands the secret to an admin by design, and a
+	// token's creation its secret to its creator (kept for the scan, and
+	// left out of that one answer only); every other answer is searched
+	// for secrets at the end.
+	bare := strings.SplitN(path, "?", 2)[0]
+	kept := b
+	if method == http.MethodPost && strings.HasSuffix(bare, "/tokens") && resp.StatusCode == http.StatusOK {
+		var created map[string]any
+		if json.Unmarshal(b, &created) == nil {
+			if sec, ok := created["secret"].(string); ok {
+				secret("API token", sec)
+				delete(created, "secret")
+			}
+			kept, _ = json.Marshal(created)
+		}
+	}
+	if method == http.MethodPost && bare == "/orgs" && resp.StatusCode == http.StatusOK {
+		if m, ok := body.(map[string]any); ok {
+			if name, ok := m["name"].(string); ok {
+				s.mu.Lock()
+				s.orgs[name] = token
+				s.mu.Unlock()
+			}
+		}
+	}
+	if !strings.HasSuffix(bare, "/config") {
 		s.mu.Lock()
-		s.answers.Write(b)
+		s.answers.Write(kept)
 		s.answers.WriteByte('\n')
 		s.mu.Unlock()
 	}
