@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -257,8 +258,10 @@ func TestCanaries(t *testing.T) {
 	// Repository credentials: basic auth and a bearer-like password, then a sync.
 	s.expect(s.do(http.MethodPost, org+"/credentials", owner, map[string]any{"name": "canary-charts", "endpoint": "oci://" + host + "/canary-charts",
 		"helm_repository": map[string]any{"basic_auth": map[string]string{"username": "canary", "password": plant("repo-password")}}}), http.StatusOK, "repository credential")
-	s.do(http.MethodPost, org+"/repositories", owner, map[string]any{"name": "canary-charts", "url": "oci://" + host + "/canary-charts", "credential": "canary-charts"})
+	s.expect(s.do(http.MethodPost, org+"/repositories", owner, map[string]any{"name": "canary-charts", "url": "oci://" + host + "/canary-charts",
+		"credential_id": "canary-charts", "oci_charts": []string{"hello"}}), http.StatusOK, "add a repository with the credential")
 	s.do(http.MethodPost, org+"/repositories/canary-charts:sync", owner, map[string]any{})
+	s.do(http.MethodGet, org+"/repositories/canary-charts", owner, nil)
 	// API tokens: created (secret registered by do), used, a wrong one refused.
 	dep := s.token(localrun.BootstrapOrg, owner, "DEPLOYER")
 	if a := s.do(http.MethodGet, org+"/clusters", plant("api-token"), nil); a.status != http.StatusUnauthorized {
@@ -274,4 +277,8 @@ func TestCanaries(t *testing.T) {
 	if fs := s.said(); len(fs) > 0 {
 		t.Errorf("before the end already: %v", fs)
 	}
+	// The trace part of the scan proves something only if spans arrive.
+	eventually(t, 10*time.Second, "spans at the stack's OTLP receiver", func() bool {
+		return strings.Contains(s.traces.body.String(), "slipway.clusters.v1.ClustersService/RegisterCluster")
+	})
 }
