@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -116,19 +117,31 @@ func (s *stack) reachable() []finding {
 	if tok, err := s.s.BootstrapToken(); err == nil {
 		orgs[localrun.BootstrapOrg] = tok
 	}
-	for org, tok := range orgs {
-		req, err := http.NewRequest(http.MethodGet, s.api+"/orgs/"+org+"/audit?page_size=1000", nil)
+	get := func(path, tok string) []byte {
+		req, err := http.NewRequest(http.MethodGet, s.api+path, nil)
 		if err != nil {
-			continue
+			return nil
 		}
 		req.Header.Set("Authorization", "Bearer "+tok)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			continue // the test stopped its stack already
+			return nil // the test stopped its stack already
 		}
+		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		out = append(out, scanText("audit log of org "+org, string(b))...)
+		return b
+	}
+	for org, tok := range orgs {
+		out = append(out, scanText("audit log of org "+org, string(get("/orgs/"+org+"/audit?page_size=1000", tok)))...)
+		// Operations with their events (the last 50: a test makes few).
+		var ops struct{ Operations []struct{ ID string } }
+		b := get("/orgs/"+org+"/operations?page_size=50", tok)
+		out = append(out, scanText("operations of org "+org, string(b))...)
+		if json.Unmarshal(b, &ops) == nil {
+			for _, op := range ops.Operations {
+				out = append(out, scanText("operation "+op.ID+" of org "+org, string(get("/orgs/"+org+"/operations/"+op.ID, tok)))...)
+			}
+		}
 	}
 	out = append(out, kubeEvents(s.env)...)
 	return out
