@@ -117,7 +117,7 @@ func TestCatalog(t *testing.T) {
 	s.expect(s.do(http.MethodPost, org+"/images", owner, map[string]any{"name": "hello", "version": "1.0.0", "reference": env["OCI_REGISTRY"] + "/" + localrun.DemoImage}), http.StatusOK, "record the demo image")
 
 	// Three repositories: anonymous HTTP, private HTTPS, private OCI.
-	repoPass := "repo-pass-" + strings.ToLower(t.Name())
+	repoPass := plant("private-repo-password")
 	priv, ca := privateRepo(t, "reader", repoPass)
 	host, user, pass := env["OCI_REGISTRY"], env["OCI_REGISTRY_USERNAME"], env["OCI_REGISTRY_PASSWORD"]
 	pushChart(t, host, user, pass, "hello-0.1.0", "e2e-charts")
