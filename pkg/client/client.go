@@ -1,18 +1,22 @@
 // Package client is the one way a Slipway process dials another's gRPC API:
 // tracing (otelgrpc stats handler), request id and caller identity
 // forwarding, and round-robin balancing over every address the target
-// resolves to (several replicas behind one DNS name).
+// resolves to (several replicas behind one DNS name, or a comma-separated
+// list of addresses).
 package client
 
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 
 	"github.com/slipwayhq/slipway/pkg/identity"
 	"github.com/slipwayhq/slipway/pkg/requestid"
@@ -39,9 +43,19 @@ type Config struct {
 	TracerProvider trace.TracerProvider
 }
 
-// Dial returns a connection to target ("host:port" or "dns:///name:port").
-// Connections are lazy: Dial does not wait for the server.
+// listScheme names the per-connection resolver that serves a fixed list of
+// addresses.
+const listScheme = "slipway-list"
+
+// Dial returns a connection to target: "host:port", "dns:///name:port", or
+// several replicas as "host:port,host:port" (balanced round-robin; a replica
+// that stops answering is skipped). Connections are lazy: Dial does not wait
+// for the server.
 func Dial(target string, cfg Config, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	dialTarget, extra, err := listTarget(target)
+	if err != nil {
+		return nil, err
+	}
 	base := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(cfg.TracerProvider))),
@@ -49,11 +63,31 @@ func Dial(target string, cfg Config, opts ...grpc.DialOption) (*grpc.ClientConn,
 		grpc.WithChainUnaryInterceptor(unaryRequestID, identity.UnaryClientInterceptor()),
 		grpc.WithChainStreamInterceptor(streamRequestID, identity.StreamClientInterceptor()),
 	}
-	conn, err := grpc.NewClient(target, append(base, opts...)...)
+	base = append(base, extra...)
+	conn, err := grpc.NewClient(dialTarget, append(base, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", target, err)
 	}
 	return conn, nil
+}
+
+// listTarget turns "a:1,b:2" into a target served by a manual resolver
+// holding both addresses; other targets pass through unchanged.
+func listTarget(target string) (string, []grpc.DialOption, error) {
+	if !strings.Contains(target, ",") {
+		return target, nil, nil
+	}
+	var addrs []resolver.Address
+	for _, a := range strings.Split(target, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			return "", nil, fmt.Errorf("dial %s: empty address in list", target)
+		}
+		addrs = append(addrs, resolver.Address{Addr: a})
+	}
+	r := manual.NewBuilderWithScheme(listScheme)
+	r.InitialState(resolver.State{Addresses: addrs})
+	return listScheme + ":///replicas", []grpc.DialOption{grpc.WithResolvers(r)}, nil
 }
 
 func withRequestID(ctx context.Context) context.Context {

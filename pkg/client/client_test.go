@@ -142,3 +142,67 @@ func TestDialIsLazy(t *testing.T) {
 	}
 	_ = conn.Close()
 }
+
+// serve starts a server answering every method on a loopback port.
+func serve(t *testing.T, rec *recorder) (addr string, stop func()) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer(grpc.UnknownServiceHandler(rec.handle))
+	go func() { _ = s.Serve(lis) }()
+	var once sync.Once
+	stop = func() { once.Do(s.Stop) }
+	t.Cleanup(stop)
+	return lis.Addr().String(), stop
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.seen)
+}
+
+func TestDialAddressListBalancesAndFailsOver(t *testing.T) {
+	var a, b recorder
+	addrA, stopA := serve(t, &a)
+	addrB, _ := serve(t, &b)
+	conn, err := Dial(addrA+", "+addrB, Config{TracerProvider: noop.NewTracerProvider()})
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	call := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return conn.Invoke(ctx, "/slipway.test.v1.Test/Get", new(wrapperspb.StringValue), new(wrapperspb.StringValue))
+	}
+	// round_robin picks ready addresses in turn; the second may become ready
+	// a little after the first, so call until both were reached (bounded).
+	for i := 0; i < 500 && (a.count() == 0 || b.count() == 0); i++ {
+		if err := call(); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if a.count() == 0 || b.count() == 0 {
+		t.Fatalf("calls per replica = %d, %d; want both > 0", a.count(), b.count())
+	}
+
+	stopA()
+	before := b.count()
+	for i := 0; i < 10; i++ {
+		if err := call(); err != nil {
+			t.Fatalf("call %d after stopping one replica: %v", i, err)
+		}
+	}
+	if got := b.count() - before; got != 10 {
+		t.Errorf("remaining replica served %d of 10 calls", got)
+	}
+}
+
+func TestDialAddressListRejectsEmptyEntry(t *testing.T) {
+	if _, err := Dial("127.0.0.1:1,,127.0.0.1:2", Config{TracerProvider: noop.NewTracerProvider()}); err == nil {
+		t.Fatal("Dial accepted an empty address in the list")
+	}
+}
