@@ -28,7 +28,8 @@ import (
 
 // Component is one Slipway process.
 type Component struct {
-	Name      string // "registry"
+	Name      string // "registry", or "registry-2" for a second replica
+	Service   string // "registry" for both replicas
 	Package   string // Go package of its main
 	Addr      string // gRPC address (REST for the gateway)
 	AdminAddr string // /healthz, /readyz, /metrics
@@ -42,12 +43,55 @@ func Components(base int) []Component {
 	addr := func(off int) string { return "127.0.0.1:" + strconv.Itoa(base+off) }
 	const mod = "github.com/slipwayhq/slipway/"
 	return []Component{
-		{Name: "clusters", Package: mod + "services/clusters/cmd/slipway-clusters", Addr: addr(1101), AdminAddr: addr(1201)},
-		{Name: "registry", Package: mod + "services/registry/cmd/slipway-registry", Addr: addr(1102), AdminAddr: addr(1202)},
-		{Name: "catalog", Package: mod + "services/catalog/cmd/slipway-catalog", Addr: addr(1103), AdminAddr: addr(1203)},
-		{Name: "releases", Package: mod + "services/releases/cmd/slipway-releases", Addr: addr(1104), AdminAddr: addr(1204)},
-		{Name: "gateway", Package: mod + "gateway/cmd/slipway-gateway", Addr: addr(80), AdminAddr: addr(1200)},
+		{Name: "clusters", Service: "clusters", Package: mod + "services/clusters/cmd/slipway-clusters", Addr: addr(1101), AdminAddr: addr(1201)},
+		{Name: "registry", Service: "registry", Package: mod + "services/registry/cmd/slipway-registry", Addr: addr(1102), AdminAddr: addr(1202)},
+		{Name: "catalog", Service: "catalog", Package: mod + "services/catalog/cmd/slipway-catalog", Addr: addr(1103), AdminAddr: addr(1203)},
+		{Name: "releases", Service: "releases", Package: mod + "services/releases/cmd/slipway-releases", Addr: addr(1104), AdminAddr: addr(1204)},
+		{Name: "gateway", Service: "gateway", Package: mod + "gateway/cmd/slipway-gateway", Addr: addr(80), AdminAddr: addr(1200)},
 	}
+}
+
+// maxReplicas is how many replicas of a service ReplicaComponents has room
+// for: replica r (from 1) of service i serves gRPC on base+1100+50(r-1)+i
+// and admin on base+1200+50(r-1)+i.
+const maxReplicas = 2
+
+// ReplicaComponents returns Components(base) with replicas processes of each
+// service behind the gateway (clusters, registry, catalog, releases): the
+// second is named "clusters-2" and listens 50 ports above the first. The
+// gateway stays one process, last.
+func ReplicaComponents(base, replicas int) ([]Component, error) {
+	if replicas < 1 || replicas > maxReplicas {
+		return nil, fmt.Errorf("localrun: %d replicas: want 1 to %d", replicas, maxReplicas)
+	}
+	addr := func(off int) string { return "127.0.0.1:" + strconv.Itoa(base+off) }
+	var out []Component
+	for i, c := range Components(base) {
+		out = append(out, c)
+		if c.Name == "gateway" {
+			continue
+		}
+		for r := 2; r <= replicas; r++ {
+			rc := c
+			rc.Name = c.Name + "-" + strconv.Itoa(r)
+			rc.Addr, rc.AdminAddr = addr(1100+50*(r-1)+i+1), addr(1200+50*(r-1)+i+1)
+			out = append(out, rc)
+		}
+	}
+	return out, nil
+}
+
+// Targets returns the gRPC target of each service: its replicas' addresses,
+// comma-separated, as pkg/client dials them.
+func Targets(comps []Component) map[string]string {
+	t := map[string]string{}
+	for _, c := range comps {
+		if t[c.Service] != "" {
+			t[c.Service] += ","
+		}
+		t[c.Service] += c.Addr
+	}
+	return t
 }
 
 // BootstrapOrg is the organization the gateway creates on first start.
@@ -64,16 +108,23 @@ func (s *Stack) BootstrapToken() (string, error) {
 
 // Options configure a local run.
 type Options struct {
-	State    string    // state folder: bin/, data/, keys/, logs
-	BasePort int       // see Components; 0 means 8000
+	State    string // state folder: bin/, data/, keys/, logs
+	BasePort int    // see Components; 0 means 8000
+	// Replicas is how many processes of each service run (see
+	// ReplicaComponents); 0 means 1. Replicas of a service share its
+	// database, keys and environment: more than one wants PostgreSQL
+	// (Databases).
+	Replicas int
 	Output   io.Writer // where the processes' logs go
 	// Env is added to every process's environment ("SLIPWAY_GATEWAY_RATE_PER_CALLER=0").
 	Env []string
 	// ProcessEnv adds variables to one process's environment
-	// ("clusters" -> SLIPWAY_CLUSTERS_VAULT_ADDR=...).
+	// ("clusters" -> SLIPWAY_CLUSTERS_VAULT_ADDR=...): a service's name
+	// applies to all its replicas, a replica's ("clusters-2") to that one.
 	ProcessEnv map[string][]string
-	// Databases overrides a process's embedded SQLite database with a DSN
-	// ("registry" -> "postgres://..."), for runs on PostgreSQL.
+	// Databases overrides a service's embedded SQLite database with a DSN
+	// ("registry" -> "postgres://..."), for runs on PostgreSQL; its
+	// replicas share it.
 	Databases map[string]string
 	// Environment is the devstack's env (devenv.Stack.Env, testenv.Get):
 	// the clusters service logs in to its Vault with its own AppRole and may
@@ -137,6 +188,14 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	if o.BasePort == 0 {
 		o.BasePort = 8000
 	}
+	if o.Replicas == 0 {
+		o.Replicas = 1
+	}
+	comps, err := ReplicaComponents(o.BasePort, o.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	targets := Targets(comps)
 	if o.Output == nil {
 		o.Output = os.Stderr
 	}
@@ -168,14 +227,10 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		return nil, fmt.Errorf("create %s: %w", data, err)
 	}
 	s := &Stack{
-		Components:         Components(o.BasePort),
+		Components:         comps,
 		IdentityKey:        priv,
 		BootstrapTokenFile: filepath.Join(state, "bootstrap-token"),
-		exited:             make(chan error, 5),
-	}
-	byName := map[string]Component{}
-	for _, c := range s.Components {
-		byName[c.Name] = c
+		exited:             make(chan error, len(comps)),
 	}
 	for _, c := range s.Components {
 		args := []string{"--listen-admin", c.AdminAddr}
@@ -183,36 +238,39 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 			args = append(args, "--listen-http", c.Addr, "--identity-private-key", priv,
 				"--bootstrap-org", BootstrapOrg, "--bootstrap-token-file", s.BootstrapTokenFile)
 			for _, svc := range []string{"clusters", "registry", "catalog", "releases"} {
-				args = append(args, "--"+svc+"-addr", byName[svc].Addr)
+				args = append(args, "--"+svc+"-addr", targets[svc])
 			}
 		} else {
 			args = append(args, "--listen-grpc", c.Addr, "--identity-public-keys", pub,
 				"--identity-service-keys", strings.Join(trusted, ","))
-			if slices.Contains(actingServices, c.Name) {
-				spriv, _ := ServiceKeyPaths(state, c.Name)
+			if slices.Contains(actingServices, c.Service) {
+				spriv, _ := ServiceKeyPaths(state, c.Service)
 				args = append(args, "--service-key", spriv)
 			}
 		}
-		switch c.Name {
+		switch c.Service {
 		case "clusters":
-			args = append(args, "--releases-addr", byName["releases"].Addr, "--catalog-addr", byName["catalog"].Addr)
+			args = append(args, "--releases-addr", targets["releases"], "--catalog-addr", targets["catalog"])
 		case "registry":
-			args = append(args, "--clusters-addr", byName["clusters"].Addr, "--releases-addr", byName["releases"].Addr)
+			args = append(args, "--clusters-addr", targets["clusters"], "--releases-addr", targets["releases"])
 		case "releases":
-			args = append(args, "--clusters-addr", byName["clusters"].Addr, "--catalog-addr", byName["catalog"].Addr, "--registry-addr", byName["registry"].Addr)
+			args = append(args, "--clusters-addr", targets["clusters"], "--catalog-addr", targets["catalog"], "--registry-addr", targets["registry"])
 		case "catalog":
 			// The environment's chart repository serves plain HTTP on loopback.
-			args = append(args, "--clusters-addr", byName["clusters"].Addr, "--registry-addr", byName["registry"].Addr,
-				"--releases-addr", byName["releases"].Addr, "--allow-http-repositories")
+			args = append(args, "--clusters-addr", targets["clusters"], "--registry-addr", targets["registry"],
+				"--releases-addr", targets["releases"], "--allow-http-repositories")
 		}
-		// Every process has a database of its own.
-		dsn := "sqlite:" + filepath.Join(data, c.Name+".db")
-		if d, ok := o.Databases[c.Name]; ok {
+		// Every service has a database of its own, shared by its replicas.
+		dsn := "sqlite:" + filepath.Join(data, c.Service+".db")
+		if d, ok := o.Databases[c.Service]; ok {
 			dsn = d
 		}
 		args = append(args, "--database", dsn)
-		env := append(append(os.Environ(), o.Env...), o.ProcessEnv[c.Name]...)
-		switch c.Name {
+		env := append(append(os.Environ(), o.Env...), o.ProcessEnv[c.Service]...)
+		if c.Name != c.Service {
+			env = append(env, o.ProcessEnv[c.Name]...)
+		}
+		switch c.Service {
 		case "clusters":
 			env = append(env, vaultEnv...)
 		case "registry":
@@ -324,7 +382,7 @@ func (s *Stack) Stop() {
 // test picks, can take one of the addresses between this check and the bind
 // (the cause of "address already in use" when tests ran side by side).
 func FreeBasePort() (int, error) {
-	const lo, hi = 10000, 20000 - 1300 // the highest offset is base+1204
+	const lo, hi = 10000, 20000 - 1300 // the highest offset is base+1254
 	for try := 0; try < 200; try++ {
 		base := lo + rand.IntN((hi-lo)/100)*100
 		if portsFree(base) {
@@ -334,9 +392,11 @@ func FreeBasePort() (int, error) {
 	return 0, errors.New("no free port range")
 }
 
-// portsFree reports whether every address of Components(base) can be bound.
+// portsFree reports whether every address of ReplicaComponents(base,
+// maxReplicas) can be bound: a stack of any replica count fits.
 func portsFree(base int) bool {
-	for _, c := range Components(base) {
+	comps, _ := ReplicaComponents(base, maxReplicas)
+	for _, c := range comps {
 		for _, a := range []string{c.Addr, c.AdminAddr} {
 			l, err := net.Listen("tcp", a)
 			if err != nil {

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -254,5 +255,46 @@ func TestStackOnPostgres(t *testing.T) {
 	var n int
 	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM images WHERE org = $1`, BootstrapOrg).Scan(&n); err != nil || n != 1 {
 		t.Errorf("images in PostgreSQL = %d, %v; want 1", n, err)
+	}
+}
+
+func TestReplicaComponents(t *testing.T) {
+	comps, err := ReplicaComponents(8000, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	seen := map[string]string{}
+	for _, c := range comps {
+		names = append(names, c.Name)
+		for _, a := range []string{c.Addr, c.AdminAddr} {
+			if other, dup := seen[a]; dup {
+				t.Errorf("%s and %s both use %s", other, c.Name, a)
+			}
+			seen[a] = c.Name
+		}
+	}
+	want := []string{"clusters", "clusters-2", "registry", "registry-2", "catalog", "catalog-2", "releases", "releases-2", "gateway"}
+	if !slices.Equal(names, want) {
+		t.Errorf("names = %q, want %q", names, want)
+	}
+	targets := Targets(comps)
+	if got, want := targets["releases"], "127.0.0.1:9104,127.0.0.1:9154"; got != want {
+		t.Errorf("releases target = %q, want %q", got, want)
+	}
+	if got, want := targets["gateway"], "127.0.0.1:8080"; got != want {
+		t.Errorf("gateway target = %q, want %q", got, want)
+	}
+	one, err := ReplicaComponents(8000, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(one, Components(8000)) {
+		t.Errorf("one replica = %v, want Components(8000)", one)
+	}
+	for _, n := range []int{0, 3} {
+		if _, err := ReplicaComponents(8000, n); err == nil {
+			t.Errorf("ReplicaComponents(8000, %d) accepted", n)
+		}
 	}
 }
