@@ -75,17 +75,56 @@ var loadDeploymentPath = regexp.MustCompile(`/deployments/load-\d+`)
 // service's peak RSS; then checks every accepted upgrade ends succeeded.
 // make e2e-load runs it; SLIPWAY_LOAD_DURATION=30s for a shorter run.
 func BenchmarkMixedLoad(b *testing.B) {
-	duration := 5 * time.Minute
-	if v := os.Getenv(loadDurationEnv); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			b.Fatalf("%s: %v", loadDurationEnv, err)
-		}
-		duration = d
-	}
-	ctx := context.Background()
+	duration := loadDuration(b, 5*time.Minute)
 	env := testenv.Get(b, "vault", "kube", "registry", "chartrepo", "kubelogs")
 	s, api, token := benchStack(b, env, "c1")
+	ml := prepareMixedLoad(b, s, env, api, token)
+	b.ResetTimer()
+	run := ml.attack(duration, nil)
+	b.StopTimer()
+	run.report(b, s, []string{"gateway", "clusters", "registry", "catalog", "releases"})
+	for _, f := range run.failures {
+		b.Errorf("failed: %s", f)
+	}
+
+	// Every accepted upgrade runs to its end, succeeded: queued ones too.
+	var failed int
+	for _, id := range run.accepted {
+		if st := awaitOp(b, api, token, id, 10*time.Minute); st != "OPERATION_STATE_SUCCEEDED" {
+			failed++
+			if failed <= 5 {
+				b.Errorf("upgrade %s ended %s", id, st)
+			}
+		}
+	}
+	b.Logf("%d upgrades accepted, %d did not succeed", len(run.accepted), failed)
+}
+
+// loadDuration is SLIPWAY_LOAD_DURATION, or def when unset.
+func loadDuration(b *testing.B, def time.Duration) time.Duration {
+	b.Helper()
+	v := os.Getenv(loadDurationEnv)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		b.Fatalf("%s: %v", loadDurationEnv, err)
+	}
+	return d
+}
+
+// mixedLoad is the mixed workload, ready to run against one stack.
+type mixedLoad struct {
+	api, token, ns string
+	targeter       vegeta.Targeter
+}
+
+// prepareMixedLoad seeds the stack's registry and catalog, installs the
+// releases the load reads and upgrades, and returns the load.
+func prepareMixedLoad(b *testing.B, s *localrun.Stack, env map[string]string, api, token string) *mixedLoad {
+	b.Helper()
+	ctx := context.Background()
 	if _, err := s.SeedRegistry(ctx, env); err != nil {
 		b.Fatal(err)
 	}
@@ -155,7 +194,22 @@ func BenchmarkMixedLoad(b *testing.B) {
 		r.target(t, fmt.Sprintf("load-%d", rand.IntN(loadReleases)), n.Add(1))
 		return nil
 	}
+	return &mixedLoad{api: api, token: token, ns: ns, targeter: targeter}
+}
 
+// loadRun is what one run of the load measured.
+type loadRun struct {
+	metrics  map[string]*vegeta.Metrics
+	statuses map[string]map[uint16]int
+	all      vegeta.Metrics
+	accepted []string // ids of the operations of accepted upgrades
+	failures []string // the first ten answers neither 2xx nor 429
+	took     time.Duration
+}
+
+// attack runs the load's clients for duration; each result goes to
+// onResult too, when set.
+func (ml *mixedLoad) attack(duration time.Duration, onResult func(*vegeta.Result)) *loadRun {
 	atk := vegeta.NewAttacker(vegeta.Workers(loadClients), vegeta.MaxWorkers(loadClients), vegeta.Connections(loadClients),
 		vegeta.KeepAlive(true), vegeta.Timeout(30*time.Second))
 	metrics := map[string]*vegeta.Metrics{}
@@ -163,9 +217,11 @@ func BenchmarkMixedLoad(b *testing.B) {
 	statuses := map[string]map[uint16]int{}
 	var accepted []string
 	var failures []string
-	b.ResetTimer()
 	start := time.Now()
-	for res := range atk.Attack(targeter, vegeta.Rate{Freq: 0}, duration, "mixed") {
+	for res := range atk.Attack(ml.targeter, vegeta.Rate{Freq: 0}, duration, "mixed") {
+		if onResult != nil {
+			onResult(res)
+		}
 		name := routeOf(res)
 		m := metrics[name]
 		if m == nil {
@@ -187,13 +243,21 @@ func BenchmarkMixedLoad(b *testing.B) {
 				res.Code, res.Error, strings.TrimSpace(string(res.Body))))
 		}
 	}
-	took := time.Since(start)
-	b.StopTimer()
 	all.Close()
+	for _, m := range metrics {
+		m.Close()
+	}
+	return &loadRun{metrics: metrics, statuses: statuses, all: all, accepted: accepted, failures: failures, took: time.Since(start)}
+}
 
+// report logs and reports the run's figures and the peak RSS of procs;
+// it returns the count of answers neither 2xx nor 429.
+func (r *loadRun) report(b *testing.B, s *localrun.Stack, procs []string) int {
+	b.Helper()
+	metrics, statuses, all, took := r.metrics, r.statuses, &r.all, r.took
 	// Peak RSS of every process, now that the load is over.
 	var rss []string
-	for _, p := range []string{"gateway", "clusters", "registry", "catalog", "releases"} {
+	for _, p := range procs {
 		pid, err := s.Pid(p)
 		if err != nil {
 			b.Fatal(err)
@@ -208,8 +272,7 @@ func BenchmarkMixedLoad(b *testing.B) {
 
 	var errs, limited int
 	names := make([]string, 0, len(metrics))
-	for name, m := range metrics {
-		m.Close()
+	for name := range metrics {
 		names = append(names, name)
 		for code, n := range statuses[name] {
 			switch {
@@ -237,21 +300,7 @@ func BenchmarkMixedLoad(b *testing.B) {
 	}
 	b.ReportMetric(float64(all.Requests)/took.Seconds(), "requests/s")
 	b.ReportMetric(float64(errs), "errors")
-	for _, f := range failures {
-		b.Errorf("failed: %s", f)
-	}
-
-	// Every accepted upgrade runs to its end, succeeded: queued ones too.
-	var failed int
-	for _, id := range accepted {
-		if st := awaitOp(b, api, token, id, 10*time.Minute); st != "OPERATION_STATE_SUCCEEDED" {
-			failed++
-			if failed <= 5 {
-				b.Errorf("upgrade %s ended %s", id, st)
-			}
-		}
-	}
-	b.Logf("%d upgrades accepted, %d did not succeed", len(accepted), failed)
+	return errs
 }
 
 // awaitOp polls an operation until it ends and returns its final state.

@@ -21,12 +21,19 @@ var benchEnv = []string{"SLIPWAY_GATEWAY_RATE_PER_CALLER=0", "SLIPWAY_GATEWAY_RA
 // stack, the bootstrap org's API root and its owner token.
 func benchStack(b *testing.B, env map[string]string, clusters ...string) (s *localrun.Stack, api, token string) {
 	b.Helper()
+	return benchStackWith(b, env, localrun.Options{}, clusters...)
+}
+
+// benchStackWith is benchStack with o's Replicas, Databases and Env.
+func benchStackWith(b *testing.B, env map[string]string, o localrun.Options, clusters ...string) (s *localrun.Stack, api, token string) {
+	b.Helper()
 	ctx := context.Background()
 	base, err := localrun.FreeBasePort()
 	if err != nil {
 		b.Fatal(err)
 	}
-	s, err = localrun.Start(ctx, localrun.Options{State: b.TempDir(), BasePort: base, Output: io.Discard, Environment: env, Env: benchEnv})
+	o.State, o.BasePort, o.Output, o.Environment, o.Env = b.TempDir(), base, io.Discard, env, append(benchEnv, o.Env...)
+	s, err = localrun.Start(ctx, o)
 	if err != nil {
 		b.Fatal(err)
 	}
