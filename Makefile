@@ -56,8 +56,8 @@ e2e: ## run only the end-to-end tests (tools/e2e: the seed tour of docs/tour.md 
 	cd tools/e2e && go test -count=1 $(GO_TEST_FLAGS) .
 
 .PHONY: e2e-load
-e2e-load: ## 200 concurrent clients of a mixed load for 5 minutes through the gateway (SLIPWAY_LOAD_DURATION=30s shortens it)
-	cd tools/bench && go test -run '^$$' -bench 'BenchmarkMixedLoad$$' -benchtime 1x -count=1 -timeout 60m .
+e2e-load: ## 200 concurrent clients of a mixed load for 5 minutes through the gateway, then on two replicas of every service on PostgreSQL, one of each killed (SLIPWAY_LOAD_DURATION=30s shortens both)
+	cd tools/bench && go test -run '^$$' -bench 'BenchmarkMixedLoad$$|BenchmarkReplicasUnderLoad$$' -benchtime 1x -count=1 -timeout 60m .
 
 .PHONY: bench
 bench: ## run every benchmark
