@@ -283,7 +283,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 			// It deploys to the environment's clusters.
 			env = append(env, "SLIPWAY_RELEASES_OUTBOUND_ALLOW_CIDRS="+loopbackCIDRs)
 		}
-		p := &process{name: c.Name, path: filepath.Join(state, "bin", "slipway-"+c.Name), args: args, env: env, out: o.Output}
+		p := &process{name: c.Name, path: filepath.Join(state, "bin", "slipway-"+c.Service), args: args, env: env, out: o.Output}
 		s.mu.Lock()
 		s.procs = append(s.procs, p)
 		err := s.launch(p)
