@@ -3,8 +3,10 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -58,7 +60,16 @@ func BenchmarkReplicasUnderLoad(b *testing.B) {
 	duration := loadDuration(b, 2*time.Minute)
 	env := testenv.Get(b, "vault", "kube", "registry", "chartrepo", "kubelogs", "postgres")
 	dbs := benchDatabases(b, env[postgres.DSNEnv("gateway")], "gateway", "clusters", "registry", "catalog", "releases")
-	s, api, token := benchStackWith(b, env, localrun.Options{Replicas: 2, Databases: dbs,
+	var logs io.Writer // the processes' logs, to SLIPWAY_BENCH_LOG when set
+	if path := os.Getenv("SLIPWAY_BENCH_LOG"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = f.Close() })
+		logs = f
+	}
+	s, api, token := benchStackWith(b, env, localrun.Options{Replicas: 2, Databases: dbs, Output: logs,
 		// A killed replica's operations are taken over once their lease
 		// runs out: short leases keep the run short.
 		Env: []string{"SLIPWAY_RELEASES_OPERATION_LEASE=10s", "SLIPWAY_RELEASES_SWEEP_INTERVAL=2s"}}, "c1")
@@ -158,13 +169,16 @@ func BenchmarkReplicasUnderLoad(b *testing.B) {
 	// The ledger: an operation made exactly the revision its result names,
 	// or none when it failed; no Helm record left pending-*.
 	cs := kubeClient(b, env[kube.EnvKubeconfig("c1")])
-	made := map[string][]int{} // operation id -> revisions it made, any release
+	made := map[string][]int{}      // operation id -> revisions it made, any release
+	madeAs := map[string][]string{} // the same revisions' status and description
 	for i := range loadReleases {
 		name := fmt.Sprintf("load-%d", i)
 		var hist struct {
 			Releases []struct {
-				Revision  int
-				Operation string
+				Revision    int
+				Operation   string
+				Status      string
+				Description string
 			}
 		}
 		if code := restCall(b, http.MethodGet, api+"/clusters/c1/deployments/"+name+"/history?page_size=1000&namespace="+ml.ns, token, nil, &hist); code != http.StatusOK {
@@ -172,6 +186,7 @@ func BenchmarkReplicasUnderLoad(b *testing.B) {
 		}
 		for _, h := range hist.Releases {
 			made[h.Operation] = append(made[h.Operation], h.Revision)
+			madeAs[h.Operation] = append(madeAs[h.Operation], fmt.Sprintf("%s %d %s %q", name, h.Revision, h.Status, h.Description))
 		}
 		list, err := cs.CoreV1().Secrets(ml.ns).List(context.Background(), metav1.ListOptions{LabelSelector: "owner=helm,name=" + name})
 		if err != nil {
@@ -190,7 +205,7 @@ func BenchmarkReplicasUnderLoad(b *testing.B) {
 		}
 		switch revs := made[id]; {
 		case e.State == "OPERATION_STATE_SUCCEEDED" && !slices.Equal(revs, []int{e.Revision}):
-			b.Errorf("upgrade %s made revisions %v; its result says %d", id, revs, e.Revision)
+			b.Errorf("upgrade %s made revisions %v (%s); its result says %d", id, revs, strings.Join(madeAs[id], "; "), e.Revision)
 		case e.State != "OPERATION_STATE_SUCCEEDED" && len(revs) > 0:
 			failedMade++ // a failed Helm upgrade records a failed revision
 		}

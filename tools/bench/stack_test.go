@@ -24,7 +24,8 @@ func benchStack(b *testing.B, env map[string]string, clusters ...string) (s *loc
 	return benchStackWith(b, env, localrun.Options{}, clusters...)
 }
 
-// benchStackWith is benchStack with o's Replicas, Databases and Env.
+// benchStackWith is benchStack with o's Replicas, Databases, Env and
+// Output (the processes' logs; none when nil).
 func benchStackWith(b *testing.B, env map[string]string, o localrun.Options, clusters ...string) (s *localrun.Stack, api, token string) {
 	b.Helper()
 	ctx := context.Background()
@@ -32,7 +33,10 @@ func benchStackWith(b *testing.B, env map[string]string, o localrun.Options, clu
 	if err != nil {
 		b.Fatal(err)
 	}
-	o.State, o.BasePort, o.Output, o.Environment, o.Env = b.TempDir(), base, io.Discard, env, append(benchEnv, o.Env...)
+	if o.Output == nil {
+		o.Output = io.Discard
+	}
+	o.State, o.BasePort, o.Environment, o.Env = b.TempDir(), base, env, append(benchEnv, o.Env...)
 	s, err = localrun.Start(ctx, o)
 	if err != nil {
 		b.Fatal(err)
