@@ -76,6 +76,10 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	}
 }
 
+// PostgresMaxConns is how many connections one process opens to its
+// PostgreSQL database at most.
+const PostgresMaxConns = 8
+
 func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
@@ -83,6 +87,11 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 		return nil, fmt.Errorf("parse postgres dsn: %w", err)
 	}
 	db := stdlib.OpenDB(*cfg)
+	// Bounded: under load requests wait for a connection rather than open
+	// one each, and every replica of every service fits in the server's
+	// max_connections (100 by default).
+	db.SetMaxOpenConns(PostgresMaxConns)
+	db.SetMaxIdleConns(PostgresMaxConns)
 	if err := db.PingContext(ctx); err != nil {
 		return nil, errors.Join(fmt.Errorf("ping postgres database %s: %w", redact(dsn), err), db.Close())
 	}

@@ -91,6 +91,9 @@ func TestOpen(t *testing.T) {
 		if db.Dialect != want {
 			t.Fatalf("Dialect = %s, want %s", db.Dialect, want)
 		}
+		if got := db.Stats().MaxOpenConnections; want == sqldb.Postgres && got != sqldb.PostgresMaxConns {
+			t.Errorf("MaxOpenConnections = %d, want %d", got, sqldb.PostgresMaxConns)
+		}
 		var one int
 		if err := db.QueryRowContext(t.Context(), db.Rebind("SELECT CAST(? AS BIGINT)"), 1).Scan(&one); err != nil || one != 1 {
 			t.Fatalf("SELECT CAST(? AS BIGINT) = %d, %v; want 1", one, err)
