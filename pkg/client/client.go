@@ -9,10 +9,12 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/resolver"
@@ -43,6 +45,17 @@ type Config struct {
 	TracerProvider trace.TracerProvider
 }
 
+// reconnect is how a connection comes back after its server went away or
+// was not up yet. gRPC's default backoff grows to two minutes: a service
+// started a few seconds after its callers (every process of a stack starts
+// at once) would then be refused for as long again, and a replica restarted
+// after a crash would wait minutes for traffic. Inside the platform a retry
+// each second at most is cheap.
+var reconnect = grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+	MinConnectTimeout: 5 * time.Second,
+}
+
 // listScheme names the per-connection resolver that serves a fixed list of
 // addresses.
 const listScheme = "slipway-list"
@@ -60,6 +73,7 @@ func Dial(target string, cfg Config, opts ...grpc.DialOption) (*grpc.ClientConn,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(cfg.TracerProvider))),
 		grpc.WithDefaultServiceConfig(serviceConfig),
+		grpc.WithConnectParams(reconnect),
 		grpc.WithChainUnaryInterceptor(unaryRequestID, identity.UnaryClientInterceptor()),
 		grpc.WithChainStreamInterceptor(streamRequestID, identity.StreamClientInterceptor()),
 	}

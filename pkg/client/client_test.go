@@ -206,3 +206,50 @@ func TestDialAddressListRejectsEmptyEntry(t *testing.T) {
 		t.Fatal("Dial accepted an empty address in the list")
 	}
 }
+
+// A server that starts well after its callers began calling (every process
+// of a stack starts at once; a crashed replica comes back) is reached
+// within about a second of listening, not after gRPC's default backoff,
+// which by then waits five seconds and more between attempts.
+func TestDialReconnectsSoonAfterALateStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits 11 s for the default backoff to have grown")
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	_ = lis.Close()
+	conn, err := Dial(addr, Config{TracerProvider: noop.NewTracerProvider()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	call := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		return conn.Invoke(ctx, "/slipway.test.v1.Test/Get", new(wrapperspb.StringValue), new(wrapperspb.StringValue))
+	}
+	for until := time.Now().Add(11 * time.Second); time.Now().Before(until); time.Sleep(100 * time.Millisecond) {
+		if err := call(); err == nil {
+			t.Fatal("a call succeeded with nothing listening")
+		}
+	}
+	lis, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the port was taken meanwhile: %v", err)
+	}
+	var rec recorder
+	s := grpc.NewServer(grpc.UnknownServiceHandler(rec.handle))
+	go func() { _ = s.Serve(lis) }()
+	t.Cleanup(s.Stop)
+	up := time.Now()
+	for call() != nil {
+		if time.Since(up) > 3*time.Second {
+			t.Fatalf("no call succeeded within 3 s of the server listening (the reconnect backoff is too long)")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("reached %s after it listened", time.Since(up).Round(time.Millisecond))
+}
