@@ -16,7 +16,8 @@ import (
 // errKeyRace: another transaction recorded the same idempotency key first.
 var errKeyRace = errors.New("idempotency key recorded concurrently")
 
-// Enqueue records a new queued operation and returns it. With an
+// Enqueue records a new queued operation and returns it, with the trace
+// context of ctx's span (see Operation.TraceContext). With an
 // idempotency key already used for the same request it returns that
 // operation instead, and replayed is true; used for another request, it
 // returns ErrIdempotencyMismatch. With NoQueue, it returns ErrBusy when the
@@ -96,11 +97,14 @@ func (s *Store) enqueue(ctx context.Context, req EnqueueRequest, hash string) (o
 			payload = []byte{}
 		}
 		t := req.Target
+		parent, state := traceContext(ctx)
 		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO operations (id, org, kind, target, cluster, namespace, release_name,
-			application, application_target, instance, seq, dry_run, payload, idempotency_key, creator, state, version, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`),
+			application, application_target, instance, seq, dry_run, payload, idempotency_key, creator, state, version, created_at, updated_at,
+			traceparent, tracestate)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`),
 			id, req.Org, string(req.Kind), key, t.Cluster, t.Namespace, t.Release, t.Application, t.ApplicationTarget, t.Instance,
-			seq, boolInt(req.DryRun), payload, req.IdempotencyKey, req.Creator, int(StateQueued), now.UnixMicro(), now.UnixMicro()); err != nil {
+			seq, boolInt(req.DryRun), payload, req.IdempotencyKey, req.Creator, int(StateQueued), now.UnixMicro(), now.UnixMicro(),
+			parent, state); err != nil {
 			return fmt.Errorf("enqueue operation: %w", err)
 		}
 		if err := s.logTransition(ctx, tx, id); err != nil {

@@ -177,6 +177,10 @@ type Operation struct {
 	Ended   time.Time // zero until final
 	// Version grows at every change of the operation; Watch compares it.
 	Version int64
+	// TraceParent and TraceState are the W3C trace context of the request
+	// that enqueued the operation ("" when it had none); see TraceContext.
+	TraceParent string
+	TraceState  string
 }
 
 // Lease is an operation handed to a worker by Claim.

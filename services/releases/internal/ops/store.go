@@ -135,11 +135,11 @@ func boolInt(b bool) int {
 const (
 	opColumns = `id, org, kind, cluster, namespace, release_name, application, application_target, instance,
 		dry_run, payload, idempotency_key, creator, state, phase, attempt, cancel_requested, event_count,
-		result, error_code, error_message, version, created_at, started_at, ended_at`
+		result, error_code, error_message, version, created_at, started_at, ended_at, traceparent, tracestate`
 	// listColumns leave the payload out: lists are for people.
 	listColumns = `id, org, kind, cluster, namespace, release_name, application, application_target, instance,
 		dry_run, NULL, idempotency_key, creator, state, phase, attempt, cancel_requested, event_count,
-		result, error_code, error_message, version, created_at, started_at, ended_at`
+		result, error_code, error_message, version, created_at, started_at, ended_at, traceparent, tracestate`
 )
 
 // scanned is an operation row with the event count the events are read
@@ -162,7 +162,7 @@ func scanOp(row interface{ Scan(...any) error }) (scanned, error) {
 	err := row.Scan(&op.ID, &op.Org, &kind, &target.Cluster, &target.Namespace, &target.Release,
 		&target.Application, &target.ApplicationTarget, &target.Instance,
 		&dryRun, &payload, &op.IdempotencyKey, &op.Creator, &state, &op.Phase, &op.Attempt, &cancel, &op.eventCount,
-		&result, &op.ErrorCode, &op.ErrorMessage, &op.Version, &created, &started, &ended)
+		&result, &op.ErrorCode, &op.ErrorMessage, &op.Version, &created, &started, &ended, &op.TraceParent, &op.TraceState)
 	if err != nil {
 		return scanned{}, err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
 	"github.com/slipwayhq/slipway/pkg/validate"
@@ -49,6 +50,7 @@ var conformanceCases = []struct {
 	{"watch ends with the context and on a final operation", testWatchEnds},
 	{"concurrent enqueues with one key make one operation", testConcurrentKey},
 	{"concurrent claimers", testConcurrentClaimers},
+	{"a lease carries the trace context of the enqueuing request", testTraceContext},
 }
 
 func testEnqueueGet(t *testing.T, e *env) {
@@ -762,5 +764,45 @@ func testReplay(t *testing.T, e *env) {
 	noKey := request("acme", "web")
 	if _, found, err := s.Replay(ctx, noKey); err != nil || found {
 		t.Errorf("replay without a key = %v, %v", found, err)
+	}
+}
+
+func testTraceContext(t *testing.T, e *env) {
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	ts, err := trace.ParseTraceState("slipway=t61rcWkgMzE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled, TraceState: ts})
+	traced := trace.ContextWithSpanContext(context.Background(), sc)
+	op, _, err := e.s.Enqueue(traced, request("acme", "web"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	if op.TraceParent != parent || op.TraceState != "slipway=t61rcWkgMzE" {
+		t.Errorf("Enqueue returned trace context %q, %q; want %q, %q", op.TraceParent, op.TraceState, parent, "slipway=t61rcWkgMzE")
+	}
+	untraced := mustEnqueue(t, e.s, request("acme", "api"))
+	if untraced.TraceParent != "" || untraced.TraceState != "" {
+		t.Errorf("an operation enqueued without a span has trace context %q, %q", untraced.TraceParent, untraced.TraceState)
+	}
+
+	// Another replica claims it: the context comes from the database.
+	ls := mustClaim(t, e.replica(t, 1), 10, time.Minute)
+	l := leaseOf(t, ls, op.ID)
+	if l.TraceParent != parent || l.TraceState != "slipway=t61rcWkgMzE" {
+		t.Errorf("lease trace context %q, %q; want %q, %q", l.TraceParent, l.TraceState, parent, "slipway=t61rcWkgMzE")
+	}
+	got := trace.SpanContextFromContext(l.TraceContext(context.Background()))
+	if !got.IsRemote() || got.TraceID() != tid || got.SpanID() != sid || !got.IsSampled() || got.TraceState().String() != ts.String() {
+		t.Errorf("the lease's context has span %+v, want the remote parent %+v", got, sc)
+	}
+	if got := trace.SpanContextFromContext(leaseOf(t, ls, untraced.ID).TraceContext(context.Background())); got.IsValid() {
+		t.Errorf("the untraced lease's context has span %+v, want none", got)
+	}
+	if got := mustGet(t, e.s, "acme", op.ID); got.TraceParent != parent {
+		t.Errorf("Get trace parent %q, want %q", got.TraceParent, parent)
 	}
 }
