@@ -2,7 +2,8 @@
 //
 // Each service keeps one table (its errors.go) mapping its sentinel errors to
 // codes; ToStatus applies it, and handles what every service shares: field
-// validation errors, context errors and statuses that already are statuses.
+// validation errors, context errors, an unreachable database (Unavailable)
+// and statuses that already are statuses.
 // Anything unmapped becomes Internal with a fixed message, so no internal
 // detail (SQL, file paths, secrets) ever reaches a caller.
 package grpcerr
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/slipwayhq/slipway/pkg/sqldb"
 	"github.com/slipwayhq/slipway/pkg/validate"
 )
 
@@ -59,6 +61,10 @@ type Table []Rule
 // InternalMessage is what callers see for an unexpected error.
 const InternalMessage = "internal error"
 
+// DatabaseUnavailableMessage is what callers see when a service cannot
+// reach its database (sqldb.IsUnavailable): never the server's address.
+const DatabaseUnavailableMessage = "the service's database is unavailable; retry shortly"
+
 // ToStatus returns err as a gRPC status error. The message of a mapped error
 // is err.Error(), so domain errors must be written to be shown to callers.
 func (t Table) ToStatus(err error) error {
@@ -95,6 +101,11 @@ func (t Table) ToStatus(err error) error {
 		return status.Error(codes.Canceled, "request cancelled")
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	case sqldb.IsUnavailable(err):
+		// The service's own database is down or restarting: it answers
+		// again by itself once the database is back (the gateway adds
+		// Retry-After).
+		return status.Error(codes.Unavailable, DatabaseUnavailableMessage)
 	}
 	// A status from a downstream call keeps its code, message and details,
 	// but not the text of whatever wrapped it on the way (addresses, ...).

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -50,6 +51,10 @@ func TestToStatus(t *testing.T) {
 		{name: "wrapped canceled", err: fmt.Errorf("query /var/db: %w", context.Canceled), wantCode: codes.Canceled, wantMsg: "request cancelled"},
 		{name: "deadline", err: fmt.Errorf("dial 10.0.0.7: %w", context.DeadlineExceeded), wantCode: codes.DeadlineExceeded, wantMsg: "deadline exceeded"},
 		{name: "status passes through", err: status.Error(codes.PermissionDenied, "role deployer required"), wantCode: codes.PermissionDenied, wantMsg: "role deployer required"},
+		{name: "database down", err: fmt.Errorf("list clusters: %w", &pgconn.ConnectError{Config: &pgconn.Config{Host: "10.0.0.7"}}), wantCode: codes.Unavailable, wantMsg: DatabaseUnavailableMessage},
+		{name: "database starting up", err: fmt.Errorf("get token: %w", &pgconn.PgError{Code: "57P03", Message: "the database system is starting up"}), wantCode: codes.Unavailable, wantMsg: DatabaseUnavailableMessage},
+		{name: "database shut down", err: &pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"}, wantCode: codes.Unavailable, wantMsg: DatabaseUnavailableMessage},
+		{name: "statement error stays internal", err: &pgconn.PgError{Code: "42P01", Message: `relation "x" does not exist`}, wantCode: codes.Internal, wantMsg: InternalMessage},
 		{name: "unknown", err: errors.New(`pq: relation "secrets" does not exist at /srv/db password=hunter2`), wantCode: codes.Internal, wantMsg: InternalMessage},
 		{name: "wrapped unknown", err: fmt.Errorf("load chart /charts/web: %w", errors.New("EOF")), wantCode: codes.Internal, wantMsg: InternalMessage},
 	}

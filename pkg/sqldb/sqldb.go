@@ -9,10 +9,14 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/url"
 	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -163,4 +167,40 @@ func (d *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
 		return fmt.Errorf("commit transaction: %w", err)
 	}
 	return nil
+}
+
+// IsUnavailable reports whether err says the database could not be reached
+// or is not serving right now, rather than that a statement failed: a
+// refused or reset connection, a server shutting down or starting up
+// ("the database system is starting up"), one out of connections. Such an
+// error goes away by itself once the server is back, so callers answer it
+// as Unavailable (503, retry) rather than as an internal error. A context
+// that ended (a stopped server that never answers) is the caller's
+// deadline, not this.
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok {
+		switch pgErr.Code {
+		case "57P01", // admin_shutdown: "terminating connection due to administrator command"
+			"57P02", // crash_shutdown
+			"57P03", // cannot_connect_now: starting up, shutting down, in recovery
+			"53300": // too_many_connections
+			return true
+		}
+		return strings.HasPrefix(pgErr.Code, "08") // connection_exception
+	}
+	if _, ok := errors.AsType[*pgconn.ConnectError](err); ok {
+		return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return true
+	}
+	_, isNet := errors.AsType[net.Error](err)
+	return isNet
 }

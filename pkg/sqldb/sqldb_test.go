@@ -3,17 +3,23 @@ package sqldb_test
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"testing/fstest"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/slipwayhq/slipway/pkg/sqldb"
 	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
@@ -439,4 +445,48 @@ func TestMigrateSets(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestIsUnavailable(t *testing.T) {
+	// A real dial to a port nobody listens on: what a stopped server gives.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	_, refused := sqldb.Open(t.Context(), "postgres://u:secret@"+addr+"/db?sslmode=disable&connect_timeout=5")
+	if refused == nil {
+		t.Fatal("Open of a closed port succeeded")
+	}
+	wrapped := func(e error) error { return fmt.Errorf("list clusters: %w", e) }
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"refused (real)", refused, true},
+		{"admin shutdown", wrapped(&pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"}), true},
+		{"crash shutdown", &pgconn.PgError{Code: "57P02"}, true},
+		{"starting up", wrapped(&pgconn.PgError{Severity: "FATAL", Code: "57P03", Message: "the database system is starting up"}), true},
+		{"too many clients", &pgconn.PgError{Code: "53300", Message: "sorry, too many clients already"}, true},
+		{"connection failure", &pgconn.PgError{Code: "08006"}, true},
+		{"bad conn", wrapped(driver.ErrBadConn), true},
+		{"cut mid-query", wrapped(fmt.Errorf("failed to receive message: %w", io.ErrUnexpectedEOF)), true},
+		{"reset", wrapped(&net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}), true},
+		{"unique violation", &pgconn.PgError{Code: "23505"}, false},
+		{"syntax error", &pgconn.PgError{Code: "42601"}, false},
+		{"no rows", wrapped(sql.ErrNoRows), false},
+		{"deadline", wrapped(context.DeadlineExceeded), false},
+		{"canceled", context.Canceled, false},
+		{"other", errors.New("boom"), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := sqldb.IsUnavailable(tc.err); got != tc.want {
+				t.Errorf("IsUnavailable(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
+	}
 }

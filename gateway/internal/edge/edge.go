@@ -506,6 +506,9 @@ func (e *edge) deny(w http.ResponseWriter, r *http.Request, org string, err erro
 		WriteProblem(w, Problem{Status: http.StatusNotFound, Code: "not_found", Detail: "organization " + quote(org) + " not found", RequestID: rid})
 	default:
 		e.cfg.Log.ErrorContext(r.Context(), "authenticate failed", "error", err)
+		// The gateway's database is down or restarting: the same answer,
+		// Retry-After included, as a service's UNAVAILABLE.
+		w.Header().Set("Retry-After", strconv.Itoa(UnavailableRetryAfter))
 		WriteProblem(w, Problem{Status: http.StatusServiceUnavailable, Code: "unavailable", Detail: "authentication is unavailable; retry", RequestID: rid})
 	}
 }

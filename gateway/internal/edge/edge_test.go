@@ -376,6 +376,23 @@ func TestEdgeUnavailableSaysWhenToRetry(t *testing.T) {
 	}
 }
 
+// TestEdgeAuthnUnavailableSaysWhenToRetry: with the gateway's own
+// database gone (PostgreSQL restarting) a caller cannot be authenticated:
+// 503 unavailable with Retry-After, never a 500 or a 401.
+func TestEdgeAuthnUnavailableSaysWhenToRetry(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	if err := h.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := h.do(http.MethodPost, "/api/v1/orgs/acme/images", h.owner, imageBody)
+	if r.status != http.StatusServiceUnavailable || r.problem(t).Code != "unavailable" {
+		t.Fatalf("status %d body %s; want 503 unavailable", r.status, r.body)
+	}
+	if got := r.header.Get("Retry-After"); got != strconv.Itoa(UnavailableRetryAfter) {
+		t.Errorf("Retry-After = %q, want %d", got, UnavailableRetryAfter)
+	}
+}
+
 // TestEdgeUnprocessable: a service's UNPROCESSABLE reason is a 422.
 func TestEdgeUnprocessable(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
