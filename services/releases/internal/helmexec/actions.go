@@ -37,6 +37,7 @@ func (e *Executor) install(ctx context.Context, r Request) (*release.Release, er
 	if err != nil {
 		return nil, err
 	}
+	o.operation = r.Operation
 	return o.install(&r, false)
 }
 
@@ -59,6 +60,7 @@ func (e *Executor) upgrade(ctx context.Context, r Request) (*release.Release, er
 	if err != nil {
 		return nil, err
 	}
+	o.operation = r.Operation
 	u := action.NewUpgrade(o.cfg)
 	u.Namespace = o.namespace
 	u.Wait = r.Wait || r.Atomic
@@ -213,6 +215,7 @@ func (e *Executor) rollback(ctx context.Context, r Request, revision int) (*rele
 	if err != nil {
 		return nil, err
 	}
+	o.operation = r.Operation
 	last, err := o.cfg.Releases.Last(o.name)
 	if err != nil {
 		return nil, err

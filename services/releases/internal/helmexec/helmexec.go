@@ -131,6 +131,10 @@ type Request struct {
 	ReuseValues, ResetValues bool
 	// Description is recorded on the revision.
 	Description string
+	// Operation names the Slipway operation acting: every revision the
+	// action records carries it as the label OperationLabel, so a retry of
+	// an interrupted operation can tell whether its action already ran.
+	Operation string
 	// Progress, when set, is called with a phase (the Phase constants,
 	// operations.proto's names) and a message for people, from the
 	// goroutine running the action and never after the method returns.

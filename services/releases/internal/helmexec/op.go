@@ -38,6 +38,7 @@ type op struct {
 	cfg       *action.Configuration
 	caps      *chartutil.Capabilities // the cluster's, when the op began
 	guard     *recordGuard
+	operation string // labels the revisions it records (Request.Operation)
 	progress  func(phase, message string)
 	logf      func(format string, v ...any)
 	// rollingBack is set once Helm starts undoing a failed install or

@@ -3,6 +3,7 @@ package helmexec
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/releaseutil"
@@ -69,7 +70,7 @@ func (e *Executor) recover(ctx context.Context, a Access, ns, name string) (Reco
 		return did, nil
 	}
 	status := last.Info.Status.String()
-	last.SetStatus(release.StatusFailed, what+" interrupted: marked failed by Slipway's recovery")
+	last.SetStatus(release.StatusFailed, what+interruptedNote)
 	if err := o.cfg.Releases.Update(last); err != nil {
 		return did, fmt.Errorf("mark revision %d failed: %w", last.Version, err)
 	}
@@ -86,6 +87,15 @@ func (e *Executor) recover(ctx context.Context, a Access, ns, name string) (Reco
 	}
 	did.RolledBackTo = target.Version
 	return did, nil
+}
+
+// interruptedNote ends the description of a revision Recover marked failed.
+const interruptedNote = " interrupted: marked failed by Slipway's recovery"
+
+// Interrupted reports whether r is a revision Recover marked failed: its
+// action was cut short, not refused.
+func Interrupted(r *release.Release) bool {
+	return r.Info != nil && r.Info.Status == release.StatusFailed && strings.HasSuffix(r.Info.Description, interruptedNote)
 }
 
 // restorable is the newest deployed revision of h (sorted oldest first),

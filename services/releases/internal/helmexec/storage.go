@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"sync"
 
 	"helm.sh/helm/v3/pkg/release"
@@ -86,6 +87,7 @@ func (g *recordGuard) Create(key string, rls *release.Release) error {
 			return err
 		}
 	}
+	rls.Labels = withOperation(rls.Labels, g.o.operation)
 	g.o.noteRecord(rls, true)
 	return g.Driver.Create(key, rls)
 }
@@ -115,6 +117,38 @@ func (g *recordGuard) Delete(key string) (*release.Release, error) {
 	}
 	g.mu.Unlock()
 	return g.Driver.Delete(key)
+}
+
+// OperationLabel, on Helm's record of a revision, names the Slipway
+// operation that made it.
+const OperationLabel = "slipway.dev/operation"
+
+// withOperation is a new revision's labels naming op as its maker. Helm's
+// rollback copies the labels of the revision it copies, so the label is
+// removed when no operation acts (a recovery's rollback). labels is not
+// changed: Helm shares the map with the older revision.
+func withOperation(labels map[string]string, op string) map[string]string {
+	out := maps.Clone(labels)
+	delete(out, OperationLabel)
+	if op == "" {
+		return out
+	}
+	if out == nil {
+		out = map[string]string{}
+	}
+	out[OperationLabel] = op
+	return out
+}
+
+// MadeBy reports the revisions in hist that operation op recorded.
+func MadeBy(hist []*release.Release, op string) []*release.Release {
+	var out []*release.Release
+	for _, h := range hist {
+		if op != "" && h.Labels[OperationLabel] == op {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // checkRecord fails with ErrRecordTooLarge when rls's record would not fit

@@ -70,7 +70,7 @@ func failure(err error) (code, message string) {
 		return codeName(codes.FailedPrecondition), err.Error()
 	case errors.Is(err, helmexec.ErrReleaseNotFound), errors.Is(err, ErrReleaseNotFound):
 		return codeName(codes.NotFound), err.Error()
-	case errors.Is(err, errGaveUp):
+	case errors.Is(err, errGaveUp), errors.Is(err, errEarlierFailed):
 		return codeName(codes.Aborted), err.Error()
 	case errors.Is(err, ErrDependencyUnavailable):
 		return codeName(codes.Unavailable), err.Error()

@@ -226,6 +226,8 @@ func (w *Worker) execute(ctx context.Context, l ops.Lease, log *slog.Logger) ([]
 			log.DebugContext(ctx, "operation event", "error", err)
 		}
 	}
+	// earlier is the revision an interrupted attempt had already made.
+	var earlier *release.Release
 	if l.Attempt > 1 {
 		// A worker died during an earlier attempt: settle what Helm was
 		// left doing before trying again.
@@ -237,7 +239,21 @@ func (w *Worker) execute(ctx context.Context, l ops.Lease, log *slog.Logger) ([]
 			event("recovering", "release recovered after an interrupted attempt: "+did.String())
 			w.auditRecovery(ctx, l, log, fmt.Sprintf("operation %s was interrupted (attempt %d); %s", l.ID, l.Attempt-1, did))
 		}
-		if l.LastAttempt {
+		// The attempt may have died after Helm finished: finish with what
+		// it made rather than make a second revision.
+		switch l.Kind {
+		case ops.KindInstall, ops.KindUpgrade, ops.KindDeployApplication, ops.KindLaunchInstance, ops.KindRollback, ops.KindRollbackApplication:
+			earlier, err = w.earlierAttempt(ctx, l, access)
+		case ops.KindUninstall:
+			earlier, err = w.uninstalledEarlier(ctx, l, access)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if earlier != nil {
+			event("recording", fmt.Sprintf("revision %d was made by an interrupted attempt of this operation", earlier.Version))
+		}
+		if l.LastAttempt && earlier == nil {
 			// Were this attempt interrupted too, nobody would settle the
 			// release: stop here with it settled.
 			settled := did.String()
@@ -268,7 +284,7 @@ func (w *Worker) execute(ctx context.Context, l ops.Lease, log *slog.Logger) ([]
 		Access: access, Namespace: l.Target.Namespace, Release: l.Target.Release, Values: j.Values,
 		Wait: j.Options.Wait, Timeout: j.Options.Timeout, Atomic: j.Options.Atomic, CreateNamespace: j.Options.CreateNamespace,
 		DryRun: j.Options.DryRun, ReuseValues: j.Options.ReuseValues, ResetValues: j.Options.ResetValues, Description: j.Options.Description,
-		Progress: event,
+		Operation: l.ID, Progress: event,
 	}
 	var (
 		rel         *release.Release
@@ -292,6 +308,10 @@ func (w *Worker) execute(ctx context.Context, l ops.Lease, log *slog.Logger) ([]
 			return nil, err
 		}
 		req.Chart, source, chartDigest = ch, src, digest
+		if earlier != nil {
+			rel = earlier
+			break
+		}
 		if err := w.checkPlanned(ctx, access, l, j, digest); err != nil {
 			return nil, err
 		}
@@ -313,8 +333,10 @@ func (w *Worker) execute(ctx context.Context, l ops.Lease, log *slog.Logger) ([]
 			return nil, err
 		}
 	case ops.KindRollback, ops.KindRollbackApplication:
-		if rel, err = settle(func() (*release.Release, error) { return w.exec.Rollback(ctx, req, j.Revision) }); err != nil {
-			return nil, err
+		if rel = earlier; rel == nil {
+			if rel, err = settle(func() (*release.Release, error) { return w.exec.Rollback(ctx, req, j.Revision) }); err != nil {
+				return nil, err
+			}
 		}
 		// The new revision runs what the one rolled back to ran.
 		from := j.Revision
@@ -325,8 +347,10 @@ func (w *Worker) execute(ctx context.Context, l ops.Lease, log *slog.Logger) ([]
 			j.Images, source, chartDigest = old.Images, old.ChartSource, old.ChartDigest
 		}
 	case ops.KindUninstall:
-		if rel, err = w.exec.Uninstall(ctx, req, j.KeepHistory); err != nil {
-			return nil, err
+		if rel = earlier; rel == nil {
+			if rel, err = w.exec.Uninstall(ctx, req, j.KeepHistory); err != nil {
+				return nil, err
+			}
 		}
 	case ops.KindDeleteInstance:
 		// Uninstall, recorded, and the namespace deleted (instances_worker.go).
@@ -482,7 +506,8 @@ func (w *Worker) record(ctx context.Context, l ops.Lease, a helmexec.Access, rel
 
 // toRevision is Helm's release as a ledger revision.
 func toRevision(org, cluster string, r *release.Release) Revision {
-	rev := Revision{Org: org, Cluster: cluster, Namespace: r.Namespace, Name: r.Name, Revision: r.Version, Values: r.Config, Manifest: r.Manifest}
+	rev := Revision{Org: org, Cluster: cluster, Namespace: r.Namespace, Name: r.Name, Revision: r.Version, Values: r.Config, Manifest: r.Manifest,
+		Operation: r.Labels[helmexec.OperationLabel]}
 	if r.Info != nil {
 		rev.Status, rev.Description, rev.Notes = statusOf(r.Info.Status.String()), r.Info.Description, r.Info.Notes
 		rev.Created, rev.Updated = r.Info.FirstDeployed.Time.UTC(), r.Info.LastDeployed.Time.UTC()
