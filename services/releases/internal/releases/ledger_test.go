@@ -4,14 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/slipwayhq/slipway/pkg/sqldb/sqltest"
+	"github.com/slipwayhq/slipway/pkg/testenv"
 )
 
-func TestMain(m *testing.M) { sqltest.Main(m) }
+func TestMain(m *testing.M) { os.Exit(testenv.Run(func() int { return sqltest.Run(m) })) }
 
 func rev(name string, n int, s Status) Revision {
 	at := time.Date(2026, 12, 1, 12, 0, n, 0, time.UTC)
