@@ -117,6 +117,7 @@ func main() {
 
 			access := clusteraccess.New(clustersConn, p.Caller, clusteraccess.WatchOrg(watchOrg), clusteraccess.Logger(p.Log), clusteraccess.CallTimeout(5*time.Second))
 			exec := helmexec.New(helmexec.Options{Dial: policy.DialContext(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}), Log: p.Log})
+			wo.TracerProvider = p.Telemetry.TracerProvider
 			worker := releases.NewWorker(store, ledger, exec, access, releases.NewCatalogCharts(catalogConn), p.Caller, wo, p.Log)
 			runCtx, stop := context.WithCancel(ctx)
 			p.Group.Add(func() error { return access.Watch(runCtx) }, func(error) { stop() })

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
 	"helm.sh/helm/v3/pkg/chart"
@@ -36,6 +37,9 @@ type WorkerOptions struct {
 	Lease    time.Duration // how long a claim lasts without a heartbeat (1 min)
 	Poll     time.Duration // how often queued work is looked for besides wake-ups (1 s)
 	MaxStore int           // revisions recorded from Helm's history per operation (10)
+	// TracerProvider makes the spans of operations' executions (the
+	// global provider when nil); see optrace.go.
+	TracerProvider trace.TracerProvider
 }
 
 // Worker runs queued operations: it claims them with a lease, keeps the
@@ -129,6 +133,10 @@ func (w *Worker) Run(ctx context.Context) error {
 // run runs one claimed operation to its end.
 func (w *Worker) run(parent context.Context, l ops.Lease) {
 	log := w.log.With("operation", l.ID, "org", l.Org, "cluster", l.Target.Cluster, "namespace", l.Target.Namespace, "release", l.Target.Release)
+	// The attempt joins the trace of the request that enqueued it.
+	parent, span := w.startExecution(parent, l)
+	outcome, failCode := attemptNotStarted, ""
+	defer func() { endExecution(span, outcome, failCode) }()
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 	done := make(chan struct{})
@@ -151,19 +159,24 @@ func (w *Worker) run(parent context.Context, l ops.Lease) {
 	cause := context.Cause(ctx)
 	switch {
 	case errors.Is(cause, ops.ErrLeaseLost):
+		outcome = attemptLeaseLost
 		log.WarnContext(wctx, "operation lease lost; another worker continues it")
 		return
 	case errors.Is(cause, errCancelled):
+		outcome = attemptCancelled
 		err = w.ops.Finish(wctx, l.ID, l.Token, ops.StateCancelled, nil, codeName(codes.Canceled), "cancelled on request")
 	case parent.Err() != nil && err != nil:
 		// Shutting down: leave it to the lease to expire and be retried.
+		outcome = attemptInterrupted
 		log.InfoContext(wctx, "operation interrupted by shutdown")
 		return
 	case err != nil:
 		code, msg := failure(err)
+		outcome, failCode = attemptFailed, code
 		log.InfoContext(wctx, "operation failed", "code", code, "error", err)
 		err = w.ops.Finish(wctx, l.ID, l.Token, ops.StateFailed, nil, code, msg)
 	default:
+		outcome = attemptSucceeded
 		err = w.ops.Finish(wctx, l.ID, l.Token, ops.StateSucceeded, res, "", "")
 	}
 	if err != nil {
