@@ -187,6 +187,9 @@ func (s *stack) seen() string {
 type otlpReceiver struct {
 	srv  *httptest.Server
 	body syncBuffer
+
+	mu   sync.Mutex
+	reqs [][]byte // each export's body, for a test that decodes them
 }
 
 func newOTLPReceiver(t *testing.T) *otlpReceiver {
@@ -194,10 +197,20 @@ func newOTLPReceiver(t *testing.T) *otlpReceiver {
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		b, _ := io.ReadAll(req.Body)
 		_, _ = r.body.Write(b)
+		r.mu.Lock()
+		r.reqs = append(r.reqs, b)
+		r.mu.Unlock()
 		w.Header().Set("Content-Type", "application/x-protobuf")
 	}))
 	t.Cleanup(r.srv.Close)
 	return r
+}
+
+// requests returns the bodies of the exports received so far.
+func (r *otlpReceiver) requests() [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([][]byte(nil), r.reqs...)
 }
 
 // env points the processes' exporters at the receiver, uncompressed and
