@@ -1,8 +1,10 @@
 package releases
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"unicode"
 
@@ -72,7 +74,7 @@ func failure(err error) (code, message string) {
 		return codeName(codes.NotFound), err.Error()
 	case errors.Is(err, errGaveUp), errors.Is(err, errEarlierFailed):
 		return codeName(codes.Aborted), err.Error()
-	case errors.Is(err, ErrDependencyUnavailable):
+	case errors.Is(err, ErrDependencyUnavailable), clusterUnreachable(err):
 		return codeName(codes.Unavailable), err.Error()
 	}
 	if s, ok := status.FromError(err); ok && s.Code() != codes.Unknown {
@@ -92,4 +94,18 @@ func codeName(c codes.Code) string {
 		b.WriteRune(unicode.ToUpper(r))
 	}
 	return b.String()
+}
+
+// clusterUnreachable reports whether err says the cluster's API server
+// could not be reached or did not answer (refused, reset, a TLS handshake
+// or response timeout; Helm's "Kubernetes cluster unreachable"): the
+// operation may succeed once it is back.
+func clusterUnreachable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	if _, ok := errors.AsType[net.Error](err); ok {
+		return true
+	}
+	return strings.Contains(err.Error(), "Kubernetes cluster unreachable")
 }

@@ -84,7 +84,7 @@ func (h *healthService) DeploymentHealth(ctx context.Context, cluster, namespace
 	}
 	pods, err := h.st.cache.Pods(ctx, sr)
 	if err != nil {
-		return DeploymentHealth{}, cacheError(d.Release, err)
+		return DeploymentHealth{}, cacheError(cluster, d.Release, err)
 	}
 	ready := readyPods(pods)
 	out.Pods, out.ReadyPods = len(pods), len(ready)
@@ -101,7 +101,7 @@ func (h *healthService) DeploymentHealth(ctx context.Context, cluster, namespace
 	}
 	hc, base, err := h.http(sr.Access)
 	if err != nil {
-		return DeploymentHealth{}, cacheError(d.Release, err)
+		return DeploymentHealth{}, cacheError(cluster, d.Release, err)
 	}
 	out.Probe = probeHealth(ctx, hc, base, ready, probes.HealthPath, probes.HealthPort)
 	out.Verdict, out.Message = probeVerdict(out.Verdict, out.Message, out.Probe)

@@ -165,7 +165,7 @@ func (s *logService) DeploymentLogs(ctx context.Context, cluster, namespace, nam
 	}
 	pods, err := s.st.cache.Pods(ctx, sr)
 	if err != nil {
-		return cacheError(r, err)
+		return cacheError(cluster, r, err)
 	}
 	targets, err := q.targets(pods, r.Namespace+"/"+r.Name)
 	if err != nil || len(targets) == 0 {
@@ -173,7 +173,7 @@ func (s *logService) DeploymentLogs(ctx context.Context, cluster, namespace, nam
 	}
 	cs, err := s.clients(sr.Access)
 	if err != nil {
-		return cacheError(r, err)
+		return cacheError(cluster, r, err)
 	}
 	if q.Follow {
 		var cancel context.CancelFunc

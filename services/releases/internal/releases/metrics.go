@@ -128,12 +128,12 @@ func (h *healthService) DeploymentMetrics(ctx context.Context, cluster, namespac
 	}
 	pods, err := h.st.cache.Pods(ctx, sr)
 	if err != nil {
-		return MetricsPage{}, cacheError(r, err)
+		return MetricsPage{}, cacheError(cluster, r, err)
 	}
 	sortPods(pods)
 	mc, err := h.metrics(sr.Access)
 	if err != nil {
-		return MetricsPage{}, cacheError(r, err)
+		return MetricsPage{}, cacheError(cluster, r, err)
 	}
 	// One list per namespace; the release's own even without pods, so
 	// that a cluster without metrics.k8s.io always says so.
@@ -161,7 +161,7 @@ func (h *healthService) DeploymentMetrics(ctx context.Context, cluster, namespac
 	if prometheus && len(page.Pods) > 0 {
 		hc, base, err := h.http(sr.Access)
 		if err != nil {
-			return MetricsPage{}, cacheError(r, err)
+			return MetricsPage{}, cacheError(cluster, r, err)
 		}
 		objs := map[string]*corev1.Pod{}
 		for _, pod := range pods {

@@ -134,7 +134,7 @@ func (s *statusService) status(ctx context.Context, cluster, namespace, name str
 	d := DeploymentStatus{Release: r, Active: active, Snapshot: status.Snapshot{Verdict: status.Ready, Observed: s.now()}}
 	if live {
 		if d.Snapshot, err = s.cache.Status(ctx, sr); err != nil {
-			return DeploymentStatus{}, status.Release{}, cacheError(r, err)
+			return DeploymentStatus{}, status.Release{}, cacheError(cluster, r, err)
 		}
 	}
 	if rv, msg := releaseVerdict(r); rv != status.Ready && rv.Severity() >= d.Verdict.Severity() {
@@ -143,8 +143,14 @@ func (s *statusService) status(ctx context.Context, cluster, namespace, name str
 	return d, sr, nil
 }
 
-func cacheError(r Revision, err error) error {
-	if errors.Is(err, status.ErrBusy) || errors.Is(err, status.ErrUnknown) || errors.Is(err, helmexec.ErrInvalidAccess) {
+// cacheError explains why the status cache could not answer for release
+// r on cluster (as the caller named it): a cluster whose state is unknown
+// (its API server does not answer) is named.
+func cacheError(cluster string, r Revision, err error) error {
+	if errors.Is(err, status.ErrUnknown) {
+		return fmt.Errorf("cluster %s: %w", cluster, err)
+	}
+	if errors.Is(err, status.ErrBusy) || errors.Is(err, helmexec.ErrInvalidAccess) {
 		return err
 	}
 	return fmt.Errorf("read the state of %s/%s: %w", r.Namespace, r.Name, err)
@@ -183,7 +189,7 @@ func (s *statusService) WatchDeploymentStatus(ctx context.Context, cluster, name
 			}
 			if sr.Revision != "" {
 				if w, err = s.cache.Watch(ctx, sr); err != nil {
-					return cacheError(last.Release, err)
+					return cacheError(cluster, last.Release, err)
 				}
 			}
 			subscribed = sr
@@ -250,7 +256,7 @@ func (s *statusService) DeploymentResources(ctx context.Context, cluster, namesp
 	}
 	all, err := s.cache.Resources(ctx, sr, pods)
 	if err != nil {
-		return ResourcePage{}, cacheError(r, err)
+		return ResourcePage{}, cacheError(cluster, r, err)
 	}
 	var page ResourcePage
 	if from < len(all) {
@@ -304,7 +310,7 @@ func (s *statusService) DeploymentEvents(ctx context.Context, cluster, namespace
 	}
 	all, err := s.cache.Events(ctx, sr, f)
 	if err != nil {
-		return EventPage{}, cacheError(r, err)
+		return EventPage{}, cacheError(cluster, r, err)
 	}
 	var page EventPage
 	for _, e := range all {
