@@ -424,7 +424,9 @@ func (s *service) download(ctx context.Context, r Repository, v ChartVersion) ([
 		data, err = s.Fetcher.Archive(ctx, r.URL, v.URLs[0], auth, max)
 	}
 	if err != nil {
-		return nil, fetchError(err)
+		// Named: a release's operation shows this text, where the host
+		// alone does not say which repository to look at.
+		return nil, fmt.Errorf("repository %s: %w", r.Name, fetchError(err))
 	}
 	return data, nil
 }
