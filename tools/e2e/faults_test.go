@@ -365,3 +365,328 @@ func TestPostgresRestart(t *testing.T) {
 	// And writes work again.
 	s.expect(s.do(http.MethodPost, org+"/repositories", owner, map[string]any{"name": "later", "url": env[chartrepo.URLEnv]}), http.StatusOK, "add repository after restart")
 }
+
+// ownCluster starts a Kubernetes cluster of the test's own (its apiserver
+// is stopped and resumed, which the shared devstack's tests must not see)
+// and returns the environment with it as KUBECONFIG_<id>, with the shared
+// Vault, registry and chart repository, and its apiserver's pid.
+func ownCluster(t *testing.T, id string) (testenv.Env, int) {
+	t.Helper()
+	ks := devenvtest.Start(t, &kube.Cluster{ID: id, Nodes: 1})
+	env := testenv.Env{}
+	for k, v := range testenv.Get(t, "vault", "registry", "chartrepo") {
+		if !strings.HasPrefix(k, "KUBE") {
+			env[k] = v
+		}
+	}
+	maps.Copy(env, ks.Env())
+	procs, err := devenv.Status(ks.State)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range procs {
+		if p.Name == "kube-"+id+"-apiserver" && p.Running {
+			return env, p.PID
+		}
+	}
+	t.Fatalf("no running apiserver in %+v", procs)
+	return nil, 0
+}
+
+// TestClusterAPIServerStopped: a cluster whose kube-apiserver stops
+// (SIGSTOP: it accepts connections and never answers, the worst case).
+// The reads that need the cluster answer 503 naming it within a bounded
+// time, the ledger's reads still answer, a deploy meanwhile ends naming
+// the cluster; once it is back everything works again by itself.
+func TestClusterAPIServerStopped(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real stack")
+	}
+	env, apiserver := ownCluster(t, "fault")
+	s := startStack(t, env, "SLIPWAY_CATALOG_SYNC_POLL=500ms", "SLIPWAY_CLUSTERS_HEALTH_INTERVAL=2s")
+	owner := s.owner()
+	deployer := s.token(localrun.BootstrapOrg, owner, "DEPLOYER")
+	org := "/orgs/" + localrun.BootstrapOrg
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := s.s.RegisterCluster(ctx, "edge", env[kube.EnvKubeconfig("fault")]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.s.SeedCatalog(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "the local repository synced", func() bool {
+		var r struct{ Repository repositoryJSON }
+		s.do(http.MethodGet, org+"/repositories/local", owner, nil).decode(t, &r)
+		return r.Repository.Sync.ChartCount > 0
+	})
+	const ns = "shop"
+	dep := org + "/clusters/edge/deployments"
+	chart := func(version string) map[string]any {
+		return map[string]any{"catalog": map[string]any{"repository": localrun.LocalRepository, "chart": "hello", "version": version}}
+	}
+	submit := func(method, path string, body map[string]any) operationJSON {
+		t.Helper()
+		var resp struct{ Operation operationJSON }
+		a := s.do(method, path, deployer, body)
+		if a.status != http.StatusOK && a.status != http.StatusAccepted {
+			t.Fatalf("%s %s: %d %s", method, path, a.status, a.body)
+		}
+		a.decode(t, &resp)
+		return resp.Operation
+	}
+	installed := s.awaitOperation(t, deployer, submit(http.MethodPost, dep, map[string]any{"name": "web", "namespace": ns, "chart": chart("0.1.0"),
+		"options": map[string]any{"create_namespace": true, "wait": true, "timeout": "120s"}}).ID)
+	if !strings.HasSuffix(installed.State, "SUCCEEDED") {
+		t.Fatalf("install: %+v", installed)
+	}
+	q := "?namespace=" + ns
+
+	freeze(t, apiserver, true)
+	stopped := time.Now()
+	// Reads from the cluster's watch cache: the first one starts the
+	// namespace's informers and waits up to 10 s for their first list,
+	// which a stopped API server never gives. Status then answers with
+	// what it could not assess; the reads that need live objects (events,
+	// logs, health) answer 503 naming the cluster.
+	var st struct{ Status statusJSON }
+	a, took := timed(func() answer { return s.do(http.MethodGet, dep+"/web/status"+q, deployer, nil) })
+	t.Logf("apiserver stopped: status answered %d in %s", a.status, took)
+	s.expect(a, http.StatusOK, "status with the apiserver stopped").decode(t, &st)
+	if st.Status.Verdict != "VERDICT_UNSPECIFIED" || !strings.Contains(st.Status.Message, "not listed yet") {
+		t.Errorf("status with the apiserver stopped: %s %q, want VERDICT_UNSPECIFIED saying what was not listed", st.Status.Verdict, st.Status.Message)
+	}
+	if took >= 15*time.Second {
+		t.Errorf("status with the apiserver stopped took %s, want under 15 s", took)
+	}
+	live := map[string]string{"events": dep + "/web/events" + q, "logs": dep + "/web/logs" + q, "health": dep + "/web/health" + q}
+	for what, path := range live {
+		a, took := timed(func() answer { return s.do(http.MethodGet, path, deployer, nil) })
+		detail := unavailable(t, a, what+" with the apiserver stopped")
+		t.Logf("apiserver stopped: %s answered %d in %s: %s", what, a.status, took, detail)
+		if !strings.Contains(detail, "cluster edge") {
+			t.Errorf("%s with the apiserver stopped: %q does not name cluster edge", what, detail)
+		}
+		if took >= 15*time.Second {
+			t.Errorf("%s with the apiserver stopped took %s, want under 15 s", what, took)
+		}
+	}
+	// The ledger's reads do not touch the cluster.
+	for what, path := range map[string]string{"get": dep + "/web" + q, "list": dep, "history": dep + "/web/history" + q, "values": dep + "/web/values" + q,
+		"cluster": org + "/clusters/edge", "operation": org + "/operations/" + installed.ID} {
+		a, took := timed(func() answer { return s.do(http.MethodGet, path, deployer, nil) })
+		s.expect(a, http.StatusOK, what+" with the apiserver stopped")
+		if took >= 2*time.Second {
+			t.Errorf("%s with the apiserver stopped took %s, want under 2 s", what, took)
+		}
+	}
+	// The clusters service's health check sees it.
+	var c struct{ Cluster clusterJSON }
+	eventually(t, 90*time.Second, "cluster edge shown unreachable", func() bool {
+		s.expect(s.do(http.MethodGet, org+"/clusters/edge", deployer, nil), http.StatusOK, "get cluster").decode(t, &c)
+		return c.Cluster.Health.Reachability == "CLUSTER_REACHABILITY_UNREACHABLE"
+	})
+	t.Logf("apiserver stopped: cluster edge unreachable after %s: %q", time.Since(stopped).Round(time.Millisecond), c.Cluster.Health.Message)
+	// A deploy meanwhile fails, UNAVAILABLE, saying the cluster did not
+	// answer.
+	up := submit(http.MethodPut, dep+"/web", map[string]any{"namespace": ns, "chart": chart("0.2.0"), "options": map[string]any{"timeout": "20s"}})
+	opStart := time.Now()
+	ended := s.awaitOperation(t, deployer, up.ID)
+	t.Logf("apiserver stopped: upgrade ended %s %s %q after %s", ended.State, ended.Error.Code, ended.Error.Message, time.Since(opStart).Round(time.Millisecond))
+	if !strings.HasSuffix(ended.State, "FAILED") || ended.Error.Code != "UNAVAILABLE" || !strings.Contains(ended.Error.Message, "Kubernetes cluster unreachable") {
+		t.Errorf("upgrade with the apiserver stopped: %s %+v, want FAILED UNAVAILABLE saying the cluster is unreachable", ended.State, ended.Error)
+	}
+
+	freeze(t, apiserver, false)
+	resumed := time.Now()
+	// The cache lists again: the workloads are assessed. (Whether they are
+	// ready is the cluster's business: after a long freeze the node
+	// controller may have marked the simulated nodes' pods unready.)
+	eventually(t, 2*time.Minute, "status assessed after the apiserver is back", func() bool {
+		s.expect(s.do(http.MethodGet, dep+"/web/status"+q, deployer, nil), http.StatusOK, "status").decode(t, &st)
+		return st.Status.Verdict != "VERDICT_UNSPECIFIED" && len(st.Status.Workloads) == 1 && st.Status.Workloads[0].Verdict != "VERDICT_UNSPECIFIED"
+	})
+	t.Logf("apiserver back: status %s %q after %s", st.Status.Verdict, st.Status.Message, time.Since(resumed).Round(time.Millisecond))
+	for what, path := range live {
+		eventually(t, time.Minute, what+" after the apiserver is back", func() bool {
+			return s.do(http.MethodGet, path, deployer, nil).status == http.StatusOK
+		})
+	}
+	eventually(t, 30*time.Second, "cluster edge reachable again", func() bool {
+		s.expect(s.do(http.MethodGet, org+"/clusters/edge", deployer, nil), http.StatusOK, "get cluster").decode(t, &c)
+		return c.Cluster.Health.Reachability == "CLUSTER_REACHABILITY_REACHABLE"
+	})
+	t.Logf("apiserver back: every read answered and the cluster is reachable after %s", time.Since(resumed).Round(time.Millisecond))
+	again := s.awaitOperation(t, deployer, submit(http.MethodPut, dep+"/web", map[string]any{"namespace": ns, "chart": chart("0.2.0"),
+		"options": map[string]any{"timeout": "60s"}}).ID)
+	if !strings.HasSuffix(again.State, "SUCCEEDED") || again.Result.Release.ChartVersion != "0.2.0" {
+		t.Errorf("upgrade after the apiserver is back: %+v", again)
+	}
+}
+
+// chartServer serves a packaged chart folder on a fixed loopback address
+// that can be cut (listener and connections closed: connections refused)
+// and served again on the same address.
+type chartServer struct {
+	t    *testing.T
+	dir  string
+	addr string
+	srv  *http.Server
+}
+
+func newChartServer(t *testing.T) *chartServer {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &chartServer{t: t, dir: t.TempDir(), addr: l.Addr().String()}
+	if _, err := chartrepo.Package(filepath.Join("testdata", "charts"), c.dir, c.url()); err != nil {
+		t.Fatal(err)
+	}
+	c.serve(l)
+	t.Cleanup(func() {
+		if c.srv != nil {
+			_ = c.srv.Close()
+		}
+	})
+	return c
+}
+
+func (c *chartServer) url() string { return "http://" + c.addr }
+
+func (c *chartServer) serve(l net.Listener) {
+	c.srv = &http.Server{Handler: http.FileServer(http.Dir(c.dir)), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = c.srv.Serve(l) }()
+}
+
+// cut closes the listener and every connection.
+func (c *chartServer) cut() {
+	c.t.Helper()
+	if err := c.srv.Close(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.srv = nil
+	if !refuses(c.addr) {
+		c.t.Fatalf("%s still accepts connections after the cut", c.addr)
+	}
+}
+
+// restore listens on the same address again.
+func (c *chartServer) restore() {
+	c.t.Helper()
+	var l net.Listener
+	eventually(c.t, 10*time.Second, "listen on "+c.addr+" again", func() bool {
+		var err error
+		l, err = net.Listen("tcp", c.addr)
+		return err == nil
+	})
+	c.serve(l)
+}
+
+// TestChartRepoCut: the network to a chart repository is cut. A sync
+// fails, its last_error naming the host; the catalog's own reads (from the
+// stored index) still answer; what needs the chart's archive answers 503
+// unavailable with Retry-After naming the host; once the repository serves
+// again on the same address, the next sync and deploy work by themselves.
+func TestChartRepoCut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real stack")
+	}
+	env := testenv.Get(t, "vault", "kube", "registry")
+	s := startStack(t, env, "SLIPWAY_CATALOG_SYNC_POLL=500ms")
+	owner := s.owner()
+	deployer := s.token(localrun.BootstrapOrg, owner, "DEPLOYER")
+	org := "/orgs/" + localrun.BootstrapOrg
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := s.s.RegisterCluster(ctx, "c1", env[kube.EnvKubeconfig("c1")]); err != nil {
+		t.Fatal(err)
+	}
+	repo := newChartServer(t)
+	s.expect(s.do(http.MethodPost, org+"/repositories", owner, map[string]any{"name": "cut", "url": repo.url()}), http.StatusOK, "add the repository")
+	var r struct{ Repository repositoryJSON }
+	eventually(t, time.Minute, "the repository synced", func() bool {
+		s.do(http.MethodGet, org+"/repositories/cut", owner, nil).decode(t, &r)
+		return r.Repository.Sync.ChartCount > 0
+	})
+	syncedOK := r.Repository.Sync.State
+
+	repo.cut()
+	cutAt := time.Now()
+	// A sync fails, naming the repository's host.
+	s.expect(s.do(http.MethodPost, org+"/repositories/cut:sync", deployer, map[string]any{}), http.StatusOK, "sync with the network cut")
+	eventually(t, 30*time.Second, "the sync fails", func() bool {
+		s.do(http.MethodGet, org+"/repositories/cut", owner, nil).decode(t, &r)
+		return r.Repository.Sync.LastError != ""
+	})
+	t.Logf("network cut: sync %s after %s: %q", r.Repository.Sync.State, time.Since(cutAt).Round(time.Millisecond), r.Repository.Sync.LastError)
+	if !strings.Contains(r.Repository.Sync.LastError, repo.addr) {
+		t.Errorf("last_error %q does not name the repository's host %s", r.Repository.Sync.LastError, repo.addr)
+	}
+	if r.Repository.Sync.ChartCount == 0 {
+		t.Errorf("the failed sync lost the stored index: %+v", r.Repository.Sync)
+	}
+	// The stored index still answers.
+	s.expect(s.do(http.MethodGet, org+"/charts/cut/preview", deployer, nil), http.StatusOK, "chart from the stored index")
+	s.expect(s.do(http.MethodGet, org+"/repositories/cut/charts", deployer, nil), http.StatusOK, "charts of the repository")
+	s.expect(s.do(http.MethodGet, org+"/charts?q=preview", deployer, nil), http.StatusOK, "search")
+	// A version's files need the archive, never fetched yet.
+	a, took := timed(func() answer { return s.do(http.MethodGet, org+"/charts/cut/preview/versions/1.0.0", deployer, nil) })
+	detail := unavailable(t, a, "a version's files with the network cut")
+	t.Logf("network cut: a version's files answered %d in %s: %q", a.status, took, detail)
+	if !strings.Contains(detail, "repository cut") || !strings.Contains(detail, repo.addr) {
+		t.Errorf("a version's files with the network cut: %q does not name repository cut and its host %s", detail, repo.addr)
+	}
+	// A deploy of it.
+	ns := "e2e-cut-" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
+	install := map[string]any{"name": "web", "namespace": ns, "values_yaml": "domain: cut.example.test\n",
+		"chart":   map[string]any{"catalog": map[string]any{"repository": "cut", "chart": "preview", "version": "1.0.0"}},
+		"options": map[string]any{"create_namespace": true, "timeout": "60s"}}
+	dep := org + "/clusters/c1/deployments"
+	a = s.do(http.MethodPost, dep, deployer, install)
+	switch a.status {
+	case http.StatusOK, http.StatusAccepted:
+		var resp struct{ Operation operationJSON }
+		a.decode(t, &resp)
+		ended := s.awaitOperation(t, deployer, resp.Operation.ID)
+		t.Logf("network cut: install ended %s %s %q", ended.State, ended.Error.Code, ended.Error.Message)
+		if !strings.HasSuffix(ended.State, "FAILED") || ended.Error.Code != "UNAVAILABLE" || !strings.Contains(ended.Error.Message, "repository cut") || !strings.Contains(ended.Error.Message, repo.addr) {
+			t.Errorf("install with the network cut: %s %+v, want FAILED UNAVAILABLE naming repository cut and %s", ended.State, ended.Error, repo.addr)
+		}
+	default:
+		detail := unavailable(t, a, "install with the network cut")
+		t.Logf("network cut: install answered %d: %q", a.status, detail)
+		if !strings.Contains(detail, "repository cut") || !strings.Contains(detail, repo.addr) {
+			t.Errorf("install with the network cut: %q does not name repository cut and its host %s", detail, repo.addr)
+		}
+	}
+
+	repo.restore()
+	back := time.Now()
+	s.expect(s.do(http.MethodPost, org+"/repositories/cut:sync", deployer, map[string]any{}), http.StatusOK, "sync after the network is back")
+	eventually(t, 30*time.Second, "the sync succeeds again", func() bool {
+		s.do(http.MethodGet, org+"/repositories/cut", owner, nil).decode(t, &r)
+		return r.Repository.Sync.LastError == "" && r.Repository.Sync.State == syncedOK
+	})
+	t.Logf("network back: sync %s after %s", r.Repository.Sync.State, time.Since(back).Round(time.Millisecond))
+	eventually(t, 30*time.Second, "a version's files after the network is back", func() bool {
+		return s.do(http.MethodGet, org+"/charts/cut/preview/versions/1.0.0", deployer, nil).status == http.StatusOK
+	})
+	var resp struct{ Operation operationJSON }
+	a = s.do(http.MethodPost, dep, deployer, install)
+	if a.status == http.StatusConflict {
+		// The failed install left a release: upgrade it instead.
+		delete(install, "name")
+		a = s.do(http.MethodPut, dep+"/web", deployer, install)
+	}
+	if a.status != http.StatusOK && a.status != http.StatusAccepted {
+		t.Fatalf("install after the network is back: %d %s", a.status, a.body)
+	}
+	a.decode(t, &resp)
+	ended := s.awaitOperation(t, deployer, resp.Operation.ID)
+	t.Logf("network back: install ended %s after %s", ended.State, time.Since(back).Round(time.Millisecond))
+	if !strings.HasSuffix(ended.State, "SUCCEEDED") {
+		t.Errorf("install after the network is back: %+v", ended)
+	}
+}
