@@ -690,3 +690,120 @@ func TestChartRepoCut(t *testing.T) {
 		t.Errorf("install after the network is back: %+v", ended)
 	}
 }
+
+// freezeTree stops (SIGSTOP) or resumes pid and all its descendants: a
+// PostgreSQL server's backends lead sessions of their own, so its process
+// group is not enough.
+func freezeTree(t *testing.T, pid int, stop bool) {
+	t.Helper()
+	pids := descendants(pid)
+	sig := syscall.SIGCONT
+	if stop {
+		sig = syscall.SIGSTOP
+		t.Cleanup(func() {
+			for _, p := range pids {
+				_ = syscall.Kill(p, syscall.SIGCONT)
+			}
+		})
+	}
+	for _, p := range pids {
+		if err := syscall.Kill(p, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+			t.Fatal(err)
+		}
+	}
+	if stop {
+		eventually(t, 5*time.Second, "postgres stopped", func() bool {
+			for _, p := range pids {
+				if devenv.Alive(p) && !testenv.Stopped(p) {
+					return false
+				}
+			}
+			return true
+		})
+	}
+}
+
+// descendants is pid with its children, theirs, and so on.
+func descendants(pid int) []int {
+	children := map[int][]int{}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(fields) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(fields[1])
+		p, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+		children[ppid] = append(children[ppid], p)
+	}
+	out := []int{pid}
+	for i := 0; i < len(out); i++ {
+		out = append(out, children[out[i]]...)
+	}
+	return out
+}
+
+// TestPostgresFrozen: every service on one PostgreSQL that hangs (SIGSTOP
+// of the server and its backends: connections accepted, nothing answered,
+// as behind a network that drops packets). Calls answer 503 unavailable
+// with Retry-After within a bound rather than hang, and everything answers
+// again once it resumes.
+func TestPostgresFrozen(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real stack")
+	}
+	pg, pgEnv, dbs := ownPostgres(t)
+	env := testenv.Env{}
+	for k, v := range testenv.Get(t, "vault", "kube", "registry") {
+		if !strings.HasPrefix(k, "POSTGRES") {
+			env[k] = v
+		}
+	}
+	maps.Copy(env, pgEnv)
+	s := startStackWith(t, env, localrun.Options{Databases: dbs})
+	owner := s.owner()
+	org := "/orgs/" + localrun.BootstrapOrg
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := s.s.RegisterCluster(ctx, "c1", env[kube.EnvKubeconfig("c1")]); err != nil {
+		t.Fatal(err)
+	}
+	s.expect(s.do(http.MethodGet, org+"/clusters", owner, nil), http.StatusOK, "list clusters")
+
+	freezeTree(t, pg.pid, true)
+	frozen := time.Now()
+	client := &http.Client{Timeout: 30 * time.Second}
+	for _, path := range []string{org + "/clusters", org + "/clusters/c1", org + "/operations"} {
+		req, err := http.NewRequest(http.MethodGet, s.api+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+owner)
+		start := time.Now()
+		resp, err := client.Do(req)
+		took := time.Since(start)
+		if err != nil {
+			t.Errorf("GET %s with postgres frozen: %v after %s", path, err, took)
+			continue
+		}
+		resp.Body.Close()
+		t.Logf("postgres frozen: GET %s answered %d (Retry-After %q) in %s", path, resp.StatusCode, resp.Header.Get("Retry-After"), took)
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("GET %s with postgres frozen: %d, want 503 with Retry-After", path, resp.StatusCode)
+		}
+		if took >= 15*time.Second {
+			t.Errorf("GET %s with postgres frozen took %s, want under 15 s", path, took)
+		}
+	}
+	freezeTree(t, pg.pid, false)
+	resumed := time.Now()
+	t.Logf("postgres frozen for %s", resumed.Sub(frozen).Round(time.Millisecond))
+	eventually(t, time.Minute, "the API answers after postgres resumes", func() bool {
+		return s.do(http.MethodGet, org+"/clusters/c1", owner, nil).status == http.StatusOK
+	})
+	t.Logf("postgres resumed: the API answered 200 after %s", time.Since(resumed).Round(time.Millisecond))
+}

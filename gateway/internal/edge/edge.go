@@ -332,7 +332,12 @@ func (e *edge) serve(w *statusWriter, r *http.Request, rt *route) {
 	if !e.allow(w, e.ipLimit, "ip:"+e.clientIP(r), rid) {
 		return
 	}
-	p, err := e.cfg.Authn.Authenticate(ctx, r)
+	// Who is calling is read from the gateway's database: bounded, so that
+	// a database that hangs (frozen, or behind a network that drops
+	// packets) answers 503 rather than hold every request.
+	actx, acancel := context.WithTimeout(ctx, authTimeout)
+	defer acancel()
+	p, err := e.cfg.Authn.Authenticate(actx, r)
 	if err != nil {
 		e.deny(w, r, "", err)
 		return
@@ -348,7 +353,7 @@ func (e *edge) serve(w *statusWriter, r *http.Request, rt *route) {
 			e.deny(w, r, org, authn.ErrNoSuchOrg)
 			return
 		}
-		id, rt.org, err = e.cfg.Authn.Resolve(ctx, p, org)
+		id, rt.org, err = e.cfg.Authn.Resolve(actx, p, org)
 		if err != nil {
 			e.deny(w, r, org, err)
 			return
@@ -512,6 +517,10 @@ func (e *edge) deny(w http.ResponseWriter, r *http.Request, org string, err erro
 		WriteProblem(w, Problem{Status: http.StatusServiceUnavailable, Code: "unavailable", Detail: "authentication is unavailable; retry", RequestID: rid})
 	}
 }
+
+// authTimeout bounds authenticating a caller and resolving its org (the
+// gateway's database, an OIDC issuer's keys). A var for tests.
+var authTimeout = 10 * time.Second
 
 // captureAll matches the "{name=*}" captures of a rendered route pattern.
 var captureAll = regexp.MustCompile(`\{([^=}]+)=\*\}`)

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,12 +10,15 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/slipwayhq/slipway/gateway/internal/authn"
+	"github.com/slipwayhq/slipway/gateway/internal/store"
 	"github.com/slipwayhq/slipway/pkg/grpcerr"
 	"github.com/slipwayhq/slipway/pkg/identity"
 	"github.com/slipwayhq/slipway/pkg/validate"
@@ -390,6 +394,37 @@ func TestEdgeAuthnUnavailableSaysWhenToRetry(t *testing.T) {
 	}
 	if got := r.header.Get("Retry-After"); got != strconv.Itoa(UnavailableRetryAfter) {
 		t.Errorf("Retry-After = %q, want %d", got, UnavailableRetryAfter)
+	}
+}
+
+// hangingAuthn is an authenticator whose database hangs: it answers only
+// when its context ends.
+type hangingAuthn struct{}
+
+func (hangingAuthn) Authenticate(ctx context.Context, _ *http.Request) (authn.Principal, error) {
+	<-ctx.Done()
+	return authn.Principal{}, fmt.Errorf("look up token: %w", ctx.Err())
+}
+
+func (hangingAuthn) Resolve(ctx context.Context, _ authn.Principal, _ string) (identity.Identity, store.Org, error) {
+	<-ctx.Done()
+	return identity.Identity{}, store.Org{}, ctx.Err()
+}
+
+// TestEdgeAuthnHangingDatabase: a gateway database that hangs holds a
+// request no longer than authTimeout, then answers 503 with Retry-After.
+func TestEdgeAuthnHangingDatabase(t *testing.T) {
+	old := authTimeout
+	authTimeout = 200 * time.Millisecond
+	t.Cleanup(func() { authTimeout = old })
+	h := newHarness(t, harnessOptions{authn: hangingAuthn{}})
+	start := time.Now()
+	r := h.do(http.MethodPost, "/api/v1/orgs/acme/images", h.owner, imageBody)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the request took %s with the database hanging", took)
+	}
+	if r.status != http.StatusServiceUnavailable || r.problem(t).Code != "unavailable" || r.header.Get("Retry-After") == "" {
+		t.Fatalf("status %d (Retry-After %q) body %s; want 503 unavailable with Retry-After", r.status, r.header.Get("Retry-After"), r.body)
 	}
 }
 

@@ -109,6 +109,8 @@ type harness struct {
 
 type harnessOptions struct {
 	noAuthn bool
+	// authn, when set, replaces the store's authenticator.
+	authn   Authenticator
 	limits  Limits
 	cors    []string
 	oidc    authn.OIDCVerifier
@@ -183,6 +185,9 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	}
 	if o.metrics != nil {
 		cfg.Metrics = o.metrics
+	}
+	if o.authn != nil {
+		cfg.Authn = o.authn
 	}
 	if o.noAuthn {
 		cfg.Authn = nil
