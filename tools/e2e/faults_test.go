@@ -799,6 +799,17 @@ func TestPostgresFrozen(t *testing.T) {
 			t.Errorf("GET %s with postgres frozen took %s, want under 15 s", path, took)
 		}
 	}
+	// Behind the gateway a service's own call waits on its database as long
+	// as its caller lets it: here 5 s, then DEADLINE_EXCEEDED.
+	access := s.accessClient(t)
+	actx, acancel := context.WithTimeout(access.ctx(t, localrun.BootstrapOrg), 5*time.Second)
+	start := time.Now()
+	_, err := access.conn.GetClusterAccess(actx, &clustersv1.GetClusterAccessRequest{Org: localrun.BootstrapOrg, Cluster: "c1"})
+	acancel()
+	t.Logf("postgres frozen: clusters' GetClusterAccess with a 5 s deadline: %v after %s", status.Code(err), time.Since(start).Round(time.Millisecond))
+	if c := status.Code(err); c != codes.DeadlineExceeded && c != codes.Unavailable {
+		t.Errorf("clusters' GetClusterAccess with postgres frozen: %v, want DEADLINE_EXCEEDED or UNAVAILABLE", err)
+	}
 	freezeTree(t, pg.pid, false)
 	resumed := time.Now()
 	t.Logf("postgres frozen for %s", resumed.Sub(frozen).Round(time.Millisecond))
