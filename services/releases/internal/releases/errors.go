@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/slipwayhq/slipway/pkg/grpcerr"
 	"github.com/slipwayhq/slipway/services/releases/internal/helmexec"
@@ -103,6 +104,10 @@ func codeName(c codes.Code) string {
 func clusterUnreachable(err error) bool {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return false
+	}
+	var answered apierrors.APIStatus
+	if errors.As(err, &answered) {
+		return false // it answered: credentials rejected, forbidden, ...
 	}
 	if _, ok := errors.AsType[net.Error](err); ok {
 		return true

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
 	slipstatus "github.com/slipwayhq/slipway/services/releases/internal/status"
 )
 
@@ -40,7 +42,8 @@ func TestFailureClusterUnreachable(t *testing.T) {
 		{"refused", helmWrap(refused), "UNAVAILABLE"},
 		{"TLS handshake timeout", helmWrap(&url.Error{Op: "Get", URL: "https://10.0.0.7/version", Err: errors.New("net/http: TLS handshake timeout")}), "UNAVAILABLE"},
 		{"reset", fmt.Errorf("upgrade shop/web: %w", &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}), "UNAVAILABLE"},
-		{"helm's text only", errors.New("install shop/web: Kubernetes cluster unreachable: the server has asked for the client to provide credentials"), "UNAVAILABLE"},
+		{"helm's text only", errors.New("install shop/web: Kubernetes cluster unreachable: Get \"https://10.0.0.7/version\": EOF"), "UNAVAILABLE"},
+		{"credentials rejected", helmWrap(apierrors.NewUnauthorized("the server has asked for the client to provide credentials")), "INTERNAL"},
 		{"cancelled", fmt.Errorf("upgrade shop/web: %w", context.Canceled), "INTERNAL"},
 		{"deadline", fmt.Errorf("upgrade shop/web: %w", context.DeadlineExceeded), "INTERNAL"},
 		{"other", errors.New("upgrade shop/web: template: boom"), "INTERNAL"},
