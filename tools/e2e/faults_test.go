@@ -493,8 +493,9 @@ func TestClusterAPIServerStopped(t *testing.T) {
 	opStart := time.Now()
 	ended := s.awaitOperation(t, deployer, up.ID)
 	t.Logf("apiserver stopped: upgrade ended %s %s %q after %s", ended.State, ended.Error.Code, ended.Error.Message, time.Since(opStart).Round(time.Millisecond))
-	if !strings.HasSuffix(ended.State, "FAILED") || ended.Error.Code != "UNAVAILABLE" || !strings.Contains(ended.Error.Message, "Kubernetes cluster unreachable") {
-		t.Errorf("upgrade with the apiserver stopped: %s %+v, want FAILED UNAVAILABLE saying the cluster is unreachable", ended.State, ended.Error)
+	if !strings.HasSuffix(ended.State, "FAILED") || ended.Error.Code != "UNAVAILABLE" || !strings.HasPrefix(ended.Error.Message, "cluster "+c.Cluster.ID+": ") ||
+		!strings.Contains(ended.Error.Message, "Kubernetes cluster unreachable") {
+		t.Errorf("upgrade with the apiserver stopped: %s %+v, want FAILED UNAVAILABLE saying cluster %s (edge) is unreachable", ended.State, ended.Error, c.Cluster.ID)
 	}
 
 	freeze(t, apiserver, false)

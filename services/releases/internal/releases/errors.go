@@ -18,8 +18,10 @@ import (
 	slipstatus "github.com/slipwayhq/slipway/services/releases/internal/status"
 )
 
-// ErrDependencyUnavailable: a Slipway service this needs did not answer.
-var ErrDependencyUnavailable = errors.New("a Slipway service this depends on is unavailable; retry shortly")
+// ErrDependencyUnavailable: a Slipway service this needs did not answer,
+// or answered that what it needs is unavailable (the catalog, a chart
+// repository it cannot reach). What follows it names the service.
+var ErrDependencyUnavailable = errors.New("unavailable; retry shortly")
 
 // errorTable maps the releases service's domain errors to gRPC codes.
 var errorTable = grpcerr.Table{

@@ -171,6 +171,10 @@ func (w *Worker) run(parent context.Context, l ops.Lease) {
 		log.InfoContext(wctx, "operation interrupted by shutdown")
 		return
 	case err != nil:
+		if clusterUnreachable(err) {
+			// Helm names the API server's address; users know the cluster.
+			err = fmt.Errorf("cluster %s: %w", l.Target.Cluster, err)
+		}
 		code, msg := failure(err)
 		outcome, failCode = attemptFailed, code
 		log.InfoContext(wctx, "operation failed", "code", code, "error", err)
