@@ -58,38 +58,6 @@ func timed(call func() answer) (answer, time.Duration) {
 	return a, time.Since(start)
 }
 
-// startStackWith is startStack with the stack's options (databases) set.
-func startStackWith(t *testing.T, env map[string]string, o localrun.Options, processEnv ...string) *stack {
-	t.Helper()
-	base, err := localrun.FreeBasePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	state := t.TempDir()
-	envSecrets(env)
-	traces := newOTLPReceiver(t)
-	o.State, o.BasePort, o.Output, o.Environment = state, base, logs, env
-	o.Env = append(append(traces.env(), o.Env...), processEnv...)
-	s, err := localrun.Start(context.Background(), o)
-	if err != nil {
-		t.Fatalf("start: %v\n%s", err, logs.String())
-	}
-	st := &stack{t: t, s: s, state: state, api: s.GatewayURL() + "/api/v1", logs: logs, env: env, traces: traces, orgs: map[string]string{}}
-	if tok, err := s.BootstrapToken(); err == nil {
-		secret("bootstrap owner token", tok)
-	}
-	t.Cleanup(func() {
-		st.report(st.reachable())
-		s.Stop()
-		st.report(st.said())
-		if t.Failed() {
-			os.Stderr.WriteString(logs.String())
-		}
-	})
-	return st
-}
-
 // pgServer is a PostgreSQL of the test's own that the test can shut down
 // (fast shutdown, as a restart does) and start again on the same data
 // folder and port.
@@ -220,36 +188,16 @@ func TestPostgresRestart(t *testing.T) {
 		"SLIPWAY_RELEASES_OPERATION_LEASE=10s", "SLIPWAY_RELEASES_SWEEP_INTERVAL=2s")
 	owner := s.owner()
 	org := "/orgs/" + localrun.BootstrapOrg
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 
 	// Writes before: a cluster, a repository, a token, a release.
-	if err := s.s.RegisterCluster(ctx, "c1", env[kube.EnvKubeconfig("c1")]); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.s.SeedCatalog(ctx, env); err != nil {
-		t.Fatal(err)
-	}
+	s.seedLocal(t, "c1", env[kube.EnvKubeconfig("c1")])
 	deployer := s.token(localrun.BootstrapOrg, owner, "DEPLOYER")
-	eventually(t, time.Minute, "the local repository synced", func() bool {
-		var r struct{ Repository repositoryJSON }
-		s.do(http.MethodGet, org+"/repositories/local", owner, nil).decode(t, &r)
-		return r.Repository.Sync.ChartCount > 0
-	})
 	ns := "e2e-pg-" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 	deployments := org + "/clusters/c1/deployments"
-	chart := func(version string) map[string]any {
-		return map[string]any{"catalog": map[string]any{"repository": localrun.LocalRepository, "chart": "hello", "version": version}}
-	}
+	chart := helloChart
 	submit := func(method, path string, body map[string]any) operationJSON {
 		t.Helper()
-		var resp struct{ Operation operationJSON }
-		a := s.do(method, path, deployer, body)
-		if a.status != http.StatusOK && a.status != http.StatusAccepted {
-			t.Fatalf("%s %s: %d %s", method, path, a.status, a.body)
-		}
-		a.decode(t, &resp)
-		return resp.Operation
+		return s.submit(t, deployer, method, path, body)
 	}
 	installed := s.awaitOperation(t, deployer, submit(http.MethodPost, deployments, map[string]any{"name": "web", "namespace": ns, "chart": chart("0.1.0"),
 		"options": map[string]any{"create_namespace": true, "wait": true, "timeout": "120s"}}).ID)
@@ -407,33 +355,13 @@ func TestClusterAPIServerStopped(t *testing.T) {
 	owner := s.owner()
 	deployer := s.token(localrun.BootstrapOrg, owner, "DEPLOYER")
 	org := "/orgs/" + localrun.BootstrapOrg
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := s.s.RegisterCluster(ctx, "edge", env[kube.EnvKubeconfig("fault")]); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.s.SeedCatalog(ctx, env); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, time.Minute, "the local repository synced", func() bool {
-		var r struct{ Repository repositoryJSON }
-		s.do(http.MethodGet, org+"/repositories/local", owner, nil).decode(t, &r)
-		return r.Repository.Sync.ChartCount > 0
-	})
+	s.seedLocal(t, "edge", env[kube.EnvKubeconfig("fault")])
 	const ns = "shop"
 	dep := org + "/clusters/edge/deployments"
-	chart := func(version string) map[string]any {
-		return map[string]any{"catalog": map[string]any{"repository": localrun.LocalRepository, "chart": "hello", "version": version}}
-	}
+	chart := helloChart
 	submit := func(method, path string, body map[string]any) operationJSON {
 		t.Helper()
-		var resp struct{ Operation operationJSON }
-		a := s.do(method, path, deployer, body)
-		if a.status != http.StatusOK && a.status != http.StatusAccepted {
-			t.Fatalf("%s %s: %d %s", method, path, a.status, a.body)
-		}
-		a.decode(t, &resp)
-		return resp.Operation
+		return s.submit(t, deployer, method, path, body)
 	}
 	installed := s.awaitOperation(t, deployer, submit(http.MethodPost, dep, map[string]any{"name": "web", "namespace": ns, "chart": chart("0.1.0"),
 		"options": map[string]any{"create_namespace": true, "wait": true, "timeout": "120s"}}).ID)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/slipwayhq/slipway/tools/internal/localrun"
 )
@@ -35,6 +36,13 @@ type stack struct {
 
 func startStack(t *testing.T, env map[string]string, processEnv ...string) *stack {
 	t.Helper()
+	return startStackWith(t, env, localrun.Options{}, processEnv...)
+}
+
+// startStackWith is startStack with localrun options of the test's own
+// (its databases, say).
+func startStackWith(t *testing.T, env map[string]string, o localrun.Options, processEnv ...string) *stack {
+	t.Helper()
 	base, err := localrun.FreeBasePort()
 	if err != nil {
 		t.Fatal(err)
@@ -43,9 +51,10 @@ func startStack(t *testing.T, env map[string]string, processEnv ...string) *stac
 	state := t.TempDir()
 	envSecrets(env)
 	traces := newOTLPReceiver(t)
+	o.State, o.BasePort, o.Output, o.Environment = state, base, logs, env
 	// The test's own settings come last, so they win over the receiver's.
-	processEnv = append(traces.env(), processEnv...)
-	s, err := localrun.Start(context.Background(), localrun.Options{State: state, BasePort: base, Output: logs, Environment: env, Env: processEnv})
+	o.Env = append(append(traces.env(), o.Env...), processEnv...)
+	s, err := localrun.Start(context.Background(), o)
 	if err != nil {
 		t.Fatalf("start: %v\n%s", err, logs.String())
 	}
@@ -64,6 +73,45 @@ func startStack(t *testing.T, env map[string]string, processEnv ...string) *stac
 		}
 	})
 	return st
+}
+
+// seedLocal registers kubeconfig as the bootstrap org's cluster and adds
+// the environment's chart repository as "local", and waits for its sync.
+func (s *stack) seedLocal(t *testing.T, cluster, kubeconfig string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := s.s.RegisterCluster(ctx, cluster, kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.s.SeedCatalog(ctx, s.env); err != nil {
+		t.Fatal(err)
+	}
+	owner := s.owner()
+	eventually(t, time.Minute, "the local repository synced", func() bool {
+		var r struct{ Repository repositoryJSON }
+		s.do(http.MethodGet, "/orgs/"+localrun.BootstrapOrg+"/repositories/local", owner, nil).decode(t, &r)
+		return r.Repository.Sync.ChartCount > 0
+	})
+}
+
+// helloChart is version of the local repository's hello chart, as a
+// deploy names it.
+func helloChart(version string) map[string]any {
+	return map[string]any{"catalog": map[string]any{"repository": localrun.LocalRepository, "chart": "hello", "version": version}}
+}
+
+// submit makes a mutating call as token and returns the operation it was
+// accepted as.
+func (s *stack) submit(t *testing.T, token, method, path string, body map[string]any) operationJSON {
+	t.Helper()
+	var resp struct{ Operation operationJSON }
+	a := s.do(method, path, token, body)
+	if a.status != http.StatusOK && a.status != http.StatusAccepted {
+		t.Fatalf("%s %s: %d %s", method, path, a.status, a.body)
+	}
+	a.decode(t, &resp)
+	return resp.Operation
 }
 
 func (s *stack) owner() string {

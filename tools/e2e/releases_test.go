@@ -56,36 +56,16 @@ func TestDeployments(t *testing.T) {
 	owner := s.owner()
 	deployer := s.token(localrun.BootstrapOrg, owner, "DEPLOYER")
 	org := "/orgs/" + localrun.BootstrapOrg
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := s.s.RegisterCluster(ctx, "c1", env[kube.EnvKubeconfig("c1")]); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.s.SeedCatalog(ctx, env); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, time.Minute, "the local repository synced", func() bool {
-		var r struct{ Repository repositoryJSON }
-		s.do(http.MethodGet, org+"/repositories/local", owner, nil).decode(t, &r)
-		return r.Repository.Sync.ChartCount > 0
-	})
+	s.seedLocal(t, "c1", env[kube.EnvKubeconfig("c1")])
 	deployments := org + "/clusters/c1/deployments"
 	// The environment's cluster outlives the stack: a namespace of its own
 	// keeps runs apart.
 	ns := "e2e-" + strings.ToLower(strconv.FormatInt(time.Now().UnixNano()%1e9, 36))
 	submit := func(method, path string, body map[string]any) operationJSON {
 		t.Helper()
-		var resp struct{ Operation operationJSON }
-		a := s.do(method, path, deployer, body)
-		if a.status != http.StatusOK && a.status != http.StatusAccepted {
-			t.Fatalf("%s %s: %d %s", method, path, a.status, a.body)
-		}
-		a.decode(t, &resp)
-		return s.awaitOperation(t, deployer, resp.Operation.ID)
+		return s.awaitOperation(t, deployer, s.submit(t, deployer, method, path, body).ID)
 	}
-	chart := func(version string) map[string]any {
-		return map[string]any{"catalog": map[string]any{"repository": localrun.LocalRepository, "chart": "hello", "version": version}}
-	}
+	chart := helloChart
 
 	op := submit(http.MethodPost, deployments, map[string]any{"name": "web", "namespace": ns, "chart": chart("0.1.0"),
 		"values_yaml": "replicaCount: 2\n", "options": map[string]any{"wait": true, "create_namespace": true, "timeout": "120s"}})
