@@ -59,7 +59,12 @@ func nodeMetricsPath(node string) string { return "/metrics/nodes/" + node + "/m
 // metrics: the five series metrics-server reads, and every container's
 // usage. CPU time is the usage times the pod's age, so it starts at zero
 // with the pod, as container_start_time_seconds says; a node uses 50m and
-// 256Mi besides its pods.
+// 256Mi besides its pods. The start time is rounded to the second (the
+// creation timestamp's precision): computed from two readings of the clock
+// it would move by microseconds either way between scrapes, and
+// metrics-server drops a container whose start time went back ("unexpected
+// decrease in startTime"), so that one container of a pod in four was
+// missing at each read.
 func kwokMetricsConfig() string {
 	labels := `
     labels:
@@ -90,7 +95,7 @@ spec:
     help: Start time of the container since unix epoch in seconds
     kind: gauge
     dimension: container%[2]s
-    value: 'UnixSecond(Now()) - pod.SinceSecond()'
+    value: 'double(int(UnixSecond(Now()) - pod.SinceSecond() + 0.5))'
   - name: container_cpu_usage_seconds_total
     help: Cumulative cpu time consumed by the container in core-seconds
     kind: counter
