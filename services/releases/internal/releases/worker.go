@@ -523,8 +523,9 @@ func (w *Worker) record(ctx context.Context, l ops.Lease, a helmexec.Access, rel
 
 // toRevision is Helm's release as a ledger revision.
 func toRevision(org, cluster string, r *release.Release) Revision {
-	rev := Revision{Org: org, Cluster: cluster, Namespace: r.Namespace, Name: r.Name, Revision: r.Version, Values: r.Config, Manifest: r.Manifest,
-		Operation: r.Labels[helmexec.OperationLabel]}
+	// Not the operation label: the helm CLI copies the last revision's
+	// labels onto the revisions it makes. Only record names the operation.
+	rev := Revision{Org: org, Cluster: cluster, Namespace: r.Namespace, Name: r.Name, Revision: r.Version, Values: r.Config, Manifest: r.Manifest}
 	if r.Info != nil {
 		rev.Status, rev.Description, rev.Notes = statusOf(r.Info.Status.String()), r.Info.Description, r.Info.Notes
 		rev.Created, rev.Updated = r.Info.FirstDeployed.Time.UTC(), r.Info.LastDeployed.Time.UTC()
