@@ -128,14 +128,21 @@ func TestDialForwardsMetadata(t *testing.T) {
 	}
 }
 
-func TestDialIsLazy(t *testing.T) {
-	// Nothing listens on this address; Dial must not wait for it.
+// closedAddr is a loopback address nothing listens on (for now).
+func closedAddr(t *testing.T) string {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := lis.Addr().String()
 	_ = lis.Close()
+	return addr
+}
+
+func TestDialIsLazy(t *testing.T) {
+	// Nothing listens on this address; Dial must not wait for it.
+	addr := closedAddr(t)
 	conn, err := Dial(addr, Config{TracerProvider: noop.NewTracerProvider()})
 	if err != nil {
 		t.Fatalf("Dial(%s) = %v, want a lazy connection", addr, err)
@@ -215,12 +222,7 @@ func TestDialReconnectsSoonAfterALateStart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits 11 s for the default backoff to have grown")
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	_ = lis.Close()
+	addr := closedAddr(t)
 	conn, err := Dial(addr, Config{TracerProvider: noop.NewTracerProvider()})
 	if err != nil {
 		t.Fatal(err)
@@ -236,7 +238,7 @@ func TestDialReconnectsSoonAfterALateStart(t *testing.T) {
 			t.Fatal("a call succeeded with nothing listening")
 		}
 	}
-	lis, err = net.Listen("tcp", addr)
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Skipf("the port was taken meanwhile: %v", err)
 	}
