@@ -70,6 +70,19 @@ type pgServer struct {
 	cmd  *exec.Cmd // the server this test restarted, if any
 }
 
+// onPostgres is env with the test's own PostgreSQL (pgEnv) in place of
+// the shared one.
+func onPostgres(env, pgEnv map[string]string) testenv.Env {
+	out := testenv.Env{}
+	for k, v := range env {
+		if !strings.HasPrefix(k, "POSTGRES") {
+			out[k] = v
+		}
+	}
+	maps.Copy(out, pgEnv)
+	return out
+}
+
 // ownPostgres starts a PostgreSQL with a fresh database per service and
 // returns it with the services' DSNs.
 func ownPostgres(t *testing.T) (*pgServer, map[string]string, map[string]string) {
@@ -174,13 +187,7 @@ func TestPostgresRestart(t *testing.T) {
 		t.Skip("runs the real stack")
 	}
 	pg, pgEnv, dbs := ownPostgres(t)
-	env := testenv.Env{}
-	for k, v := range testenv.Get(t, "vault", "kube", "registry", "chartrepo") {
-		if !strings.HasPrefix(k, "POSTGRES") {
-			env[k] = v
-		}
-	}
-	maps.Copy(env, pgEnv)
+	env := onPostgres(testenv.Get(t, "vault", "kube", "registry", "chartrepo"), pgEnv)
 	s := startStackWith(t, env, localrun.Options{Databases: dbs},
 		"SLIPWAY_CATALOG_SYNC_POLL=500ms", "SLIPWAY_GATEWAY_RATE_PER_IP=0", "SLIPWAY_GATEWAY_RATE_PER_CALLER=0",
 		// An operation whose worker lost the database is taken over once
@@ -686,13 +693,7 @@ func TestPostgresFrozen(t *testing.T) {
 		t.Skip("runs the real stack")
 	}
 	pg, pgEnv, dbs := ownPostgres(t)
-	env := testenv.Env{}
-	for k, v := range testenv.Get(t, "vault", "kube", "registry") {
-		if !strings.HasPrefix(k, "POSTGRES") {
-			env[k] = v
-		}
-	}
-	maps.Copy(env, pgEnv)
+	env := onPostgres(testenv.Get(t, "vault", "kube", "registry"), pgEnv)
 	s := startStackWith(t, env, localrun.Options{Databases: dbs})
 	owner := s.owner()
 	org := "/orgs/" + localrun.BootstrapOrg
